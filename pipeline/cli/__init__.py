@@ -1,0 +1,36 @@
+"""The ``contactsync`` command. Each command group lives in its own module of this package."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from pydantic import ValidationError
+
+from pipeline.errors import ConfigError
+from pipeline.settings import Settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, help=__doc__)
+
+
+def load_settings() -> Settings:
+    """Build the settings once; a bad variable becomes one line saying which and why."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"CONTACTSYNC_{'__'.join(str(part).upper() for part in error['loc'])}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None
+
+
+def main() -> None:
+    """Entry point: run the command; a ConfigError is one line on stderr and exit code 2."""
+    from pipeline.cli import kafka, topics  # noqa: F401  (registers the command groups)
+
+    try:
+        app()
+    except ConfigError as exc:
+        print(f"contactsync: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,54 @@
+"""The exception tree. Agents branch on the first level; nothing else escapes a stage.
+
+    ContactSyncError
+    ├── ConfigError               bad settings, topics.yaml or CLI input: one line for the user
+    ├── DeliveryError             one record (or one call) failed at a provider
+    │   ├── RetryableError        try again later: timeouts, connection errors, 5xx, 408
+    │   │   └── ThrottledError    the provider asked us to slow down; its lane pauses for retry_after
+    │   └── PermanentError        retrying cannot help: validation 4xx, unparseable answer
+    └── InvalidEventError         an input event that cannot be decoded or validated (dead-lettered)
+
+Provider adapters convert httpx exceptions and HTTP answers into these at their boundary
+(``raise RetryableError(...) from exc``); httpx exceptions never leave ``pipeline/providers/``.
+"""
+
+from __future__ import annotations
+
+
+class ContactSyncError(Exception):
+    """Base of every error this project raises on purpose."""
+
+
+class ConfigError(ContactSyncError):
+    """Settings, topics.yaml or a CLI argument is wrong; the message says what and how to fix it."""
+
+
+class InvalidEventError(ContactSyncError):
+    """An event that cannot be decoded or fails validation; it goes to the dead-letter topic."""
+
+
+class DeliveryError(ContactSyncError):
+    """A delivery to a provider failed."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class RetryableError(DeliveryError):
+    """Worth trying again after ``retry_after`` seconds (0: at the next retry tier's delay)."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, code: str = "", retry_after: float = 0.0
+    ) -> None:
+        super().__init__(message, status=status, code=code)
+        self.retry_after = retry_after
+
+
+class ThrottledError(RetryableError):
+    """The provider's rate limit answered; the whole provider lane waits ``retry_after`` seconds."""
+
+
+class PermanentError(DeliveryError):
+    """Retrying cannot succeed; the record goes straight to the dead-letter topic."""

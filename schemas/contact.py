@@ -1,0 +1,63 @@
+"""The canonical contact and its change, as the pipeline carries them after validation."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Contact(_Message):
+    """A contact in canonical form (normalised by the transform stage)."""
+
+    id: str
+    email: str | None = None
+    phone: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    company: str | None = None
+    title: str | None = None
+    contact_type: str | None = None
+    subscribed: bool = False
+    do_not_sync: bool = False
+
+
+class ContactChange(_Message):
+    """One change of one contact (``contacts.validated``).
+
+    ``version`` is monotonic per record at the source: the Postgres LSN, else
+    ``ts_ms * 1000 + sequence``. One deployment uses one CDC source, so versions of a record compare.
+    A delete may carry no contact (the CDC tool only knew the key).
+    """
+
+    record_id: str
+    op: Literal["upsert", "delete"]
+    version: int
+    source_ts_ms: int
+    captured_at_ms: int
+    contact: Contact | None = None
+
+
+class RuleVerdict(_Message):
+    """What one rule said about a change."""
+
+    rule: str
+    passed: bool
+    reason: str = ""
+
+
+class TransformedChange(_Message):
+    """A normalised change with its rule verdicts and target providers (``contacts.transformed``)."""
+
+    change: ContactChange
+    verdicts: list[RuleVerdict]
+    targets: list[str]
+
+    @property
+    def stopped_by(self) -> RuleVerdict | None:
+        """The first rule that stops this change, if any."""
+        return next((verdict for verdict in self.verdicts if not verdict.passed), None)
