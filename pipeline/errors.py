@@ -6,6 +6,7 @@
     │   ├── RetryableError        try again later: timeouts, connection errors, 5xx, 408
     │   │   └── ThrottledError    the provider asked us to slow down; its lane pauses for retry_after
     │   └── PermanentError        retrying cannot help: validation 4xx, unparseable answer
+    │       └── MappingError      a change cannot be expressed in a provider's payload (no email, ...)
     └── InvalidEventError         an input event that cannot be decoded or validated (dead-lettered)
 
 Provider adapters convert httpx exceptions and HTTP answers into these at their boundary
@@ -13,6 +14,8 @@ Provider adapters convert httpx exceptions and HTTP answers into these at their 
 """
 
 from __future__ import annotations
+
+from pydantic import ValidationError
 
 
 class ContactSyncError(Exception):
@@ -52,3 +55,15 @@ class ThrottledError(RetryableError):
 
 class PermanentError(DeliveryError):
     """Retrying cannot succeed; the record goes straight to the dead-letter topic."""
+
+
+class MappingError(PermanentError):
+    """A change cannot be mapped to a provider's payload (a required value is missing)."""
+
+
+def invalid_event(exc: ValidationError) -> InvalidEventError:
+    """An InvalidEventError naming the first failing field, without echoing input values (PII)."""
+    first = exc.errors(include_input=False)[0]
+    where = ".".join(str(part) for part in first["loc"]) or "event"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return InvalidEventError(f"invalid event: {where}: {first['msg']}{more}")

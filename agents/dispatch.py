@@ -1,0 +1,68 @@
+"""Stage 4, ``contacts.dispatch.<provider>`` → the provider: one dispatcher agent per provider.
+
+Each provider has its own agent, lane (rate limit share, throttle pause, breaker) and HTTP client,
+so a slow, throttled or failing provider never holds up the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from faust.types import EventT, StreamT
+
+from pipeline.app import app, settings, tables, topics
+from pipeline.dispatcher import Dispatcher
+from pipeline.producing import Outgoing
+from pipeline.providers import build_providers
+from pipeline.providers.rate_limit import ProviderLane
+from pipeline.stage_loop import decode_each, run_stage
+from pipeline.stages.dispatching import Pending
+from schemas.dispatch import DispatchRecord
+from schemas.headers import from_headers
+from schemas.retry import RetryState
+
+STAGE = "dispatch"
+LANES = {name: ProviderLane(name, lane) for name, lane in settings.providers.enabled().items()}
+
+
+def decode_pending(event: EventT) -> Pending[EventT]:
+    return Pending(
+        event=event,
+        record=DispatchRecord.model_validate_json(event.message.value),
+        retry=from_headers(RetryState, event.message.headers),
+    )
+
+
+def assigned_share(topic: str) -> float:
+    """This worker's share of ``topic``'s partitions: its share of the provider's rate limit."""
+    assigned = sum(1 for tp in app.consumer.assignment() if tp.topic == topic)
+    return assigned / topics.catalog.partitions
+
+
+def dispatcher_agent(name: str) -> None:
+    lane = LANES[name]
+    topic = topics.catalog.dispatch(name)
+
+    async def dispatch(stream: StreamT) -> None:
+        provider = build_providers(settings.providers)[name]
+        dispatcher = Dispatcher(provider, lane, topics.catalog, tables.delivered_version[name])
+
+        async def handle(events: Sequence[EventT]) -> list[Outgoing]:
+            lane.set_share(assigned_share(topic))
+            pending, dead = decode_each(events, f"{STAGE}-{name}", decode_pending, topics.catalog.dlq)
+            return dead + await dispatcher.dispatch(pending)
+
+        try:
+            await run_stage(
+                app, stream, f"{STAGE}-{name}", handle,
+                batch_max=lane.settings.batch_size * lane.settings.max_in_flight,
+                within_s=settings.batch_within_s,
+            )
+        finally:
+            await provider.aclose()
+
+    app.agent(topics.dispatch[name], name=f"{STAGE}-{name}")(dispatch)
+
+
+for provider_name in LANES:
+    dispatcher_agent(provider_name)

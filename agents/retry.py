@@ -1,0 +1,52 @@
+"""Retry tiers, ``contacts.retry.<provider>.<delay>`` → ``contacts.dispatch.<provider>``.
+
+A tier holds failed deliveries for one fixed delay. Its agent forwards each one back to the
+provider's dispatch topic, byte-identical with its retry headers, once it is due and never before.
+The dispatcher's version guard then skips it if a newer version was delivered meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+
+from faust.types import EventT, StreamT
+
+from pipeline.app import app, settings, topics
+from pipeline.producing import Outgoing, produce_all
+from pipeline.stage_loop import run_stage
+from schemas.headers import from_headers
+from schemas.retry import RetryState
+
+STAGE = "retry"
+
+
+def retry_agent(provider: str, tier: str) -> None:
+    dispatch_topic = topics.catalog.dispatch(provider)
+
+    async def forward_when_due(events: Sequence[EventT]) -> list[Outgoing]:
+        """Forward events in order, waiting for each one's due time; returns what is left to send."""
+        due: list[Outgoing] = []
+        for event in events:
+            message = event.message
+            wait_s = from_headers(RetryState, message.headers).not_before_ms / 1000 - time.time()
+            if wait_s > 0:
+                await produce_all(app, due)  # what is due now goes out before we wait
+                due = []
+                await asyncio.sleep(wait_s)
+            due.append(Outgoing(dispatch_topic, message.key, message.value, list(message.headers or [])))
+        return due
+
+    async def retry(stream: StreamT) -> None:
+        await run_stage(
+            app, stream, f"{STAGE}-{provider}-{tier}", forward_when_due,
+            batch_max=settings.batch_max, within_s=settings.batch_within_s,
+        )
+
+    app.agent(topics.retry[provider][tier], name=f"{STAGE}-{provider}-{tier}")(retry)
+
+
+for provider_name, tiers in topics.retry.items():
+    for tier_name in tiers:
+        retry_agent(provider_name, tier_name)

@@ -1,0 +1,55 @@
+"""Stage 3, ``contacts.transformed`` → ``contacts.dispatch.<provider>``: map for each target.
+
+Each target provider's field mapping turns the contact into that provider's payload. A change that
+cannot be mapped for one provider is dead-lettered for that provider only.
+"""
+
+from __future__ import annotations
+
+from faust.types import EventT, StreamT
+
+from pipeline.app import app, settings, topics
+from pipeline.dead_letters import dead_letter
+from pipeline.errors import PermanentError
+from pipeline.outcomes import outcome
+from pipeline.producing import Outgoing
+from pipeline.providers import build_mappers
+from pipeline.stage_loop import per_event, run_stage
+from schemas.contact import TransformedChange
+
+STAGE = "route"
+MAPPERS = build_mappers(settings.providers)
+
+
+def route_event(event: EventT) -> list[Outgoing]:
+    transformed = TransformedChange.model_validate_json(event.message.value)
+    if transformed.stopped_by is not None:
+        return []  # the transform stage recorded it as skipped_by_rule
+    change = transformed.change
+    outgoing: list[Outgoing] = []
+    for provider in transformed.targets:
+        try:
+            record = MAPPERS[provider](change)
+        except PermanentError as exc:
+            outgoing += [
+                dead_letter(topics.catalog.dlq, event, STAGE, exc, provider=provider),
+                outcome(
+                    topics.catalog.outcomes, record_id=change.record_id, provider=provider,
+                    version=change.version, state="dead_lettered", source_ts_ms=change.source_ts_ms,
+                    attempts=0, error=str(exc),
+                ),
+            ]
+            continue
+        outgoing.append(
+            Outgoing(topics.catalog.dispatch(provider), change.record_id.encode(),
+                     record.model_dump_json().encode())
+        )
+    return outgoing
+
+
+@app.agent(topics.transformed, name=STAGE)
+async def route(stream: StreamT) -> None:
+    await run_stage(
+        app, stream, STAGE, per_event(STAGE, topics.catalog.dlq, route_event),
+        batch_max=settings.batch_max, within_s=settings.batch_within_s,
+    )

@@ -1,0 +1,33 @@
+"""Stage 1, ``contacts.cdc`` → ``contacts.validated``: decode CDC events into canonical changes.
+
+Undecodable or invalid events are dead-lettered with the reason; tombstones are consumed quietly.
+"""
+
+from __future__ import annotations
+
+from faust.types import EventT, StreamT
+
+from pipeline.app import app, settings, topics
+from pipeline.producing import Outgoing
+from pipeline.stage_loop import per_event, run_stage
+from pipeline.stages.validation import decode_change
+
+STAGE = "validate"
+
+
+def validate_event(event: EventT) -> list[Outgoing]:
+    message = event.message
+    change = decode_change(message.value, captured_at_ms=int(message.timestamp * 1000))
+    if change is None:
+        return []  # a tombstone: it exists for log compaction, there is nothing to deliver
+    return [
+        Outgoing(topics.catalog.validated, change.record_id.encode(), change.model_dump_json().encode())
+    ]
+
+
+@app.agent(topics.cdc, name=STAGE)
+async def validate(stream: StreamT) -> None:
+    await run_stage(
+        app, stream, STAGE, per_event(STAGE, topics.catalog.dlq, validate_event),
+        batch_max=settings.batch_max, within_s=settings.batch_within_s,
+    )

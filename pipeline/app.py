@@ -1,0 +1,82 @@
+"""The Faust app: the one registry of topics, tables and agents (``agents/`` modules register on it).
+
+This is the only module that reads settings at import time, because Faust's worker imports the app
+by name (``contactsync worker`` runs ``pipeline.app:app``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import faust
+
+from pipeline.settings import Settings
+from pipeline.tables import StageTables, create_tables
+from pipeline.topics import TopicCatalog
+
+
+@dataclass(frozen=True)
+class StageTopics:
+    """Faust topic objects for the stages, all raw bytes: agents decode with pydantic themselves,
+    so a value that does not decode is dead-lettered by us instead of dropped by Faust."""
+
+    catalog: TopicCatalog
+    cdc: faust.TopicT
+    validated: faust.TopicT
+    transformed: faust.TopicT
+    outcomes: faust.TopicT
+    dispatch: dict[str, faust.TopicT]
+    retry: dict[str, dict[str, faust.TopicT]]
+
+
+def create_app(settings: Settings) -> tuple[faust.App, StageTopics, StageTables]:
+    catalog = TopicCatalog.load(settings.kafka.topics_file, settings.kafka.topic_prefix)
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.bootstrap_servers}",
+        store=settings.table_store,
+        datadir=str(settings.data_dir),
+        autodiscover=["agents"],
+        origin="pipeline",
+        web_port=settings.web_port,
+        web_host="127.0.0.1",
+        topic_partitions=catalog.partitions,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        broker_commit_interval=1.0,
+        table_cleanup_interval=60.0,
+        # A stalled lane pauses its partitions at 80 % of this buffer; the rest must hold one fetch,
+        # or Faust's conductor blocks every topic while it waits (provider isolation).
+        stream_buffer_maxsize=8192,
+        broker_max_poll_records=500,
+    )
+
+    def raw_topic(name: str) -> faust.TopicT:
+        return app.topic(
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=catalog.partitions,
+        )
+
+    providers = tuple(settings.providers.enabled())
+    topics = StageTopics(
+        catalog=catalog,
+        cdc=raw_topic(catalog.cdc),
+        validated=raw_topic(catalog.validated),
+        transformed=raw_topic(catalog.transformed),
+        outcomes=raw_topic(catalog.outcomes),
+        dispatch={name: raw_topic(catalog.dispatch(name)) for name in providers},
+        retry={
+            name: {tier: raw_topic(catalog.retry(name, tier)) for tier in catalog.retry_tiers}
+            for name in providers
+        },
+    )
+    return app, topics, create_tables(app, providers, catalog.partitions)
+
+
+settings = Settings()
+app, topics, tables = create_app(settings)

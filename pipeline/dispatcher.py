@@ -1,0 +1,133 @@
+"""Delivering one batch of dispatch events to one provider, and settling every record of it.
+
+Each record of the batch ends in exactly one place before the batch is acknowledged: delivered,
+superseded (the provider already holds a newer version), waiting in a retry tier, or dead-lettered.
+Throttling is not a failure of the record: the lane pauses for the time the provider asks, and the
+same records are sent again after the pause, without using up an attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import faust
+import structlog
+from faust.types import EventT
+
+from pipeline.dead_letters import dead_letter, now_ms
+from pipeline.errors import DeliveryError, RetryableError, ThrottledError
+from pipeline.outcomes import outcome
+from pipeline.producing import Outgoing
+from pipeline.providers import DeliveryResult, Provider
+from pipeline.providers.rate_limit import ProviderLane
+from pipeline.stages.dispatching import Pending, chunks, failed_as_a_whole, plan_retry, select_newest
+from pipeline.tables import rows_of
+from pipeline.topics import TopicCatalog
+from schemas.headers import to_headers
+
+log = structlog.get_logger(__name__)
+
+Item = Pending[EventT]
+
+
+@dataclass
+class Dispatcher:
+    provider: Provider
+    lane: ProviderLane
+    catalog: TopicCatalog
+    delivered_version: faust.Table  # record id (bytes) -> newest delivered version (bytes)
+
+    async def dispatch(self, pending: Sequence[Item]) -> list[Outgoing]:
+        """Send what is newest, settle everything, and return the messages that record it."""
+        to_send, superseded = select_newest(pending, self._held_version)
+        outgoing = [self._superseded(item) for item in superseded]
+        batches = chunks(to_send, self.lane.settings.batch_size)
+        settled = await asyncio.gather(*(self._deliver(batch) for batch in batches))
+        for batch_outgoing in settled:
+            outgoing += batch_outgoing
+        return outgoing
+
+    async def _deliver(self, batch: list[Item]) -> list[Outgoing]:
+        if not self.lane.breaker.allow():
+            error = RetryableError(f"circuit breaker open for {self.provider.name}")
+            return [m for item in batch for m in self._failed(item, error, counts=False)]
+        results = await self._send_until_not_throttled(batch)
+        errors = [result.error for result in results]
+        self.lane.breaker.record(ok=not all(isinstance(e, RetryableError) for e in errors))
+        if failed_as_a_whole(errors):
+            halves = [batch[: len(batch) // 2], batch[len(batch) // 2 :]]
+            return [message for half in halves for message in await self._deliver(half)]
+        outgoing: list[Outgoing] = []
+        for item, result in zip(batch, results, strict=True):
+            outgoing += self._delivered(item, result) if result.ok else self._failed(item, result.error)
+        return outgoing
+
+    async def _send_until_not_throttled(self, batch: list[Item]) -> list[DeliveryResult]:
+        """Send; records the provider throttled are sent again once the lane's pause is over."""
+        results: list[DeliveryResult | None] = [None] * len(batch)
+        waiting = list(range(len(batch)))
+        while waiting:
+            records = [batch[i].record for i in waiting]
+            answers = await self.lane.call(lambda: self.provider.deliver(records))
+            throttled = [a.error for a in answers if isinstance(a.error, ThrottledError)]
+            if throttled:
+                pause = max(error.retry_after for error in throttled if error is not None)
+                self.lane.pause(pause)
+                log.warning("throttled", provider=self.provider.name, pause_s=pause, records=len(throttled))
+            still_waiting = []
+            for index, answer in zip(waiting, answers, strict=True):
+                if isinstance(answer.error, ThrottledError):
+                    still_waiting.append(index)
+                else:
+                    results[index] = answer
+            waiting = still_waiting
+        return [result for result in results if result is not None]
+
+    def _held_version(self, item: Item) -> int | None:
+        with rows_of(item.event):
+            held = self.delivered_version.get(item.record.record_id.encode())
+        return int(held) if held is not None else None
+
+    def _delivered(self, item: Item, result: DeliveryResult) -> list[Outgoing]:
+        record = item.record
+        with rows_of(item.event):
+            self.delivered_version[record.record_id.encode()] = str(record.version).encode()
+        return [outcome(
+            self.catalog.outcomes, record_id=record.record_id, provider=record.provider,
+            version=record.version, state="delivered", source_ts_ms=record.source_ts_ms,
+            attempts=item.retry.attempts + 1, provider_id=result.provider_id,
+        )]
+
+    def _superseded(self, item: Item) -> Outgoing:
+        record = item.record
+        return outcome(
+            self.catalog.outcomes, record_id=record.record_id, provider=record.provider,
+            version=record.version, state="superseded", source_ts_ms=record.source_ts_ms,
+            attempts=item.retry.attempts,
+        )
+
+    def _failed(self, item: Item, error: DeliveryError | None, *, counts: bool = True) -> list[Outgoing]:
+        assert error is not None
+        record, message = item.record, item.event.message
+        plan = plan_retry(item.retry, error, self.catalog.retry_tiers, now_ms(), counts=counts)
+        log.info("delivery failed", provider=record.provider, record_id=record.record_id,
+                 error_class=type(error).__name__, status=error.status, next_tier=plan.tier)
+        if plan.tier is None:
+            letter = dead_letter(
+                self.catalog.dlq, item.event, "dispatch", error, provider=record.provider,
+                attempts=plan.state.attempts, first_failure_ms=plan.state.first_failure_ms,
+            )
+            state = "dead_lettered"
+            messages = [letter]
+        else:
+            topic = self.catalog.retry(record.provider, plan.tier)
+            messages = [Outgoing(topic, message.key, message.value, to_headers(plan.state))]
+            state = "retrying"
+        messages.append(outcome(
+            self.catalog.outcomes, record_id=record.record_id, provider=record.provider,
+            version=record.version, state=state, source_ts_ms=record.source_ts_ms,
+            attempts=plan.state.attempts, error=plan.state.last_error,
+        ))
+        return messages

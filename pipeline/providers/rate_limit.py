@@ -1,0 +1,123 @@
+"""A provider lane's traffic control: rate limit share, throttle pauses, in-flight cap, circuit breaker.
+
+One ``ProviderLane`` per provider per worker, shared by everything in the worker that calls that
+provider. The provider's limit holds for all workers together: each worker takes the share of the
+limit that it holds of the provider's dispatch partitions (``set_share`` on every rebalance).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from aiolimiter import AsyncLimiter
+
+from pipeline.settings import ProviderSettings
+
+T = TypeVar("T")
+
+
+@dataclass
+class LaneStats:
+    """What the lane has done, for the providers view and metrics."""
+
+    calls: int = 0
+    throttled: int = 0
+    failed_calls: int = 0
+    in_flight: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+
+
+class CircuitBreaker:
+    """Opens after ``threshold`` failed calls in a row; lets one probe through after ``cool_off_s``."""
+
+    def __init__(self, threshold: int, cool_off_s: float, clock: Callable[[], float] = time.monotonic):
+        self._threshold = threshold
+        self._cool_off_s = cool_off_s
+        self._clock = clock
+        self._failures = 0
+        self._opened_at: float | None = None
+        self._probing = False
+
+    @property
+    def state(self) -> str:
+        if self._opened_at is None:
+            return "closed"
+        return "half_open" if self._clock() - self._opened_at >= self._cool_off_s else "open"
+
+    def allow(self) -> bool:
+        """Whether a call may go out now (in half-open state, only one probe at a time)."""
+        state = self.state
+        if state == "closed":
+            return True
+        if state == "half_open" and not self._probing:
+            self._probing = True
+            return True
+        return False
+
+    def record(self, ok: bool) -> None:
+        self._probing = False
+        if ok:
+            self._failures, self._opened_at = 0, None
+            return
+        self._failures += 1
+        if self._failures >= self._threshold:
+            self._opened_at = self._clock()
+
+
+class ProviderLane:
+    def __init__(
+        self,
+        name: str,
+        settings: ProviderSettings,
+        *,
+        breaker_threshold: int = 5,
+        breaker_cool_off_s: float = 30.0,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.share = 1.0
+        self.stats = LaneStats()
+        self.breaker = CircuitBreaker(breaker_threshold, breaker_cool_off_s)
+        self._paused_until = 0.0
+        self._slots = asyncio.Semaphore(settings.max_in_flight)
+        self._limiter = self._new_limiter()
+
+    def _new_limiter(self) -> AsyncLimiter:
+        """A leaky bucket of ``burst`` requests draining at ``rate_per_second``, both times the share.
+
+        In any window of T seconds at most ``burst + rate * T`` requests start, for all workers together.
+        """
+        rate = self.settings.rate_per_second * self.share
+        burst = max(1.0, self.settings.burst * self.share)
+        return AsyncLimiter(burst, burst / rate)
+
+    def set_share(self, share: float) -> None:
+        if share > 0 and share != self.share:
+            self.share = share
+            self._limiter = self._new_limiter()
+
+    def pause(self, seconds: float) -> None:
+        """The provider throttled us: no call starts before ``seconds`` from now."""
+        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+        self.stats.throttled += 1
+
+    @property
+    def paused_for(self) -> float:
+        return max(0.0, self._paused_until - time.monotonic())
+
+    async def call(self, send: Callable[[], Awaitable[T]]) -> T:
+        """Run one provider call when a slot, the rate limit and any throttle pause allow."""
+        async with self._slots:
+            while (wait := self.paused_for) > 0:
+                await asyncio.sleep(wait)
+            await self._limiter.acquire()
+            self.stats.calls += 1
+            self.stats.in_flight += 1
+            try:
+                return await send()
+            finally:
+                self.stats.in_flight -= 1

@@ -1,0 +1,96 @@
+"""The pure decisions of a provider dispatcher: what to send, and where a failed record goes next."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from pipeline.errors import DeliveryError, PermanentError, RetryableError
+from pipeline.topics import parse_duration
+from schemas.dispatch import DispatchRecord
+from schemas.retry import RetryState
+
+E = TypeVar("E")
+
+
+@dataclass(frozen=True)
+class Pending(Generic[E]):
+    """One record read from a dispatch topic, with the event it came in and its retry history."""
+
+    event: E
+    record: DispatchRecord
+    retry: RetryState
+
+
+def select_newest(
+    pending: Sequence[Pending[E]], delivered_version: Callable[[Pending[E]], int | None]
+) -> tuple[list[Pending[E]], list[Pending[E]]]:
+    """Split into (to send, superseded).
+
+    To send: the newest version of each record in the batch, unless the provider already holds that
+    version or a newer one. Everything else is superseded. Deletes are versions like any other.
+    """
+    newest: dict[str, Pending[E]] = {}
+    superseded: list[Pending[E]] = []
+    for item in pending:
+        current = newest.get(item.record.record_id)
+        if current is None or item.record.version > current.record.version:
+            if current is not None:
+                superseded.append(current)
+            newest[item.record.record_id] = item
+        else:
+            superseded.append(item)
+    to_send: list[Pending[E]] = []
+    for item in newest.values():
+        held = delivered_version(item)
+        (superseded if held is not None and held >= item.record.version else to_send).append(item)
+    return to_send, superseded
+
+
+def chunks(items: Sequence[Pending[E]], size: int) -> list[list[Pending[E]]]:
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def failed_as_a_whole(errors: Sequence[DeliveryError | None]) -> bool:
+    """True when one permanent error answered for every record: the call, not a record, was refused."""
+    first = errors[0] if errors else None
+    return (
+        len(errors) > 1
+        and isinstance(first, PermanentError)
+        and all(error is first for error in errors)
+    )
+
+
+@dataclass(frozen=True)
+class RetryPlan:
+    """Where a failed record goes: a retry tier (``tier`` set) or the dead-letter topic."""
+
+    tier: str | None
+    state: RetryState
+
+
+def plan_retry(
+    state: RetryState, error: DeliveryError, tiers: Sequence[str], now_ms: int, *, counts: bool = True
+) -> RetryPlan:
+    """The next step for a record whose delivery failed with ``error``.
+
+    A permanent error, or a retryable one after the last tier, goes to the dead-letter topic.
+    ``counts=False`` (the circuit breaker was open, nothing was sent) waits in a tier without using
+    up an attempt, so an open breaker never dead-letters a record.
+    """
+    attempts = state.attempts + 1 if counts else state.attempts
+    new_state = RetryState(
+        attempts=attempts,
+        not_before_ms=0,
+        first_failure_ms=state.first_failure_ms or now_ms,
+        last_failure_ms=now_ms,
+        last_error=f"{type(error).__name__}: {error}",
+    )
+    if isinstance(error, PermanentError) or attempts > len(tiers):
+        return RetryPlan(None, new_state)
+    tier = tiers[max(attempts, 1) - 1]
+    wait_s = parse_duration(tier)
+    if isinstance(error, RetryableError):
+        wait_s = max(wait_s, error.retry_after)
+    return RetryPlan(tier, new_state.model_copy(update={"not_before_ms": now_ms + int(wait_s * 1000)}))

@@ -1,0 +1,29 @@
+"""How an outcome changes a record's status."""
+
+from __future__ import annotations
+
+from schemas.dispatch import Outcome
+from schemas.status import ProviderStatus, RecordStatus
+
+
+def apply_outcome(status: RecordStatus, outcome: Outcome) -> RecordStatus:
+    """The status after ``outcome``.
+
+    An outcome for an older version than the one shown is ignored, and so is a ``superseded`` for the
+    version shown (a redelivery of what the provider already holds).
+    """
+    current = status.providers.get(outcome.provider)
+    if current is not None and (
+        outcome.version < current.version
+        or (outcome.version == current.version and outcome.state == "superseded")
+    ):
+        return status
+    entry = ProviderStatus(
+        state=outcome.state,
+        version=outcome.version,
+        attempts=outcome.attempts,
+        last_error=outcome.error,
+        provider_id=outcome.provider_id or (current.provider_id if current else None),
+        at_ms=outcome.at_ms,
+    )
+    return RecordStatus(providers={**status.providers, outcome.provider: entry})

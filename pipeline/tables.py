@@ -1,0 +1,58 @@
+"""The pipeline's Faust tables, and how a batch stage writes to them.
+
+Every table is keyed by record id and co-partitioned with the stage topic that feeds it, so the
+worker that owns a record's partition owns its rows. RocksDB by default (settings.table_store), so a
+restarted worker reopens its rows instead of replaying whole changelogs into memory.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import faust
+from faust.streams import _current_event
+from faust.types import EventT
+
+
+@dataclass(frozen=True)
+class StageTables:
+    last_known: faust.Table  # record id -> newest Contact JSON, to route and map deletes
+    delivered_version: dict[str, faust.Table]  # per provider: record id -> newest delivered version
+    status: faust.Table  # record id -> RecordStatus JSON
+
+
+def create_tables(app: faust.App, providers: tuple[str, ...], partitions: int) -> StageTables:
+    def table(name: str, default: type | None = None) -> faust.Table:
+        return app.Table(
+            name,
+            default=default,
+            partitions=partitions,
+            key_type=bytes,  # bytes means the raw codec: we encode rows with pydantic
+            value_type=bytes,
+        )
+
+    return StageTables(
+        last_known=table("last-known"),
+        delivered_version={name: table(f"delivered-version-{name}") for name in providers},
+        status=table("record-status"),
+    )
+
+
+@contextmanager
+def rows_of(event: EventT) -> Iterator[None]:
+    """Make table writes in this block land in ``event``'s partition.
+
+    Faust picks a table row's partition (RocksDB shard and changelog partition) from the *current
+    event*, a context variable that ``stream.take_events`` sets in its background task, not in the
+    agent body that processes the batch. Without this, a batch stage would write rows under
+    whichever event happened to be current, and a restarted worker would recover them into the
+    wrong partition.
+    """
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)

@@ -1,0 +1,75 @@
+"""The dispatcher's pure decisions: newest-only selection, whole-batch failures, retry plans."""
+
+from __future__ import annotations
+
+from pipeline.errors import PermanentError, RetryableError, ThrottledError
+from pipeline.stages.dispatching import Pending, failed_as_a_whole, plan_retry, select_newest
+from schemas.dispatch import DispatchRecord
+from schemas.retry import RetryState
+
+TIERS = ("5s", "1m", "10m")
+
+
+def pending(record_id: str, version: int, op: str = "upsert") -> Pending[None]:
+    record = DispatchRecord(record_id=record_id, provider="hubspot", op=op, version=version,
+                            source_ts_ms=0, captured_at_ms=0, key=record_id, payload={})
+    return Pending(event=None, record=record, retry=RetryState())
+
+
+def test_select_newest_keeps_one_newest_version_per_record() -> None:
+    """One record twice in a batch: only the newest is sent, the other is superseded."""
+    items = [pending("a", 1), pending("b", 5), pending("a", 3), pending("a", 2)]
+    to_send, superseded = select_newest(items, lambda item: None)
+    assert sorted((i.record.record_id, i.record.version) for i in to_send) == [("a", 3), ("b", 5)]
+    assert sorted(i.record.version for i in superseded) == [1, 2]
+
+
+def test_select_newest_skips_versions_the_provider_already_holds() -> None:
+    """The version guard: an older or equal version than the delivered one is superseded."""
+    held = {"a": 3, "b": 4}
+    items = [pending("a", 3), pending("b", 5, op="delete"), pending("c", 1)]
+    to_send, superseded = select_newest(items, lambda item: held.get(item.record.record_id))
+    assert sorted(i.record.record_id for i in to_send) == ["b", "c"]
+    assert [i.record.record_id for i in superseded] == ["a"]
+
+
+def test_failed_as_a_whole_needs_one_shared_permanent_error() -> None:
+    """Only the same permanent error for every record means the call itself was refused."""
+    shared = PermanentError("bad request", status=400)
+    assert failed_as_a_whole([shared, shared, shared])
+    assert not failed_as_a_whole([shared])
+    assert not failed_as_a_whole([PermanentError("x"), PermanentError("x")])
+    retry = RetryableError("503")
+    assert not failed_as_a_whole([retry, retry])
+
+
+def test_retryable_errors_climb_the_tiers_then_dead_letter() -> None:
+    """Each retryable failure goes one tier up, due after that tier's delay; after the last, DLQ."""
+    state = RetryState()
+    tiers_seen = []
+    for now in (1_000, 10_000, 100_000):
+        plan = plan_retry(state, RetryableError("timeout"), TIERS, now)
+        tiers_seen.append((plan.tier, plan.state.not_before_ms - now))
+        state = plan.state
+    assert tiers_seen == [("5s", 5_000), ("1m", 60_000), ("10m", 600_000)]
+    last = plan_retry(state, RetryableError("timeout"), TIERS, 999_000)
+    assert last.tier is None and last.state.attempts == 4 and last.state.first_failure_ms == 1_000
+
+
+def test_retry_after_longer_than_the_tier_delay_wins() -> None:
+    """A provider's Retry-After is honoured when it is longer than the tier's delay."""
+    plan = plan_retry(RetryState(), ThrottledError("slow down", retry_after=30), TIERS, 0)
+    assert (plan.tier, plan.state.not_before_ms) == ("5s", 30_000)
+
+
+def test_permanent_error_goes_straight_to_the_dead_letter_topic() -> None:
+    """Validation errors are not retried."""
+    plan = plan_retry(RetryState(), PermanentError("invalid email", status=400), TIERS, 0)
+    assert plan.tier is None and plan.state.attempts == 1
+
+
+def test_open_breaker_waits_without_using_an_attempt() -> None:
+    """Records deferred by an open breaker never run out of attempts."""
+    state = RetryState(attempts=3)
+    plan = plan_retry(state, RetryableError("breaker open"), TIERS, 0, counts=False)
+    assert plan.tier == "10m" and plan.state.attempts == 3

@@ -1,0 +1,65 @@
+"""Normalising, rules and routing."""
+
+from __future__ import annotations
+
+from pipeline.settings import RoutingSettings
+from pipeline.stages.transformation import normalise, tidy_name, to_e164, transform
+from schemas.contact import Contact, ContactChange
+
+PROVIDERS = ("hubspot", "salesforce", "mailchimp")
+ROUTING = RoutingSettings()
+
+
+def change(op: str = "upsert", contact: Contact | None = None) -> ContactChange:
+    return ContactChange(record_id="1", op=op, version=1, source_ts_ms=0, captured_at_ms=0, contact=contact)
+
+
+def test_normalise_email_phone_and_names() -> None:
+    """Email is trimmed and lower-cased, phone becomes E.164, shouting names are tidied."""
+    contact = normalise(
+        Contact(id="1", email="  Ann@Example.COM ", phone="(415) 555-2671", first_name="  ANN ", last_name="mcdonald"),
+        "US",
+    )
+    assert (contact.email, contact.phone, contact.first_name, contact.last_name) == (
+        "ann@example.com", "+14155552671", "Ann", "Mcdonald",
+    )
+
+
+def test_unparseable_phone_is_dropped_and_mixed_case_names_kept() -> None:
+    """A phone that is not a number is dropped rather than sent; McDonald stays McDonald."""
+    assert to_e164("call me", "US") is None
+    assert to_e164("+44 20 7946 0958", "US") == "+442079460958"
+    assert tidy_name("McDonald") == "McDonald"
+
+
+def test_routing_by_type_and_subscription() -> None:
+    """Leads go to Salesforce, customers to HubSpot, subscribed contacts also to Mailchimp."""
+    lead = transform(change(contact=Contact(id="1", email="a@b.co", contact_type="Lead", subscribed=True)), None, ROUTING, PROVIDERS)
+    customer = transform(change(contact=Contact(id="1", email="a@b.co", contact_type="customer")), None, ROUTING, PROVIDERS)
+    assert lead.targets == ["salesforce", "mailchimp"]
+    assert customer.targets == ["hubspot"]
+
+
+def test_rules_stop_missing_email_and_do_not_sync() -> None:
+    """A contact without email, or flagged do_not_sync, is stopped with the rule's reason."""
+    no_email = transform(change(contact=Contact(id="1", contact_type="lead")), None, ROUTING, PROVIDERS)
+    flagged = transform(change(contact=Contact(id="1", email="a@b.co", contact_type="lead", do_not_sync=True)), None, ROUTING, PROVIDERS)
+    assert no_email.stopped_by is not None and no_email.stopped_by.rule == "required:email"
+    assert flagged.stopped_by is not None and flagged.stopped_by.rule == "do_not_sync"
+    fine = transform(change(contact=Contact(id="1", email="a@b.co", contact_type="lead")), None, ROUTING, PROVIDERS)
+    assert fine.stopped_by is None
+
+
+def test_delete_is_routed_by_last_known_contact_or_everywhere() -> None:
+    """A key-only delete goes where the last known contact went, or to every provider if unknown."""
+    known = Contact(id="1", email="A@b.co", contact_type="customer", subscribed=True)
+    routed = transform(change("delete"), known, ROUTING, PROVIDERS)
+    assert routed.targets == ["hubspot", "mailchimp"]
+    assert routed.change.contact is not None and routed.change.contact.email == "a@b.co"
+    assert transform(change("delete"), None, ROUTING, PROVIDERS).targets == list(PROVIDERS)
+
+
+def test_disabled_provider_is_never_a_target() -> None:
+    """Routing only names providers that are enabled."""
+    lead = transform(change(contact=Contact(id="1", email="a@b.co", contact_type="lead", subscribed=True)), None, ROUTING, ("mailchimp",))
+    assert lead.targets == ["mailchimp"]

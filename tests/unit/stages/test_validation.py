@@ -1,0 +1,85 @@
+"""Decoding CDC events into canonical changes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipeline.errors import InvalidEventError
+from pipeline.stages.validation import decode_change
+
+ROW = {"id": 7, "email": "Ann@Example.com", "first_name": "Ann", "contact_type": "lead", "extra_col": 1}
+
+
+def debezium(op: str, *, before=None, after=None, lsn=100, ts_ms=1_700_000_000_000) -> dict:
+    return {"op": op, "before": before, "after": after, "source": {"ts_ms": ts_ms, "lsn": lsn}, "ts_ms": ts_ms}
+
+
+def encode(document: object) -> bytes:
+    return json.dumps(document).encode()
+
+
+def test_debezium_create_with_and_without_wrapper_decode_the_same() -> None:
+    """The schema/payload wrapper is optional and changes nothing in the result."""
+    bare = decode_change(encode(debezium("c", after=ROW)), captured_at_ms=5)
+    wrapped = decode_change(encode({"schema": {"type": "struct"}, "payload": debezium("c", after=ROW)}), 5)
+    assert bare == wrapped
+    assert bare is not None
+    assert (bare.record_id, bare.op, bare.version, bare.captured_at_ms) == ("7", "upsert", 100, 5)
+    assert bare.contact is not None and bare.contact.email == "Ann@Example.com"
+
+
+def test_snapshot_read_is_an_upsert_and_delete_uses_before_image() -> None:
+    """Snapshot `r` events upsert; `d` events delete the record named in `before`."""
+    read = decode_change(encode(debezium("r", after=ROW)), 0)
+    deleted = decode_change(encode(debezium("d", before=ROW, lsn=200)), 0)
+    assert read is not None and read.op == "upsert"
+    assert deleted is not None and (deleted.op, deleted.record_id, deleted.version) == ("delete", "7", 200)
+    assert deleted.contact is not None
+
+
+def test_delete_with_key_only_before_image_carries_no_contact() -> None:
+    """A delete whose before-image holds only the key has no contact to route by."""
+    deleted = decode_change(encode(debezium("d", before={"id": 7})), 0)
+    assert deleted is not None and deleted.contact is None
+
+
+def test_version_falls_back_to_source_time_without_lsn() -> None:
+    """Without an LSN the version is the source time in ms times 1000."""
+    change = decode_change(encode(debezium("u", after=ROW, lsn=None, ts_ms=1234)), 0)
+    assert change is not None and change.version == 1_234_000
+
+
+def test_plain_form_uses_ts_and_sequence_as_version() -> None:
+    """The plain {op,id,ts,seq,data} form decodes with version ts*1000+seq."""
+    change = decode_change(encode({"op": "upsert", "id": "a1", "ts": 10, "seq": 3, "data": {"email": "x@y.io"}}), 0)
+    assert change is not None and (change.record_id, change.version) == ("a1", 10_003)
+
+
+def test_tombstone_decodes_to_nothing() -> None:
+    """A tombstone (no value) is not a change."""
+    assert decode_change(None, 0) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (b"{not json", "undecodable JSON"),
+        (b"[1, 2]", "expected a JSON object"),
+        (encode(debezium("c", after={"email": "a@b.co"})), "no record id"),
+        (encode(debezium("c", after={**ROW, "email": "not-an-email"})), "email is not a valid address"),
+        (encode({**debezium("c", after=ROW), "op": "x"}), "invalid event: op"),
+    ],
+)
+def test_poison_events_are_rejected_with_a_reason(value: bytes, reason: str) -> None:
+    """Each kind of poison event raises InvalidEventError that says what is wrong."""
+    with pytest.raises(InvalidEventError, match=reason):
+        decode_change(value, 0)
+
+
+def test_rejection_reason_never_echoes_the_email() -> None:
+    """The reason goes into headers and logs, so it must not contain the address."""
+    with pytest.raises(InvalidEventError) as caught:
+        decode_change(encode(debezium("c", after={**ROW, "email": "secret-person@@x"})), 0)
+    assert "secret-person" not in str(caught.value)
