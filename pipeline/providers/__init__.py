@@ -1,0 +1,65 @@
+"""Provider adapters: one module per platform, and the registry that builds the enabled ones.
+
+Adding a provider: write ``pipeline/providers/<name>.py`` with a ``<Name>Provider(settings, *,
+transport=None)`` (see :class:`Provider`) and a ``<Name>Mapper(settings)`` (a
+:class:`~pipeline.providers.mapping.ChangeMapper`), its field mapping in
+``pipeline/mappings/<name>.yaml``, its settings section in ``pipeline/settings.py``, and one line in
+``_ADAPTERS`` below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from pipeline.errors import ConfigError
+from pipeline.providers.base import DeliveryResult, Mapper, Provider
+from pipeline.providers.hubspot import HubSpotMapper, HubSpotProvider
+from pipeline.providers.mailchimp import MailchimpMapper, MailchimpProvider
+from pipeline.providers.salesforce import SalesforceMapper, SalesforceProvider
+from pipeline.settings import (
+    HubSpotSettings,
+    MailchimpSettings,
+    ProviderSettings,
+    ProvidersSettings,
+    SalesforceSettings,
+)
+
+__all__ = ["DeliveryResult", "Mapper", "Provider", "build_mappers", "build_providers"]
+
+S = TypeVar("S", bound=ProviderSettings)
+
+
+@dataclass(frozen=True, slots=True)
+class _Adapter(Generic[S]):
+    settings_type: type[S]
+    provider: Callable[[S], Provider]
+    mapper: Callable[[S], Mapper]
+
+
+_ADAPTERS: dict[str, _Adapter[Any]] = {
+    "hubspot": _Adapter(HubSpotSettings, HubSpotProvider, HubSpotMapper),
+    "salesforce": _Adapter(SalesforceSettings, SalesforceProvider, SalesforceMapper),
+    "mailchimp": _Adapter(MailchimpSettings, MailchimpProvider, MailchimpMapper),
+}
+
+
+def build_providers(settings: ProvidersSettings) -> dict[str, Provider]:
+    """One adapter per enabled provider, by name (each owns an HTTP client: ``aclose()`` it)."""
+    return {name: adapter.provider(lane) for name, adapter, lane in _enabled(settings)}
+
+
+def build_mappers(settings: ProvidersSettings) -> dict[str, Mapper]:
+    """The mapping step of each enabled provider, by name: ``ContactChange -> DispatchRecord``."""
+    return {name: adapter.mapper(lane) for name, adapter, lane in _enabled(settings)}
+
+
+def _enabled(settings: ProvidersSettings) -> Iterator[tuple[str, _Adapter[Any], ProviderSettings]]:
+    for name, lane in settings.enabled().items():
+        adapter = _ADAPTERS.get(name)
+        if adapter is None:
+            raise ConfigError(f"provider {name!r} is enabled but pipeline.providers has no adapter")
+        if not isinstance(lane, adapter.settings_type):
+            raise ConfigError(f"provider {name!r} needs {adapter.settings_type.__name__}")
+        yield name, adapter, lane

@@ -1,0 +1,180 @@
+"""Mailchimp Marketing API 3.0: audience members.
+
+Upserts: batch subscribe ``POST /lists/{list_id}`` with ``update_existing`` (per-member failures in
+the 200 body's ``errors[]``). Deletes: ``DELETE /lists/{list_id}/members/{subscriber_hash}`` (archive),
+one request per member, run together but never more than ``settings.max_in_flight`` at once for the
+whole adapter (Mailchimp refuses an 11th simultaneous connection); 404 means already gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Sequence
+
+import httpx
+from pydantic import BaseModel, TypeAdapter
+
+from pipeline.errors import ConfigError, DeliveryError, MappingError, PermanentError, RetryableError
+from pipeline.providers.base import DeliveryResult
+from pipeline.providers.http import Answer, ProviderClient, classify_status, error_body, parse
+from pipeline.providers.ledger import Entry, Ledger
+from pipeline.providers.mapping import (
+    ChangeMapper,
+    ContactField,
+    FieldMap,
+    MappingFile,
+    apply_fields,
+    load_mapping,
+)
+from pipeline.settings import MailchimpSettings
+from schemas.contact import Contact, ContactChange
+from schemas.dispatch import DispatchRecord
+from schemas.providers import MailchimpMember, MailchimpMemberRef
+
+NAME = "mailchimp"
+_THROTTLE_S = 1.0  # a 429 for too many connections clears as soon as one closes
+
+
+class _MemberError(Answer):
+    email_address: str = ""
+    error: str = ""
+    error_code: str = ""
+
+
+class _BatchAnswer(Answer):
+    errors: list[_MemberError] = []
+
+
+class _Problem(Answer):
+    title: str = ""
+    detail: str = ""
+
+
+_BATCH_ANSWER = TypeAdapter(_BatchAnswer)
+_PROBLEM = TypeAdapter(_Problem)
+
+
+def subscriber_hash(email: str) -> str:
+    """Mailchimp's member id: the MD5 of the lower-cased email address."""
+    return hashlib.md5(email.lower().encode(), usedforsecurity=False).hexdigest()
+
+
+def api_base_url(settings: MailchimpSettings) -> str:
+    """``settings.base_url``, else ``https://<dc>.api.mailchimp.com/3.0`` from the key's ``-<dc>``."""
+    if settings.base_url:
+        return settings.base_url
+    _, dash, dc = settings.api_key.get_secret_value().rpartition("-")
+    if not dash or not dc.isalnum():
+        raise ConfigError(
+            "the Mailchimp API key has no data center suffix (like -us6): set "
+            "CONTACTSYNC_PROVIDERS__MAILCHIMP__API_KEY to the whole key, or "
+            "CONTACTSYNC_PROVIDERS__MAILCHIMP__BASE_URL"
+        )
+    return f"https://{dc}.api.mailchimp.com/3.0"
+
+
+class MailchimpProvider:
+    """Delivers dispatch records to one Mailchimp audience (``settings.list_id``)."""
+
+    name = NAME
+
+    def __init__(
+        self, settings: MailchimpSettings, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self._list_path = f"/lists/{settings.list_id}"
+        self._http = ProviderClient(
+            settings,
+            base_url=api_base_url(settings),
+            classify=_classify,
+            auth=httpx.BasicAuth("contactsync", settings.api_key.get_secret_value()),
+            transport=transport,
+        )
+
+    async def deliver(self, batch: Sequence[DispatchRecord]) -> list[DeliveryResult]:
+        ledger = Ledger(batch)
+        await ledger.run(ledger.entries("upsert", MailchimpMember), self._subscribe)
+        await ledger.run(ledger.entries("delete", MailchimpMemberRef), self._archive_all)
+        return ledger.results()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _subscribe(self, entries: Sequence[Entry[MailchimpMember]]) -> list[DeliveryResult]:
+        body = {"members": [entry.payload.model_dump() for entry in entries], "update_existing": True}
+        answer = parse(await self._http.request("POST", self._list_path, json=body), _BATCH_ANSWER)
+        sent = {entry.payload.email_address.lower() for entry in entries}
+        failed = {error.email_address.lower(): error for error in answer.errors}
+        # An error naming no member of the batch might be about any of them: none is confirmed.
+        unattributed = not failed.keys() <= sent
+        results = []
+        for entry in entries:
+            email = entry.payload.email_address.lower()
+            if email in failed:
+                error = failed[email]
+                message = f"Mailchimp {error.error_code}: {error.error}"[:500]
+                results.append(entry.failed(PermanentError(message, code=error.error_code)))
+            elif unattributed:
+                message = "Mailchimp reported an error it did not attribute to a member"
+                results.append(entry.failed(RetryableError(message, code="unattributed")))
+            else:
+                results.append(entry.ok(subscriber_hash(email)))
+        return results
+
+    async def _archive_all(self, entries: Sequence[Entry[MailchimpMemberRef]]) -> list[DeliveryResult]:
+        return list(await asyncio.gather(*(self._archive(entry) for entry in entries)))
+
+    async def _archive(self, entry: Entry[MailchimpMemberRef]) -> DeliveryResult:
+        member = entry.payload.subscriber_hash
+        try:
+            await self._http.request("DELETE", f"{self._list_path}/members/{member}")
+        except DeliveryError as error:
+            if error.status != 404:  # 404: not in the audience, already gone
+                return entry.failed(error)
+        return entry.ok(member)
+
+
+def _classify(response: httpx.Response) -> DeliveryError:
+    """Mailchimp's status and problem document as our error; 429 waits Retry-After or 1 s."""
+    problem = error_body(response, _PROBLEM, _Problem())
+    message = f"Mailchimp {response.status_code} {problem.title}: {problem.detail}"
+    return classify_status(response, message=message, code=problem.title, throttle_after=_THROTTLE_S)
+
+
+class _Mapping(MappingFile):
+    email_address: ContactField
+    status_subscribed: str
+    status_unsubscribed: str
+    merge_fields: FieldMap
+    record_id: str
+    version: str
+
+
+class MailchimpMapper(ChangeMapper):
+    """Contact changes to batch subscribe members, from ``pipeline/mappings/mailchimp.yaml``."""
+
+    provider = NAME
+
+    def __init__(self, settings: MailchimpSettings) -> None:  # noqa: ARG002 - one mapper signature
+        self._mapping = load_mapping(NAME, _Mapping)
+
+    def upsert(self, change: ContactChange, contact: Contact) -> tuple[str, BaseModel]:
+        mapping = self._mapping
+        email = self._email(contact)
+        merge_fields = apply_fields(contact, mapping.merge_fields) | {
+            mapping.record_id: change.record_id,
+            mapping.version: str(change.version),
+        }
+        status = mapping.status_subscribed if contact.subscribed else mapping.status_unsubscribed
+        member = MailchimpMember(email_address=email, status=status, merge_fields=merge_fields)
+        return subscriber_hash(email), member
+
+    def delete(self, change: ContactChange) -> tuple[str, BaseModel]:
+        email = self._email(change.contact)
+        return subscriber_hash(email), MailchimpMemberRef(subscriber_hash=subscriber_hash(email))
+
+    def _email(self, contact: Contact | None) -> str:
+        value = getattr(contact, self._mapping.email_address) if contact is not None else None
+        if not value:
+            raise MappingError("mailchimp: the contact has no email address", code="no_email")
+        return str(value)
