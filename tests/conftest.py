@@ -1,0 +1,37 @@
+"""Shared fixtures. The broker helpers live in tests/kafka_harness.py; add other groups (simulators,
+workers) below the Kafka ones, each with a one-line docstring."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from pipeline import topic_admin
+from pipeline.settings import KafkaSettings, Settings
+from pipeline.topics import TopicCatalog
+from tests.kafka_harness import fresh_prefix, kafka_broker
+
+# --- Kafka ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The bootstrap address of the session's broker (see tests/kafka_harness.py for which one)."""
+    with kafka_broker(Settings().local_kafka, tmp_path_factory.mktemp("kafka-run")) as bootstrap:
+        yield bootstrap
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    """A topic prefix of this test's own, e.g. ``t1a2b3c4d.``."""
+    return fresh_prefix()
+
+
+@pytest.fixture
+async def catalog(kafka_bootstrap: str, topic_prefix: str) -> TopicCatalog:
+    """topics.yaml under this test's prefix, with every topic created on the broker."""
+    catalog = TopicCatalog.load(KafkaSettings().topics_file, topic_prefix)
+    applied = await topic_admin.apply(catalog, kafka_bootstrap)
+    assert not applied.refused, applied.refused
+    return catalog
