@@ -1,0 +1,35 @@
+# Entry points for developers and CI. `make test` is the README's test command; .ci/run runs it.
+# The tests start their own Kafka (fetching its jars from Maven Central on first use), so nothing
+# needs to run beforehand.
+
+PYTHON ?= python3
+BIN := .venv/bin
+
+.PHONY: test demo kafka-start kafka-stop clean
+
+# The virtualenv, (re)installed with the pinned versions whenever pyproject.toml or constraints.txt change.
+.venv: pyproject.toml constraints.txt
+	$(PYTHON) -m venv .venv
+	$(BIN)/pip install -q -c constraints.txt -e ".[test]"
+	touch .venv
+
+test: .venv
+	$(BIN)/pytest -q
+
+# Start the local Kafka, create the topics of topics.yaml, list them.
+demo: kafka-start
+	$(BIN)/contactsync topics apply
+	$(BIN)/contactsync topics list
+
+kafka-start: .venv
+	$(BIN)/contactsync kafka start
+
+kafka-stop: .venv
+	$(BIN)/contactsync kafka stop
+
+# Stops the local broker and removes its data (var/) and Python caches; keeps .venv and the jar
+# cache (~/.cache/contactsync/kafka), which live on between runs.
+clean:
+	if [ -x $(BIN)/contactsync ]; then $(BIN)/contactsync kafka stop; fi
+	rm -rf var .pytest_cache .mypy_cache
+	find . -path ./.venv -prune -o -name __pycache__ -type d -exec rm -rf {} +
