@@ -1,0 +1,116 @@
+"""Mailchimp adapter: base URL and auth, batch subscribe per spec, member errors, capped deletes."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from pipeline.errors import ConfigError, PermanentError, RetryableError
+from pipeline.providers.mailchimp import MailchimpMapper, MailchimpProvider
+from tests.unit.providers.wire import MAILCHIMP, answer, change, mailchimp, records, spec_validator
+
+SPEC = "mailchimp-lists-members.openapi.json"
+MAPPER = MailchimpMapper(MAILCHIMP)
+
+
+def _md5(email: str) -> str:
+    return hashlib.md5(email.lower().encode()).hexdigest()
+
+
+def _subscribed(*emails: str, errors: list[dict[str, str]] | None = None) -> httpx.Response:
+    members = [{"id": _md5(e), "email_address": e, "status": "subscribed"} for e in emails]
+    errors = errors or []
+    return answer(200, {"new_members": members, "updated_members": [], "errors": errors,
+                        "total_created": len(members), "total_updated": 0, "error_count": len(errors)})
+
+
+async def test_batch_subscribe_request_matches_the_spec() -> None:
+    """Batch subscribe posts to the data center's /lists/{id} with basic auth and a valid body."""
+    provider, wire = mailchimp(lambda request: _subscribed("ann@example.com"))
+    batch = records(MAPPER, change("r1", email="ann@example.com", first_name="Ann", subscribed=True))
+    results = await provider.deliver(batch)
+    await provider.aclose()
+    request = wire.requests[0]
+    assert (request.method, str(request.url)) == ("POST", "https://us6.api.mailchimp.com/3.0/lists/list1")
+    credentials = base64.b64encode(b"contactsync:0123456789abcdef-us6").decode()
+    assert request.headers["Authorization"] == f"Basic {credentials}"
+    body = json.loads(request.content)
+    spec_validator(SPEC, "MembersToSubscribeUnsubscribeTofromAListInBatch",
+                   closed=("MembersToSubscribeUnsubscribeTofromAListInBatch", "AddListMembers")
+                   ).validate(body)
+    assert body == {"update_existing": True, "members": [{
+        "email_address": "ann@example.com", "status": "subscribed",
+        "merge_fields": {"FNAME": "Ann", "CSID": "r1", "CSVERSION": "7"}}]}
+    assert results[0].ok and results[0].provider_id == _md5("ann@example.com")
+
+
+async def test_base_url_comes_from_the_key_or_settings() -> None:
+    """Without base_url the key's data center picks the host; a key without one is a ConfigError."""
+    with pytest.raises(ConfigError):
+        MailchimpProvider(MAILCHIMP.model_copy(update={"api_key": SecretStr("0123456789abcdef")}))
+    local = MAILCHIMP.model_copy(update={"api_key": SecretStr("key"), "base_url": "http://127.0.0.1:9/3.0"})
+    provider, wire = mailchimp(lambda request: _subscribed("ann@example.com"), local)
+    await provider.deliver(records(MAPPER, change("r1", email="ann@example.com")))
+    await provider.aclose()
+    assert str(wire.requests[0].url) == "http://127.0.0.1:9/3.0/lists/list1"
+
+
+async def test_member_errors_fail_only_their_members() -> None:
+    """An error in the 200 body fails the member it names (matched case-insensitively), no other."""
+    errors = [{"email_address": "BOB@example.com", "error": "looks fake or invalid",
+               "error_code": "ERROR_GENERIC"}]
+    provider, _ = mailchimp(lambda request: _subscribed("ann@example.com", errors=errors))
+    batch = records(MAPPER, change("r1", email="ann@example.com"), change("r2", email="bob@example.com"))
+    results = await provider.deliver(batch)
+    await provider.aclose()
+    assert results[0].ok
+    assert type(results[1].error) is PermanentError and results[1].error.code == "ERROR_GENERIC"
+
+
+async def test_unattributed_member_error_makes_the_rest_retryable() -> None:
+    """An error naming no member of the batch leaves the others unconfirmed, hence retryable."""
+    errors = [{"email_address": "someone@else.org", "error": "?", "error_code": "ERROR_GENERIC"}]
+    provider, _ = mailchimp(lambda request: _subscribed(errors=errors))
+    results = await provider.deliver(records(MAPPER, change("r1", email="ann@example.com")))
+    await provider.aclose()
+    assert type(results[0].error) is RetryableError
+
+
+async def test_deletes_archive_each_member_and_404_is_done() -> None:
+    """Each delete is one DELETE of the member hash; 204 and 404 are done, a 500 retries that one."""
+    statuses = {_md5("a@x.org"): 204, _md5("b@x.org"): 404, _md5("c@x.org"): 500}
+    provider, wire = mailchimp(lambda request: answer(statuses[request.url.path.rsplit("/", 1)[-1]]))
+    batch = records(MAPPER, *(change(f"r{i}", "delete", email=f"{c}@x.org") for i, c in enumerate("abc")))
+    results = await provider.deliver(batch)
+    await provider.aclose()
+    assert {(r.method, r.url.path) for r in wire.requests} == {
+        ("DELETE", f"/3.0/lists/list1/members/{member}") for member in statuses}
+    assert [r.ok for r in results] == [True, True, False]
+    assert type(results[2].error) is RetryableError and results[2].error.status == 500
+
+
+async def test_deletes_never_exceed_max_in_flight() -> None:
+    """Concurrent deletes, across batches too, never hold more than max_in_flight requests at once."""
+    active, peak = 0, 0
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        nonlocal active, peak
+        active += 1
+        peak = max(peak, active)
+        await asyncio.sleep(0.01)
+        active -= 1
+        return httpx.Response(204)
+
+    provider, wire = mailchimp(handle, MAILCHIMP.model_copy(update={"max_in_flight": 3}))
+    batches = [records(MAPPER, *(change(f"r{b}-{i}", "delete", email=f"{b}-{i}@x.org")
+                                 for i in range(12))) for b in range(2)]
+    outcomes = await asyncio.gather(*(provider.deliver(batch) for batch in batches))
+    await provider.aclose()
+    assert len(wire.requests) == 24 and all(r.ok for results in outcomes for r in results)
+    assert peak == 3
