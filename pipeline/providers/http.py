@@ -114,7 +114,7 @@ def error_for_status(
     ``wait`` is what the provider asked for (Retry-After); ``throttle_after`` is the wait of a 429
     that asked for none.
     """
-    message = message[:_MESSAGE_LIMIT]
+    message = clip(message)
     if status == 429:
         after = throttle_after if wait is None else wait
         return ThrottledError(message, status=status, code=code, retry_after=after)
@@ -155,6 +155,11 @@ def error_body(response: httpx.Response, shape: TypeAdapter[T], default: T) -> T
         return shape.validate_json(response.content)
     except ValidationError:
         return default
+
+
+def clip(message: str) -> str:
+    """An error message cut to a length that fits a log line and a Kafka header."""
+    return message[:_MESSAGE_LIMIT]
 
 
 def _path(url: str) -> str:

@@ -17,15 +17,12 @@ from pydantic import BaseModel, TypeAdapter
 
 from pipeline.errors import ConfigError, DeliveryError, MappingError, PermanentError, RetryableError
 from pipeline.providers.base import DeliveryResult
-from pipeline.providers.http import Answer, ProviderClient, classify_status, error_body, parse
+from pipeline.providers.http import (
+    Answer, ProviderClient, classify_status, clip, error_body, parse
+)
 from pipeline.providers.ledger import Entry, Ledger
 from pipeline.providers.mapping import (
-    ChangeMapper,
-    ContactField,
-    FieldMap,
-    MappingFile,
-    apply_fields,
-    load_mapping,
+    ChangeMapper, ContactField, FieldMap, MappingFile, apply_fields, load_mapping
 )
 from pipeline.settings import MailchimpSettings
 from schemas.contact import Contact, ContactChange
@@ -112,7 +109,7 @@ class MailchimpProvider:
             email = entry.payload.email_address.lower()
             if email in failed:
                 error = failed[email]
-                message = f"Mailchimp {error.error_code}: {error.error}"[:500]
+                message = clip(f"Mailchimp {error.error_code}: {error.error}")
                 results.append(entry.failed(PermanentError(message, code=error.error_code)))
             elif unattributed:
                 message = "Mailchimp reported an error it did not attribute to a member"

@@ -1,7 +1,6 @@
 """Salesforce REST API: Leads and Contacts upserted by an external id field.
 
-Auth: OAuth2 token from ``{base_url}/services/oauth2/token`` (password grant, or client_credentials
-when no username is set), kept until Salesforce answers 401 INVALID_SESSION_ID. Upserts: sObject
+Auth and error bodies: ``salesforce_api`` (OAuth2 session, refreshed after a 401). Upserts: sObject
 Collections ``PATCH .../composite/sobjects/{SObject}/{ExternalIdField}``, one call per SObject type
 in the batch. Deletes: ``GET .../query`` for the Salesforce ids of the external ids, then
 ``DELETE .../composite/sobjects?ids=...``; a record that is not found is already gone.
@@ -9,27 +8,21 @@ in the batch. Deletes: ``GET .../query`` for the Salesforce ids of the external 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
 from itertools import groupby
 from typing import Self
 
 import httpx
 from pydantic import BaseModel, TypeAdapter, model_validator
 
-from pipeline.errors import DeliveryError, PermanentError, RetryableError, ThrottledError
+from pipeline.errors import DeliveryError, PermanentError, RetryableError
 from pipeline.providers.base import DeliveryResult
-from pipeline.providers.http import Answer, ProviderClient, classify_status, error_body, parse
+from pipeline.providers.http import Answer, clip, parse
 from pipeline.providers.ledger import Entry, Ledger
 from pipeline.providers.mapping import (
-    ChangeMapper,
-    ContactField,
-    FieldMap,
-    MappingFile,
-    apply_fields,
-    load_mapping,
+    ChangeMapper, ContactField, FieldMap, MappingFile, apply_fields, load_mapping
 )
+from pipeline.providers.salesforce_api import SalesforceApi
 from pipeline.settings import SalesforceSettings
 from schemas.contact import Contact, ContactChange
 from schemas.dispatch import DispatchRecord
@@ -40,11 +33,6 @@ _COLLECTION_MAX = 200
 # Per-record status codes that another attempt can clear; every other code is permanent.
 _RETRYABLE_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "ALL_OR_NONE_OPERATION_ROLLED_BACK"})
 _GONE_CODES = frozenset({"ENTITY_IS_DELETED"})
-
-
-class _Token(Answer):
-    access_token: str
-    instance_url: str
 
 
 class _RecordError(Answer):
@@ -62,32 +50,14 @@ class _Query(Answer):
     records: list[dict[str, object]]
 
 
-class _Error(Answer):
-    """An error body: ``[{message, errorCode}]`` from the REST API, ``{error, ...}`` from OAuth."""
-
-    errorCode: str = ""  # noqa: N815 - Salesforce's wire name
-    message: str = ""
-    error: str = ""
-    error_description: str = ""
-
-
-_TOKEN = TypeAdapter(_Token)
 _SAVE_RESULTS = TypeAdapter(list[_SaveResult])
 _QUERY = TypeAdapter(_Query)
-_ERRORS = TypeAdapter(list[_Error] | _Error)
-
-
-@dataclass(frozen=True, slots=True)
-class _Session:
-    token: str
-    instance_url: str
 
 
 class SalesforceProvider:
     """Delivers dispatch records to Salesforce with a connected app's OAuth2 credentials.
 
-    ``limit_retry_after_s`` is how long the lane waits after 403 REQUEST_LIMIT_EXCEEDED, which
-    comes without a Retry-After (the allocation is a rolling 24 h window).
+    ``limit_retry_after_s``: the lane's wait after 403 REQUEST_LIMIT_EXCEEDED (no Retry-After).
     """
 
     name = NAME
@@ -99,13 +69,8 @@ class SalesforceProvider:
         transport: httpx.AsyncBaseTransport | None = None,
         limit_retry_after_s: float = 60.0,
     ) -> None:
-        self._settings = settings
-        self._limit_retry_after_s = limit_retry_after_s
-        self._http = ProviderClient(
-            settings, base_url=settings.base_url, classify=self._classify, transport=transport
-        )
-        self._session: _Session | None = None
-        self._login = asyncio.Lock()
+        self._external_id_field = settings.external_id_field
+        self._api = SalesforceApi(settings, transport=transport, limit_retry_after_s=limit_retry_after_s)
 
     async def deliver(self, batch: Sequence[DispatchRecord]) -> list[DeliveryResult]:
         ledger = Ledger(batch)
@@ -116,12 +81,12 @@ class SalesforceProvider:
         return ledger.results()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._api.aclose()
 
     async def _upsert(self, entries: Sequence[Entry[SalesforceRecord]]) -> list[DeliveryResult]:
-        path = f"/composite/sobjects/{_sobject(entries[0])}/{self._settings.external_id_field}"
+        path = f"/composite/sobjects/{_sobject(entries[0])}/{self._external_id_field}"
         body = {"allOrNone": False, "records": [entry.payload.model_dump() for entry in entries]}
-        answers = parse(await self._call("PATCH", path, json=body), _SAVE_RESULTS)
+        answers = parse(await self._api.call("PATCH", path, json=body), _SAVE_RESULTS)
         if len(answers) != len(entries):
             # Results come in request order; a different count cannot be attributed to records.
             error = RetryableError("Salesforce answered with a different count", code="unattributed")
@@ -142,71 +107,20 @@ class SalesforceProvider:
         for start in range(0, len(ids), _COLLECTION_MAX):
             chunk = ids[start : start + _COLLECTION_MAX]
             params = {"ids": ",".join(chunk), "allOrNone": "false"}
-            answer = parse(await self._call("DELETE", "/composite/sobjects", params=params), _SAVE_RESULTS)
-            deleted |= dict(zip(chunk, answer, strict=False))
+            response = await self._api.call("DELETE", "/composite/sobjects", params=params)
+            answers = parse(response, _SAVE_RESULTS)
+            deleted |= dict(zip(chunk, answers, strict=False))
         return [_deleted(entry, found.get(entry.record.key, []), deleted) for entry in entries]
 
     async def _find(self, sobject: str, keys: Sequence[str]) -> list[tuple[str, str]]:
         """(external id, Salesforce id) of the ``sobject`` records with these external ids."""
         # At most 200 keys of a unique field: one page of answers (pages hold 200 to 2,000 rows).
-        field = self._settings.external_id_field
+        field = self._external_id_field
         values = ", ".join(soql_quote(key) for key in keys)
         soql = f"SELECT Id, {field} FROM {sobject} WHERE {field} IN ({values})"
-        answer = parse(await self._call("GET", "/query", params={"q": soql}), _QUERY)
-        return [(str(row[field]), str(row["Id"])) for row in answer.records if field in row and "Id" in row]
-
-    async def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: object = None,
-        params: dict[str, str] | None = None,
-    ) -> httpx.Response:
-        """One REST API request with the cached session; 401 drops it so the next call logs in."""
-        session = await self._current_session()
-        url = f"{session.instance_url}/services/data/{self._settings.api_version}{path}"
-        headers = {"Authorization": f"Bearer {session.token}"}
-        try:
-            return await self._http.request(method, url, json=json, params=params, headers=headers)
-        except RetryableError as error:
-            if error.code == "INVALID_SESSION_ID" and self._session is session:
-                self._session = None
-            raise
-
-    async def _current_session(self) -> _Session:
-        async with self._login:
-            if self._session is None:
-                response = await self._http.request("POST", "/services/oauth2/token", data=self._grant())
-                token = parse(response, _TOKEN)
-                self._session = _Session(token.access_token, token.instance_url.rstrip("/"))
-            return self._session
-
-    def _grant(self) -> dict[str, str]:
-        settings = self._settings
-        grant = {
-            "client_id": settings.client_id,
-            "client_secret": settings.client_secret.get_secret_value(),
-        }
-        if not settings.username:
-            return {"grant_type": "client_credentials", **grant}
-        password = settings.password.get_secret_value()
-        return {"grant_type": "password", **grant, "username": settings.username, "password": password}
-
-    def _classify(self, response: httpx.Response) -> DeliveryError:
-        """Salesforce's status and error body as our error."""
-        body = error_body(response, _ERRORS, _Error())
-        first = body[0] if isinstance(body, list) and body else body
-        error = first if isinstance(first, _Error) else _Error()
-        code = error.errorCode or error.error
-        message = f"Salesforce {response.status_code} {code}: {error.message or error.error_description}"
-        if code == "REQUEST_LIMIT_EXCEEDED":
-            return ThrottledError(
-                message, status=response.status_code, code=code, retry_after=self._limit_retry_after_s
-            )
-        if code == "INVALID_SESSION_ID":  # expired token: the next call logs in again
-            return RetryableError(message, status=response.status_code, code=code)
-        return classify_status(response, message=message, code=code, throttle_after=0.0)
+        answer = parse(await self._api.call("GET", "/query", params={"q": soql}), _QUERY)
+        rows = [row for row in answer.records if field in row and "Id" in row]
+        return [(str(row[field]), str(row["Id"])) for row in rows]
 
 
 def _sobject(entry: Entry[SalesforceRecord]) -> str:
@@ -216,7 +130,7 @@ def _sobject(entry: Entry[SalesforceRecord]) -> str:
 def _record_error(answer: _SaveResult) -> DeliveryError:
     """One record's failure: retryable for the few codes another attempt can clear."""
     first = answer.errors[0] if answer.errors else _RecordError(statusCode="UNKNOWN")
-    message = f"Salesforce {first.statusCode}: {first.message}"[:500]
+    message = clip(f"Salesforce {first.statusCode}: {first.message}")
     if first.statusCode in _RETRYABLE_CODES:
         return RetryableError(message, code=first.statusCode)
     return PermanentError(message, code=first.statusCode)

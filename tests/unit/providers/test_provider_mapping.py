@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import pytest
 from pydantic import SecretStr, ValidationError
@@ -24,7 +25,7 @@ from schemas.providers import (
 )
 from tests.unit.providers.wire import HUBSPOT, MAILCHIMP, SALESFORCE, change
 
-FULL = {"email": "ann@example.com", "phone": "+14155550100", "first_name": "Ann", "last_name": "Lee",
+FULL: dict[str, Any] = {"email": "ann@example.com", "phone": "+14155550100", "first_name": "Ann", "last_name": "Lee",
         "company": "Acme", "title": "CTO"}
 
 
