@@ -9,7 +9,7 @@ transport=None)`` (see :class:`Provider`) and a ``<Name>Mapper(settings)`` (a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -26,7 +26,9 @@ from pipeline.settings import (
     SalesforceSettings,
 )
 
-__all__ = ["DeliveryResult", "Mapper", "Provider", "build_mappers", "build_providers"]
+__all__ = [
+    "DeliveryResult", "Mapper", "Provider", "build_mappers", "build_provider", "build_providers"
+]
 
 S = TypeVar("S", bound=ProviderSettings)
 
@@ -45,21 +47,28 @@ _ADAPTERS: dict[str, _Adapter[Any]] = {
 }
 
 
+def build_provider(settings: ProvidersSettings, name: str) -> Provider:
+    """The adapter of one enabled provider (it owns an HTTP client: ``aclose()`` it)."""
+    lane = settings.enabled().get(name)
+    if lane is None:
+        raise ConfigError(f"provider {name!r} is not enabled")
+    return _adapter(name, lane).provider(lane)
+
+
 def build_providers(settings: ProvidersSettings) -> dict[str, Provider]:
-    """One adapter per enabled provider, by name (each owns an HTTP client: ``aclose()`` it)."""
-    return {name: adapter.provider(lane) for name, adapter, lane in _enabled(settings)}
+    """The adapter of every enabled provider, by name."""
+    return {name: build_provider(settings, name) for name in settings.enabled()}
 
 
 def build_mappers(settings: ProvidersSettings) -> dict[str, Mapper]:
     """The mapping step of each enabled provider, by name: ``ContactChange -> DispatchRecord``."""
-    return {name: adapter.mapper(lane) for name, adapter, lane in _enabled(settings)}
+    return {name: _adapter(name, lane).mapper(lane) for name, lane in settings.enabled().items()}
 
 
-def _enabled(settings: ProvidersSettings) -> Iterator[tuple[str, _Adapter[Any], ProviderSettings]]:
-    for name, lane in settings.enabled().items():
-        adapter = _ADAPTERS.get(name)
-        if adapter is None:
-            raise ConfigError(f"provider {name!r} is enabled but pipeline.providers has no adapter")
-        if not isinstance(lane, adapter.settings_type):
-            raise ConfigError(f"provider {name!r} needs {adapter.settings_type.__name__}")
-        yield name, adapter, lane
+def _adapter(name: str, lane: ProviderSettings) -> _Adapter[Any]:
+    adapter = _ADAPTERS.get(name)
+    if adapter is None:
+        raise ConfigError(f"provider {name!r} is enabled but pipeline.providers has no adapter")
+    if not isinstance(lane, adapter.settings_type):
+        raise ConfigError(f"provider {name!r} needs {adapter.settings_type.__name__}")
+    return adapter

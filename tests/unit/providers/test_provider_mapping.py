@@ -9,7 +9,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from pipeline.errors import ConfigError, MappingError, PermanentError
-from pipeline.providers import build_mappers, build_providers
+from pipeline.providers import build_mappers, build_provider, build_providers
 from pipeline.providers.hubspot import HubSpotMapper
 from pipeline.providers.mailchimp import MailchimpMapper
 from pipeline.providers.mapping import FieldMap, MappingFile, load_mapping
@@ -161,3 +161,15 @@ async def test_registry_builds_enabled_providers_only() -> None:
     mappers = build_mappers(settings)
     assert sorted(mappers) == ["hubspot", "mailchimp"]
     assert mappers["mailchimp"](change("r1", email="a@b.co")).provider == "mailchimp"
+    with pytest.raises(ConfigError):
+        build_provider(settings, "salesforce")
+
+
+async def test_one_provider_builds_without_the_others_configured() -> None:
+    """build_provider builds one lane's adapter even when another lane lacks its credentials."""
+    settings = ProvidersSettings(hubspot=HUBSPOT)  # Mailchimp has no API key here
+    with pytest.raises(ConfigError):
+        build_providers(settings)
+    provider = build_provider(settings, "hubspot")
+    assert provider.name == "hubspot"
+    await provider.aclose()
