@@ -126,8 +126,8 @@ class MailchimpProvider:
         try:
             await self._http.request("DELETE", f"{self._list_path}/members/{member}")
         except DeliveryError as error:
-            if error.status != 404:  # 404: not in the audience, already gone
-                return entry.failed(error)
+            # 404: not in the audience, already gone (like a delete that finds nothing elsewhere)
+            return entry.ok(None) if error.status == 404 else entry.failed(error)
         return entry.ok(member)
 
 
