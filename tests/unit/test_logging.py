@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+import structlog
+
+from pipeline.errors import ConfigError
+from pipeline.logging import EMAIL, PHONE, REDACTED, configure_logging, redact_sensitive
+
+PHONES = [
+    "+14155550123",
+    "+1 415 555 0123",
+    "(415) 555-0123",
+    "415-555-0123",
+    "415.555.0123",
+    "+44 20 7946 0958",
+    "+33 1 23 45 67 89",
+    "+49 30 12345678",
+]
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers, root.level = handlers, level
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
+
+
+def redact(**event: object) -> dict[str, object]:
+    return redact_sensitive(None, "info", dict(event))
+
+
+def json_lines(text: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in text.splitlines()]
+
+
+@pytest.mark.parametrize("phone", PHONES)
+def test_phone_numbers_are_masked_in_text(phone: str) -> None:
+    """Every common phone format inside a sentence is replaced by the phone marker."""
+    assert redact(event=f"call {phone} today")["event"] == f"call {PHONE} today"
+
+
+def test_emails_and_secrets_are_masked_in_text() -> None:
+    """Email addresses, bearer tokens, Mailchimp keys and key=value secrets are masked by pattern."""
+    event = redact(
+        event="sent to jane.doe+crm@example.co.uk with Bearer eyJhbGciOi.abc-def",
+        url="https://api.example.com/contacts?hapikey=abc123&limit=5",
+        note="key 0123456789abcdef0123456789abcdef-us21 and password=hunter2 user=bob",
+    )
+    assert event == {
+        "event": f"sent to {EMAIL} with {REDACTED}",
+        "url": f"https://api.example.com/contacts?hapikey={REDACTED}&limit=5",
+        "note": f"key {REDACTED} and password={REDACTED} user=bob",
+    }
+
+
+def test_values_under_sensitive_keys_are_masked_whatever_they_hold() -> None:
+    """Values under secret, email and phone key names are masked, even when no pattern would match."""
+    event = redact(api_key="xyz", access_token="t0k", Authorization="Basic abc", email="not-an-email", flag=True)
+    assert event == {
+        "api_key": REDACTED,
+        "access_token": REDACTED,
+        "Authorization": REDACTED,
+        "email": REDACTED,
+        "flag": True,
+    }
+
+
+def test_nested_dicts_and_lists_are_masked() -> None:
+    """Redaction reaches values inside nested dicts, lists and tuples."""
+    event = redact(
+        payload={"properties": {"email": "a@b.com", "firstname": "Ann"}, "headers": {"password": "p"}},
+        recipients=["a@b.com", ("call +14155550123",)],
+    )
+    assert event == {
+        "payload": {"properties": {"email": REDACTED, "firstname": "Ann"}, "headers": {"password": REDACTED}},
+        "recipients": [EMAIL, [f"call {PHONE}"]],
+    }
+
+
+def test_record_ids_numbers_and_times_are_untouched() -> None:
+    """Record ids, offsets, versions, timestamps, UUIDs and addresses are not mistaken for phones or secrets."""
+    event = {
+        "event": "batch delivered offset 123456789 at 2026-05-09 07:35:25,123 from 127.0.0.1:19092",
+        "record_id": "c-000042",
+        "uuid": "3f2a1234-5678-4abc-9def-0123456789ab",
+        "version": 1715240000123000,
+        "ratio": 0.25,
+        "ids": [42, "c-000043"],
+        "timestamp": "2026-05-09T07:35:25.123456Z",
+        "host": "192.168.100.200",
+    }
+    assert redact(**event) == event
+
+
+def test_json_lines_carry_context_and_are_redacted(restore_logging: None, capsys: pytest.CaptureFixture[str]) -> None:
+    """Each line is one JSON object with level, logger, UTC timestamp, bound context and masked values."""
+    configure_logging("INFO", json=True)
+    structlog.contextvars.bind_contextvars(stage="dispatch", record_id="c-000042", provider="hubspot")
+    log = structlog.get_logger("agents.dispatch")
+    log.info("delivered", outcome="delivered", contact={"email": "a@b.com", "note": "ring 415-555-0123"})
+    log.debug("not shown")
+    [line] = json_lines(capsys.readouterr().err)
+    assert line["event"] == "delivered"
+    assert line["level"] == "info"
+    assert line["logger"] == "agents.dispatch"
+    assert str(line["timestamp"]).endswith("Z")
+    assert (line["stage"], line["record_id"], line["provider"], line["outcome"]) == (
+        "dispatch",
+        "c-000042",
+        "hubspot",
+        "delivered",
+    )
+    assert line["contact"] == {"email": REDACTED, "note": f"ring {PHONE}"}
+
+
+def test_foreign_stdlib_logs_are_rendered_and_redacted(
+    restore_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """aiokafka/httpx-style stdlib records come out in the same JSON format, message text and traceback masked."""
+    configure_logging("INFO", json=True)
+    logging.getLogger("httpx").info("HTTP Request: POST %s %s", "https://x.test/?api_key=s3cr3t", "jo@x.io")
+    try:
+        raise ValueError("bad input_value='jo@x.io'")
+    except ValueError:
+        logging.getLogger("aiokafka").exception("send failed for %s", "+1 (415) 555-0123")
+    first, second = json_lines(capsys.readouterr().err)
+    assert first["logger"] == "httpx"
+    assert first["event"] == f"HTTP Request: POST https://x.test/?api_key={REDACTED} {EMAIL}"
+    assert second["event"] == f"send failed for {PHONE}"
+    assert second["level"] == "error"
+    assert "ValueError" in str(second["exception"])
+    assert "jo@x.io" not in str(second["exception"])
+
+
+def test_unknown_level_is_a_config_error() -> None:
+    """A misspelt level is reported as a one-line configuration error."""
+    with pytest.raises(ConfigError, match="unknown log level"):
+        configure_logging("LOUD")
+
+
+def test_console_lines_are_redacted_too(restore_logging: None, capsys: pytest.CaptureFixture[str]) -> None:
+    """The terminal layout goes through the same redaction as JSON."""
+    configure_logging("INFO", json=False)
+    structlog.get_logger("cli").warning("bounced", to="a@b.com")
+    err = capsys.readouterr().err
+    assert "bounced" in err and EMAIL in err and "a@b.com" not in err
