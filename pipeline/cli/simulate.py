@@ -57,7 +57,8 @@ def build_config(
         provider: dict[str, Any] = {}
         if seed is not None:
             provider["faults"] = {"seed": seed}
-        latency = {key: value for key, value in (("fixed_ms", latency_ms), ("jitter_ms", jitter_ms)) if value is not None}
+        pairs = (("fixed_ms", latency_ms), ("jitter_ms", jitter_ms))
+        latency = {key: value for key, value in pairs if value is not None}
         if latency:
             provider["latency"] = latency
         changes[name] = provider

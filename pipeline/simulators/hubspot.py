@@ -23,8 +23,6 @@ from pipeline.simulators.store import RecordStore, StoredRecord
 BATCH = "/crm/v3/objects/contacts/batch"
 _CATEGORIES = frozenset({"VALIDATION_ERROR", "CONFLICT", "OBJECT_NOT_FOUND", "INVALID_AUTHENTICATION"})
 _CATEGORY_BY_STATUS = {401: "INVALID_AUTHENTICATION", 404: "OBJECT_NOT_FOUND"}
-_TRANSIENT = ("INTERNAL_ERROR", "Internal error while processing this input; try again.")
-_PERMANENT = ("VALIDATION_ERROR", 'Property values were not valid: [{"isValid":false,"error":"INVALID_OPTION"}]')
 
 
 class HubSpotSimulator(ProviderSimulator[HubSpotSimConfig]):
@@ -46,7 +44,7 @@ class HubSpotSimulator(ProviderSimulator[HubSpotSimConfig]):
     def authenticate(self, request: web.Request) -> RejectedRequest | None:
         header = request.headers.get("Authorization", "")
         if not header.startswith("Bearer "):
-            return RejectedRequest(401, "Authentication credentials not found. This API supports OAuth 2.0 authentication.")
+            return RejectedRequest(401, "Authentication credentials not found. This API supports OAuth 2.0.")
         if header.removeprefix("Bearer ") != self.config.token:
             return RejectedRequest(401, "The access token provided is invalid or expired.")
         return None
@@ -68,8 +66,8 @@ class HubSpotSimulator(ProviderSimulator[HubSpotSimConfig]):
             category = "INTERNAL_ERROR"
         elif rejection.status in _CATEGORY_BY_STATUS:
             category = _CATEGORY_BY_STATUS[rejection.status]
-        body = {"status": "error", "message": rejection.message, "correlationId": correlation_id(), "category": category}
-        return web.json_response({**body, **rejection.extra}, status=rejection.status)
+        body = {"status": "error", "message": rejection.message, "correlationId": correlation_id()}
+        return web.json_response({**body, "category": category, **rejection.extra}, status=rejection.status)
 
     def limit_headers(self, now: float) -> dict[str, str]:
         return {
@@ -94,21 +92,18 @@ class HubSpotSimulator(ProviderSimulator[HubSpotSimConfig]):
         started = time.time()
         inputs = await self._batch_inputs(request, "BatchInputSimplePublicObjectBatchInputUpsert")
         self.note_records(request, [_upsert_ref(item) for item in inputs])
-        for item in inputs:
-            if "idProperty" not in item:
-                raise RejectedRequest(400, f"idProperty is required to upsert; input {item['id']} has none.")
-            contacts.check_id_property(item["idProperty"])
-        problems = [problem for item in inputs for problem in contacts.invalid_property_values(item["properties"])]
-        if problems:
-            raise contacts.property_values_rejection(problems)
+        contacts.check_upsert_inputs(inputs)
         targets = self._resolve_upsert_targets(inputs)
         results, errors = [], []
         seq = self.request_seq(request)
-        for item, target, fails in zip(inputs, targets, self.faults.failing_records(len(inputs)), strict=True):
+        failing = self.faults.failing_records(len(inputs))
+        for item, target, fails in zip(inputs, targets, failing, strict=True):
             conflict = self._email_conflict(item, target)
-            if conflict or fails:
-                category, message = conflict or (_TRANSIENT if self.config.faults.partial_failure_kind == "transient" else _PERMANENT)
-                errors.append(contacts.input_error(category, message, [item["id"]]))
+            if conflict is not None:
+                errors.append(contacts.input_error("CONFLICT", conflict, [item["id"]]))
+                continue
+            if fails:
+                errors.append(contacts.injected_failure(self.config.faults.partial_failure_kind, item["id"]))
                 continue
             fields = {**item["properties"], item["idProperty"]: item["id"]}
             record, created = self.store.write(target or self._new_id(), fields, at=time.time(), request_seq=seq)
@@ -167,7 +162,8 @@ class HubSpotSimulator(ProviderSimulator[HubSpotSimConfig]):
     def _check_batch_size(self, inputs: list[Any]) -> None:
         limit = self.config.max_batch_inputs
         if len(inputs) > limit:
-            raise RejectedRequest(400, f"Batch input limit exceeded: {len(inputs)} inputs, at most {limit} allowed.")
+            message = f"Batch input limit exceeded: {len(inputs)} inputs, at most {limit} allowed."
+            raise RejectedRequest(400, message)
 
     def _resolve_upsert_targets(self, inputs: list[dict[str, Any]]) -> list[str | None]:
         """The live contact each input updates (None: creates one); 400 if two inputs meet."""
@@ -183,12 +179,13 @@ class HubSpotSimulator(ProviderSimulator[HubSpotSimConfig]):
             raise RejectedRequest(400, f"Duplicate IDs found in batch input: {duplicates}. IDs must be unique")
         return targets
 
-    def _email_conflict(self, item: dict[str, Any], target: str | None) -> tuple[str, str] | None:
+    def _email_conflict(self, item: dict[str, Any], target: str | None) -> str | None:
+        """The CONFLICT message when the input's email belongs to another live contact."""
         email = item["properties"].get("email") if item["idProperty"] != "email" else None
         owner = self.store.find_live("email", email) if email else None
         if owner is None or owner.native_id == target:
             return None
-        return "CONFLICT", f"Contact already exists. Existing ID: {owner.native_id}"
+        return f"Contact already exists. Existing ID: {owner.native_id}"
 
     def _lookup(self, id_property: str | None, key: str, *, archived: bool) -> StoredRecord | None:
         if id_property is None:

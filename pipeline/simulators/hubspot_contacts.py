@@ -16,6 +16,30 @@ KNOWN_PROPERTIES = STANDARD_PROPERTIES | CUSTOM_PROPERTIES
 UNIQUE_PROPERTIES = ("email", "contactsync_id")
 SYSTEM_PROPERTIES = ("hs_object_id", "createdate", "lastmodifieddate")
 DEFAULT_READ_PROPERTIES = ("email", "firstname", "lastname")
+_TRANSIENT = ("INTERNAL_ERROR", "Internal error while processing this input; try again.", "500")
+_RULE = "Rejected by a portal validation rule"
+_PERMANENT = (
+    "VALIDATION_ERROR",
+    f'Property values were not valid: [{{"isValid":false,"message":"{_RULE}","error":"INVALID_OPTION"}}]',
+    "error",
+)
+
+
+def check_upsert_inputs(inputs: list[dict[str, Any]]) -> None:
+    """400 unless every input names a unique ``idProperty`` and only known, valid properties."""
+    for item in inputs:
+        if "idProperty" not in item:
+            raise RejectedRequest(400, f"idProperty is required to upsert; input {item['id']} has none.")
+        check_id_property(item["idProperty"])
+    problems = [problem for item in inputs for problem in invalid_property_values(item["properties"])]
+    if problems:
+        raise property_values_rejection(problems)
+
+
+def injected_failure(kind: str, input_id: str) -> dict[str, Any]:
+    """A per-input fault: an internal error (transient) or a validation rule (permanent)."""
+    category, message, status = _TRANSIENT if kind == "transient" else _PERMANENT
+    return input_error(category, message, [input_id], status)
 
 
 def invalid_property_values(properties: dict[str, str]) -> list[dict[str, Any]]:
@@ -55,7 +79,9 @@ def contact_json(record: StoredRecord, properties: list[str] | None = None) -> d
     """A ``SimplePublicObject``: the requested properties (all when None) plus the system ones."""
     names = list(record.fields) if properties is None else properties
     values = {name: str(record.fields[name]) for name in names if record.fields.get(name) is not None}
-    values.update(hs_object_id=record.native_id, createdate=iso(record.created_at), lastmodifieddate=iso(record.updated_at))
+    values.update(
+        hs_object_id=record.native_id, createdate=iso(record.created_at), lastmodifieddate=iso(record.updated_at)
+    )
     body: dict[str, Any] = {
         "id": record.native_id,
         "properties": values,
@@ -68,12 +94,25 @@ def contact_json(record: StoredRecord, properties: list[str] | None = None) -> d
     return body
 
 
-def input_error(category: str, message: str, ids: list[str]) -> dict[str, Any]:
-    """One ``StandardError`` item of a 207 answer's ``errors``."""
-    return {"status": "error", "category": category, "message": message, "context": {"ids": ids}, "errors": [], "links": {}}
+def input_error(category: str, message: str, ids: list[str], status: str = "error") -> dict[str, Any]:
+    """One ``StandardError`` item of a 207 answer's ``errors``.
+
+    ``status`` is "error", as HubSpot sends in practice; injected transient failures say "500"
+    (the spec documents the field as the HTTP status code), so an adapter can tell them apart.
+    """
+    return {
+        "status": status,
+        "category": category,
+        "message": message,
+        "context": {"ids": ids},
+        "errors": [],
+        "links": {},
+    }
 
 
-def batch_answer(results: list[dict[str, Any]], errors: list[dict[str, Any]], started: float) -> tuple[int, dict[str, Any]]:
+def batch_answer(
+    results: list[dict[str, Any]], errors: list[dict[str, Any]], started: float
+) -> tuple[int, dict[str, Any]]:
     """200 ``BatchResponse...`` when nothing failed, else 207 ``...WithErrors``."""
     body: dict[str, Any] = {
         "status": "COMPLETE",

@@ -61,14 +61,16 @@ class MailchimpSimulator(ProviderSimulator[MailchimpSimConfig]):
     def admit(self, now: float) -> web.Response | None:
         if self.config.requests_per_second is None or self._per_second.try_admit(now):
             return None
-        return _problem(429, "Too Many Requests", f"You have exceeded the limit of {self._per_second.limit} requests per second.")
+        detail = f"You have exceeded the limit of {self._per_second.limit} requests per second."
+        return _problem(429, "Too Many Requests", detail)
 
     def throttle_response(self) -> web.Response:
         detail = f"You have exceeded the limit of {self.config.max_connections} simultaneous connections."
         return _problem(429, "Too Many Requests", detail)
 
     def error_response(self, rejection: RejectedRequest) -> web.Response:
-        title = _TITLES.get(rejection.status, "Internal Server Error" if rejection.status >= 500 else "Bad Request")
+        fallback = "Internal Server Error" if rejection.status >= 500 else "Bad Request"
+        title = _TITLES.get(rejection.status, fallback)
         if rejection.code == "INVALID_JSON":
             title = "JSON Parse Exception"
         return _problem(rejection.status, title, rejection.message, rejection.extra)
@@ -86,7 +88,8 @@ class MailchimpSimulator(ProviderSimulator[MailchimpSimConfig]):
         body = await self._validated(request, "MembersToSubscribeUnsubscribeTofromAListInBatch")
         batch: list[dict[str, Any]] = body["members"]
         if len(batch) > self.config.max_batch_members:
-            raise RejectedRequest(400, f"Batch subscribe takes at most {self.config.max_batch_members} members; got {len(batch)}.")
+            limit = self.config.max_batch_members
+            raise RejectedRequest(400, f"Batch subscribe takes at most {limit} members; got {len(batch)}.")
         self.note_records(request, [_ref(member) for member in batch])
         check_duplicates = request.query.get("skip_duplicate_check", "false").lower() != "true"
         answer: dict[str, list[Any]] = {"new_members": [], "updated_members": [], "errors": []}
@@ -116,8 +119,8 @@ class MailchimpSimulator(ProviderSimulator[MailchimpSimConfig]):
             field, error, message = problem
             raise RejectedRequest(400, error, extra={"errors": [{"field": field, "message": message}]})
         if _native_id(request.match_info["member"]) != subscriber_hash(body["email_address"]):
-            message = "The email address does not match the subscriber hash in the URL."
-            raise RejectedRequest(400, _INVALID, extra={"errors": [{"field": "email_address", "message": message}]})
+            mismatch = {"field": "email_address", "message": "The address does not match the subscriber hash."}
+            raise RejectedRequest(400, _INVALID, extra={"errors": [mismatch]})
         existing = self._live(_native_id(request.match_info["member"]))
         status = body.get("status") or (existing.fields["status"] if existing else body["status_if_new"])
         record, _ = self._write(request, body, status)
@@ -157,14 +160,17 @@ class MailchimpSimulator(ProviderSimulator[MailchimpSimConfig]):
         assert isinstance(body, dict)
         return body
 
-    def _batch_member_error(self, member: dict[str, Any], body: dict[str, Any], seen: set[str]) -> dict[str, Any] | None:
+    def _batch_member_error(
+        self, member: dict[str, Any], body: dict[str, Any], seen: set[str]
+    ) -> dict[str, Any] | None:
         email = member.get("email_address") or ""
         problem = members.member_problem(member, self.config.merge_fields)
         if problem is not None:
             field, error, message = problem
             return members.batch_error(email, error, field=field, field_message=message)
         if email.lower() in seen:
-            return members.batch_error(email, "This email address is listed more than once in this request.", field="email_address")
+            error = "This email address is listed more than once in this request."
+            return members.batch_error(email, error, field="email_address")
         existing = self._live(subscriber_hash(email))
         if existing is not None and not body.get("update_existing", False):
             error = f"{email} is already a list member. Use PUT to insert or update list members."
@@ -173,7 +179,9 @@ class MailchimpSimulator(ProviderSimulator[MailchimpSimConfig]):
             return members.batch_error(email, "A status is required for new members.", field="status")
         return None
 
-    def _write(self, request: web.Request, member: dict[str, Any], status: str | None) -> tuple[StoredRecord, bool]:
+    def _write(
+        self, request: web.Request, member: dict[str, Any], status: str | None
+    ) -> tuple[StoredRecord, bool]:
         native_id = subscriber_hash(member["email_address"])
         current = self._live(native_id)
         fields = members.stored_fields(member, status or (current.fields["status"] if current else "subscribed"))
@@ -198,5 +206,6 @@ def _ref(member: dict[str, Any]) -> RecordRef:
 
 
 def _problem(status: int, title: str, detail: str, extra: dict[str, Any] | None = None) -> web.Response:
-    body = {"type": members.ERRORS_DOC, "title": title, "status": status, "detail": detail, "instance": correlation_id()}
-    return web.json_response({**body, **(extra or {})}, status=status, content_type="application/problem+json")
+    body = {"type": members.ERRORS_DOC, "title": title, "status": status, "detail": detail}
+    body.update(instance=correlation_id(), **(extra or {}))
+    return web.json_response(body, status=status, content_type="application/problem+json")

@@ -19,14 +19,17 @@ def member_problem(member: dict[str, Any], merge_fields: tuple[str, ...]) -> tup
     """(field, error, field_message) when Mailchimp refuses this member's data, else None."""
     email = member.get("email_address") or ""
     if not is_valid_email(email):
-        return "email_address", f"{email} looks fake or invalid, please enter a real email address.", "Invalid email address"
+        error = f"{email} looks fake or invalid, please enter a real email address."
+        return "email_address", error, "Invalid email address"
     unknown = sorted(set(member.get("merge_fields") or {}) - set(merge_fields))
     if unknown:
-        return "merge_fields", "Your merge fields were invalid.", f"Merge fields do not exist in this list: {', '.join(unknown)}"
+        return "merge_fields", "Your merge fields were invalid.", f"Not merge fields of this list: {', '.join(unknown)}"
     return None
 
 
-def batch_error(email: str, error: str, *, code: str = "ERROR_GENERIC", field: str = "", field_message: str = "") -> dict[str, Any]:
+def batch_error(
+    email: str, error: str, *, code: str = "ERROR_GENERIC", field: str = "", field_message: str = ""
+) -> dict[str, Any]:
     """One item of a batch subscribe answer's ``errors``."""
     return {"email_address": email, "error": error, "error_code": code, "field": field, "field_message": field_message}
 

@@ -16,7 +16,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from jsonschema import Draft4Validator
+from jsonschema import Draft4Validator  # type: ignore[import-untyped]
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
@@ -38,7 +38,7 @@ def schema_problems(spec_file: str, component: str, body: object) -> list[str]:
 @cache
 def _validator(spec_file: str, component: str) -> Draft4Validator:
     uri = f"urn:contactsync:simulators:{spec_file}"
-    resource: Resource[Any] = Resource(contents=_load(spec_file), specification=DRAFT4)
+    resource: Resource[Any] = DRAFT4.create_resource(_load(spec_file))
     registry: Registry[Any] = Registry().with_resource(uri, resource)
     return Draft4Validator({"$ref": f"{uri}#/components/schemas/{component}"}, registry=registry)
 
@@ -47,8 +47,8 @@ def _validator(spec_file: str, component: str) -> Draft4Validator:
 def _load(spec_file: str) -> dict[str, Any]:
     text = resources.files("pipeline.simulators").joinpath("specs").joinpath(spec_file).read_text(encoding="utf-8")
     document: dict[str, Any] = json.loads(text)
-    known = set(document["components"]["schemas"])
-    return _apply_errata(document, known)
+    patched: dict[str, Any] = _apply_errata(document, set(document["components"]["schemas"]))
+    return patched
 
 
 def _apply_errata(node: Any, known: set[str]) -> Any:

@@ -27,8 +27,8 @@ async def hubspot(sims: RunningSimulators) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def mailchimp(sims: RunningSimulators) -> AsyncIterator[httpx.AsyncClient]:
-    limits = httpx.Limits(max_connections=50)
-    async with httpx.AsyncClient(base_url=sims.mailchimp.base_url, auth=("anyone", MAILCHIMP_KEY), limits=limits) as client:
+    options = {"auth": ("anyone", MAILCHIMP_KEY), "limits": httpx.Limits(max_connections=50)}
+    async with httpx.AsyncClient(base_url=sims.mailchimp.base_url, **options) as client:
         yield client
 
 

@@ -111,7 +111,8 @@ async def test_email_taken_by_another_contact_is_a_per_input_conflict(hubspot: h
 async def test_read_by_id_property_then_archive(hubspot: httpx.AsyncClient) -> None:
     """batch/read resolves contactsync ids (207 for missing ones) and batch/archive marks the record archived."""
     await hubspot.post(UPSERT, json={"inputs": [contact("r1", 1)]})
-    read_body = {"idProperty": "contactsync_id", "inputs": [{"id": "r1"}, {"id": "nobody"}], "properties": [], "propertiesWithHistory": []}
+    ids = [{"id": "r1"}, {"id": "nobody"}]
+    read_body = {"idProperty": "contactsync_id", "inputs": ids, "properties": [], "propertiesWithHistory": []}
     response = await hubspot.post(READ, json=read_body)
     assert response.status_code == 207
     body = response.json()

@@ -1,0 +1,62 @@
+"""The real provider adapters, unchanged, against the simulators: the contract both sides rely on."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from pipeline.providers import build_mappers, build_provider
+from pipeline.settings import HubSpotSettings, MailchimpSettings, ProvidersSettings, SalesforceSettings
+from pipeline.simulators import RunningSimulators
+from schemas.contact import Contact, ContactChange
+
+
+def change(record_id: str, version: int, op: str = "upsert", contact_type: str = "lead") -> ContactChange:
+    contact = Contact(
+        id=record_id,
+        email=f"{record_id}@example.com",
+        first_name="Ann",
+        last_name="Lee",
+        company="Acme",
+        contact_type=contact_type,
+        subscribed=True,
+    )
+    times = {"source_ts_ms": 1, "captured_at_ms": 1}
+    return ContactChange.model_validate(
+        {"record_id": record_id, "op": op, "version": version, **times, "contact": contact}
+    )
+
+
+def adapter_settings(sims: RunningSimulators) -> ProvidersSettings:
+    salesforce = sims.salesforce.config
+    return ProvidersSettings(
+        hubspot=HubSpotSettings(base_url=sims.hubspot.base_url, token=sims.hubspot.config.token),
+        salesforce=SalesforceSettings(
+            base_url=sims.salesforce.base_url,
+            client_id=salesforce.client_id,
+            client_secret=salesforce.client_secret,
+            username=salesforce.username,
+            password=salesforce.password,
+        ),
+        mailchimp=MailchimpSettings(base_url=sims.mailchimp.base_url, api_key=sims.mailchimp.config.api_key),
+    )
+
+
+@pytest.mark.parametrize("provider", ["hubspot", "salesforce", "mailchimp"])
+async def test_adapter_upserts_updates_and_deletes(sims: RunningSimulators, provider: str) -> None:
+    """Each adapter's upsert, update and delete succeed, and the simulator ends up holding what was sent."""
+    settings = adapter_settings(sims)
+    mapper = build_mappers(settings)[provider]
+    adapter = build_provider(settings, provider)
+    try:
+        created = await adapter.deliver([mapper(change("r1", 10)), mapper(change("r2", 11, contact_type="vendor"))])
+        updated = await adapter.deliver([mapper(change("r1", 12))])
+        deletes = [change("r2", 13, "delete", contact_type="vendor"), change("gone", 14, "delete")]
+        deleted = await adapter.deliver([mapper(item) for item in deletes])
+    finally:
+        await adapter.aclose()
+    assert all(result.ok for result in [*created, *updated, *deleted])
+    async with httpx.AsyncClient(base_url=sims.by_name[provider].base_url) as client:
+        records = (await client.get("/_sim/records")).json()["records"]
+    assert (records["r1"]["version"], records["r1"]["archived"]) == ("12", False)
+    assert records["r2"]["archived"] is True and "gone" not in records
