@@ -10,7 +10,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+cleanup() {  # a broker whose stop failed must not outlive its deleted run dir
+    for pidfile in "$work"/*/kafka.pid; do
+        [ -f "$pidfile" ] || continue
+        pid=$(cat "$pidfile")
+        if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$work"; then kill "$pid"; fi
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
 unset KAFKA_BOOTSTRAP_SERVERS
 
 one_start() {  # $1 case name; env decides cache and run dir
