@@ -7,7 +7,9 @@ import typer
 from pipeline.cli import app, load_settings
 from pipeline.local_kafka import LocalKafka, jars_cached, with_free_ports
 
-kafka_app = typer.Typer(no_args_is_help=True, help=__doc__)
+kafka_app = typer.Typer(
+    no_args_is_help=True, help="Start, stop and inspect the local Apache Kafka (development and demo)."
+)
 app.add_typer(kafka_app, name="kafka")
 
 

@@ -15,7 +15,10 @@ from pipeline.cli import app, load_settings
 from pipeline.settings import Settings
 from pipeline.topics import TopicCatalog
 
-topics_app = typer.Typer(no_args_is_help=True, help=__doc__)
+topics_app = typer.Typer(
+    no_args_is_help=True,
+    help="Make the broker's topics match topics.yaml, or name where they differ. Exit 1: drift; 2: error.",
+)
 app.add_typer(topics_app, name="topics")
 
 

@@ -76,7 +76,7 @@ async def test_apply_twice_changes_nothing(kafka_bootstrap: str, topic_prefix: s
 async def test_drift_is_named_configs_fixed_partitions_refused(
     kafka_bootstrap: str, topic_prefix: str, admin: AIOKafkaAdminClient
 ) -> None:
-    """A topic with the wrong partition count and a config changed by hand are both drift; apply fixes only the config."""
+    """A wrong partition count and a config changed by hand are both drift; apply fixes only the config."""
     catalog = _catalog(topic_prefix)
     cdc_spec = next(spec for spec in catalog.specs() if spec.name == catalog.cdc)
     await admin.create_topics([NewTopic(catalog.cdc, 2, 1, topic_configs=cdc_spec.config)])

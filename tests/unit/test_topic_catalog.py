@@ -57,14 +57,14 @@ def test_prefix_applies_to_every_name(tmp_path: Path) -> None:
 
 
 def test_shipped_catalog_names_every_stage() -> None:
-    """The repository's topics.yaml loads and declares every stage topic the accessors name."""
+    """The repository's topics.yaml loads and declares every stage topic the accessors name, all co-partitioned."""
     catalog = TopicCatalog.load(KafkaSettings().topics_file)
     names = {spec.name for spec in catalog.specs()}
 
     expected = {catalog.cdc, catalog.validated, catalog.transformed, catalog.dlq, catalog.outcomes}
     expected |= {catalog.dispatch(p) for p in catalog.providers}
     expected |= {catalog.retry(p, t) for p in catalog.providers for t in catalog.retry_tiers}
-    assert names == expected
+    assert expected <= names
     assert len({spec.partitions for spec in catalog.specs()}) == 1  # co-partitioned
 
 
