@@ -13,7 +13,7 @@ from faust.types import EventT, StreamT
 from pipeline.app import app, settings, tables, topics
 from pipeline.dispatcher import Dispatcher
 from pipeline.producing import Outgoing
-from pipeline.providers import build_providers
+from pipeline.providers import build_provider
 from pipeline.providers.rate_limit import ProviderLane
 from pipeline.stage_loop import decode_each, run_stage
 from pipeline.stages.dispatching import Pending
@@ -44,7 +44,7 @@ def dispatcher_agent(name: str) -> None:
     topic = topics.catalog.dispatch(name)
 
     async def dispatch(stream: StreamT) -> None:
-        provider = build_providers(settings.providers)[name]
+        provider = build_provider(settings.providers, name, transport=lane.transport())
         dispatcher = Dispatcher(provider, lane, topics.catalog, tables.delivered_version[name])
 
         async def handle(events: Sequence[EventT]) -> list[Outgoing]:

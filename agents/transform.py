@@ -1,8 +1,9 @@
 """Stage 2, ``contacts.validated`` → ``contacts.transformed``: normalise, apply rules, pick targets.
 
-Keeps the last known contact of every record, so that a delete (which may carry only the key) is
-routed to where the record went and can be mapped (Mailchimp needs the email). A change that a rule
-stops is recorded as ``skipped_by_rule`` for each provider it would have gone to.
+Keeps the last known contact of every record and where it was routed, so that a delete (which may
+carry only the key) reaches every provider that holds the record and can be mapped (Mailchimp needs
+the email). A change that a rule stops is recorded as ``skipped_by_rule`` for each provider it
+would have gone to.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pipeline.outcomes import outcome
 from pipeline.producing import Outgoing
 from pipeline.stage_loop import per_event, run_stage
 from pipeline.stages.transformation import transform
-from schemas.contact import Contact, ContactChange
+from schemas.contact import ContactChange, KnownContact
 
 STAGE = "transform"
 PROVIDERS = tuple(settings.providers.enabled())
@@ -23,14 +24,13 @@ PROVIDERS = tuple(settings.providers.enabled())
 def transform_event(event: EventT) -> list[Outgoing]:
     change = ContactChange.model_validate_json(event.message.value)
     key = change.record_id.encode()
-    known = tables.last_known.get(key)
-    result = transform(
-        change, Contact.model_validate_json(known) if known else None, settings.routing, PROVIDERS
-    )
-    if change.op == "delete":
+    stored = tables.last_known.get(key)
+    known = KnownContact.model_validate_json(stored) if stored else None
+    result, remember = transform(change, known, settings.routing, PROVIDERS)
+    if remember is None:
         tables.last_known.pop(key, None)
-    elif result.change.contact is not None:
-        tables.last_known[key] = result.change.contact.model_dump_json().encode()
+    else:
+        tables.last_known[key] = remember.model_dump_json().encode()
     outgoing = [Outgoing(topics.catalog.transformed, key, result.model_dump_json().encode())]
     stopped = result.stopped_by
     if stopped is not None:

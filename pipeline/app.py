@@ -36,8 +36,7 @@ def create_app(settings: Settings) -> tuple[faust.App, StageTopics, StageTables]
         broker=f"kafka://{settings.bootstrap_servers}",
         store=settings.table_store,
         datadir=str(settings.data_dir),
-        autodiscover=["agents"],
-        origin="pipeline",
+        autodiscover=["agents"],  # and no origin: Faust would scan (import) all of pipeline/ too
         web_port=settings.web_port,
         web_host="127.0.0.1",
         topic_partitions=catalog.partitions,
@@ -75,7 +74,7 @@ def create_app(settings: Settings) -> tuple[faust.App, StageTopics, StageTables]
             for name in providers
         },
     )
-    return app, topics, create_tables(app, providers, catalog.partitions)
+    return app, topics, create_tables(app, catalog)
 
 
 settings = Settings()

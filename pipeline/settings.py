@@ -74,6 +74,9 @@ class SalesforceSettings(ProviderSettings):
     username: str = ""
     password: SecretStr = SecretStr("")
     external_id_field: str = "ContactSync_Id__c"
+    limit_retry_after_s: float = Field(
+        default=60.0, gt=0, description="Pause after 403 REQUEST_LIMIT_EXCEEDED, which has no Retry-After."
+    )
 
 
 class MailchimpSettings(ProviderSettings):

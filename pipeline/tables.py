@@ -16,27 +16,37 @@ import faust
 from faust.streams import _current_event
 from faust.types import EventT
 
+from pipeline.topics import TopicCatalog
+
 
 @dataclass(frozen=True)
 class StageTables:
-    last_known: faust.Table  # record id -> newest Contact JSON, to route and map deletes
+    last_known: faust.Table  # record id -> KnownContact JSON, to route and map deletes
     delivered_version: dict[str, faust.Table]  # per provider: record id -> newest delivered version
     status: faust.Table  # record id -> RecordStatus JSON
 
 
-def create_tables(app: faust.App, providers: tuple[str, ...], partitions: int) -> StageTables:
-    def table(name: str, default: type | None = None) -> faust.Table:
+def create_tables(app: faust.App, catalog: TopicCatalog) -> StageTables:
+    def table(name: str) -> faust.Table:
+        changelog = app.topic(
+            catalog.table_changelog(name),
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=catalog.partitions,
+        )
         return app.Table(
             name,
-            default=default,
-            partitions=partitions,
+            partitions=catalog.partitions,
+            changelog_topic=changelog,  # declared in topics.yaml, created before any worker starts
             key_type=bytes,  # bytes means the raw codec: we encode rows with pydantic
             value_type=bytes,
         )
 
     return StageTables(
         last_known=table("last-known"),
-        delivered_version={name: table(f"delivered-version-{name}") for name in providers},
+        delivered_version={name: table(f"delivered-version.{name}") for name in catalog.providers},
         status=table("record-status"),
     )
 

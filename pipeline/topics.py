@@ -108,6 +108,9 @@ class TopicCatalog:
     def retry(self, provider: str, tier: str) -> str:
         return self._name(f"contacts.retry.{provider}.{tier}")
 
+    def table_changelog(self, table: str) -> str:
+        return self._name(f"contacts.table.{table}")
+
     def specs(self) -> list[TopicSpec]:
         """Every concrete topic, templates expanded per provider and retry tier."""
         specs: list[TopicSpec] = []

@@ -42,6 +42,14 @@ class ContactChange(_Message):
     contact: Contact | None = None
 
 
+class KnownContact(_Message):
+    """What the transform stage remembers of a record: its newest contact and every provider it
+    was ever routed to (a delete must reach all of them, even after the contact's type changed)."""
+
+    contact: Contact
+    routed_to: list[str] = []
+
+
 class RuleVerdict(_Message):
     """What one rule said about a change."""
 

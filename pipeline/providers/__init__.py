@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+import httpx
+
 from pipeline.errors import ConfigError
 from pipeline.providers.base import DeliveryResult, Mapper, Provider
 from pipeline.providers.hubspot import HubSpotMapper, HubSpotProvider
@@ -36,7 +38,7 @@ S = TypeVar("S", bound=ProviderSettings)
 @dataclass(frozen=True, slots=True)
 class _Adapter(Generic[S]):
     settings_type: type[S]
-    provider: Callable[[S], Provider]
+    provider: Callable[..., Provider]  # (settings, *, transport=None)
     mapper: Callable[[S], Mapper]
 
 
@@ -47,12 +49,17 @@ _ADAPTERS: dict[str, _Adapter[Any]] = {
 }
 
 
-def build_provider(settings: ProvidersSettings, name: str) -> Provider:
-    """The adapter of one enabled provider (it owns an HTTP client: ``aclose()`` it)."""
+def build_provider(
+    settings: ProvidersSettings, name: str, *, transport: httpx.AsyncBaseTransport | None = None
+) -> Provider:
+    """The adapter of one enabled provider (it owns an HTTP client: ``aclose()`` it).
+
+    ``transport`` is where its requests go: the dispatcher passes a rate-limited one.
+    """
     lane = settings.enabled().get(name)
     if lane is None:
         raise ConfigError(f"provider {name!r} is not enabled")
-    return _adapter(name, lane).provider(lane)
+    return _adapter(name, lane).provider(lane, transport=transport)
 
 
 def build_providers(settings: ProvidersSettings) -> dict[str, Provider]:

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+import httpx
 from aiolimiter import AsyncLimiter
 
 from pipeline.settings import ProviderSettings
@@ -110,14 +111,39 @@ class ProviderLane:
         return max(0.0, self._paused_until - time.monotonic())
 
     async def call(self, send: Callable[[], Awaitable[T]]) -> T:
-        """Run one provider call when a slot, the rate limit and any throttle pause allow."""
+        """Run one delivery (one or more requests) when an in-flight slot is free."""
         async with self._slots:
-            while (wait := self.paused_for) > 0:
-                await asyncio.sleep(wait)
-            await self._limiter.acquire()
-            self.stats.calls += 1
             self.stats.in_flight += 1
             try:
                 return await send()
             finally:
                 self.stats.in_flight -= 1
+
+    async def admit_request(self) -> None:
+        """Wait until one more HTTP request may start: after any throttle pause, within the rate."""
+        while (wait := self.paused_for) > 0:
+            await asyncio.sleep(wait)
+        await self._limiter.acquire()
+        self.stats.calls += 1
+
+    def transport(self) -> httpx.AsyncBaseTransport:
+        """An HTTP transport whose every request is admitted by this lane first."""
+        return _AdmittedTransport(self, httpx.AsyncHTTPTransport(limits=httpx.Limits(
+            max_connections=self.settings.max_in_flight,
+            max_keepalive_connections=self.settings.max_in_flight,
+        )))
+
+
+class _AdmittedTransport(httpx.AsyncBaseTransport):
+    """Counts every request against the lane's limit, however many one delivery makes."""
+
+    def __init__(self, lane: ProviderLane, inner: httpx.AsyncBaseTransport) -> None:
+        self._lane = lane
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await self._lane.admit_request()
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()

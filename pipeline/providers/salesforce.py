@@ -57,7 +57,6 @@ _QUERY = TypeAdapter(_Query)
 class SalesforceProvider:
     """Delivers dispatch records to Salesforce with a connected app's OAuth2 credentials.
 
-    ``limit_retry_after_s``: the lane's wait after 403 REQUEST_LIMIT_EXCEEDED (no Retry-After).
     """
 
     name = NAME
@@ -67,10 +66,9 @@ class SalesforceProvider:
         settings: SalesforceSettings,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
-        limit_retry_after_s: float = 60.0,
     ) -> None:
         self._external_id_field = settings.external_id_field
-        self._api = SalesforceApi(settings, transport=transport, limit_retry_after_s=limit_retry_after_s)
+        self._api = SalesforceApi(settings, transport=transport)
 
     async def deliver(self, batch: Sequence[DispatchRecord]) -> list[DeliveryResult]:
         ledger = Ledger(batch)

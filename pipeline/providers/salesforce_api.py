@@ -44,8 +44,8 @@ class _Session:
 class SalesforceApi:
     """Calls ``/services/data/<version>/...`` on the org's instance with a cached session.
 
-    ``limit_retry_after_s`` is the wait after 403 REQUEST_LIMIT_EXCEEDED, which comes without a
-    Retry-After (the allocation is a rolling 24 h window).
+    ``settings.limit_retry_after_s`` is the wait after 403 REQUEST_LIMIT_EXCEEDED, which comes
+    without a Retry-After (the allocation is a rolling 24 h window).
     """
 
     def __init__(
@@ -53,10 +53,8 @@ class SalesforceApi:
         settings: SalesforceSettings,
         *,
         transport: httpx.AsyncBaseTransport | None,
-        limit_retry_after_s: float,
     ) -> None:
         self._settings = settings
-        self._limit_retry_after_s = limit_retry_after_s
         self._http = ProviderClient(
             settings, base_url=settings.base_url, classify=self._classify, transport=transport
         )
@@ -106,7 +104,7 @@ class SalesforceApi:
         error = first if isinstance(first, _Error) else _Error()
         code = error.errorCode or error.error
         message = f"Salesforce {response.status_code} {code}: {error.message or error.error_description}"
-        status, limit_wait = response.status_code, self._limit_retry_after_s
+        status, limit_wait = response.status_code, self._settings.limit_retry_after_s
         if code == "REQUEST_LIMIT_EXCEEDED":
             return ThrottledError(clip(message), status=status, code=code, retry_after=limit_wait)
         if code == "INVALID_SESSION_ID":  # expired token: the next call logs in again

@@ -5,33 +5,42 @@ from __future__ import annotations
 import phonenumbers
 
 from pipeline.settings import RoutingSettings
-from schemas.contact import Contact, ContactChange, RuleVerdict, TransformedChange
+from schemas.contact import Contact, ContactChange, KnownContact, RuleVerdict, TransformedChange
 
 
 def transform(
     change: ContactChange,
-    last_known: Contact | None,
+    known: KnownContact | None,
     routing: RoutingSettings,
     providers: tuple[str, ...],
-) -> TransformedChange:
-    """Normalise the contact, route it and give each rule's verdict.
+) -> tuple[TransformedChange, KnownContact | None]:
+    """Normalise the contact, route it and give each rule's verdict; and what to remember of it.
 
-    A delete is routed by the last contact known for the record (the CDC tool may only know the
-    key), and to every provider when none is known: deleting a record a provider never had is
-    harmless, keeping one it should not is not. Rules stop upserts only.
+    A delete goes to every provider the record was ever routed to, and to every provider when the
+    record was never seen: deleting a record a provider never had is harmless, keeping one it should
+    not is not. It is routed by the last known contact, since the CDC tool may only know the key.
+    Rules stop upserts only.
     """
-    contact = change.contact or last_known
+    contact = change.contact or (known.contact if known else None)
     normalised = normalise(contact, routing.default_phone_region) if contact else None
     change = change.model_copy(update={"contact": normalised})
     if change.op == "delete":
-        targets = route(normalised, routing, providers) if normalised else list(providers)
-        return TransformedChange(change=change, verdicts=[], targets=targets)
+        targets = list(providers) if known is None else _union(known.routed_to, route(normalised, routing, providers), providers)
+        return TransformedChange(change=change, verdicts=[], targets=targets), None
     assert normalised is not None  # an upsert always carries its row
-    return TransformedChange(
+    result = TransformedChange(
         change=change,
         verdicts=apply_rules(normalised, routing),
         targets=route(normalised, routing, providers),
     )
+    routed_to = list(known.routed_to) if known else []
+    if result.stopped_by is None:
+        routed_to = _union(routed_to, result.targets, providers)
+    return result, KnownContact(contact=normalised, routed_to=routed_to)
+
+
+def _union(first: list[str], second: list[str], providers: tuple[str, ...]) -> list[str]:
+    return [provider for provider in providers if provider in first or provider in second]
 
 
 def normalise(contact: Contact, phone_region: str) -> Contact:

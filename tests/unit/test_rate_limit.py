@@ -48,11 +48,12 @@ async def test_lane_never_starts_more_than_burst_plus_rate_times_window() -> Non
     lane = ProviderLane("hubspot", HubSpotSettings(rate_per_second=20, burst=5, max_in_flight=50))
     starts: list[float] = []
 
-    async def call() -> None:
+    async def request() -> None:
+        await lane.admit_request()
         starts.append(time.monotonic())
 
     began = time.monotonic()
-    await asyncio.gather(*(lane.call(call) for _ in range(15)))
+    await asyncio.gather(*(request() for _ in range(15)))
     within_half_second = sum(1 for t in starts if t - began <= 0.5)
     assert within_half_second <= 5 + 20 * 0.5 + 1  # +1: the bucket's edge at exactly T
 
@@ -62,11 +63,7 @@ async def test_half_share_halves_the_rate() -> None:
     lane = ProviderLane("hubspot", HubSpotSettings(rate_per_second=20, burst=2, max_in_flight=50))
     lane.set_share(0.5)
     began = time.monotonic()
-
-    async def call() -> None:
-        return None
-
-    await asyncio.gather(*(lane.call(call) for _ in range(11)))
+    await asyncio.gather(*(lane.admit_request() for _ in range(11)))
     # burst 1 then 10 more at 10/s: about one second, never faster than the half rate allows
     assert time.monotonic() - began >= 0.9
 
@@ -76,9 +73,5 @@ async def test_pause_holds_calls_until_it_is_over() -> None:
     lane = ProviderLane("hubspot", HubSpotSettings(rate_per_second=100, burst=10))
     lane.pause(0.3)
     began = time.monotonic()
-
-    async def call() -> float:
-        return time.monotonic()
-
-    started = await lane.call(call)
-    assert started - began >= 0.29 and lane.stats.throttled == 1
+    await lane.admit_request()
+    assert time.monotonic() - began >= 0.29 and lane.stats.throttled == 1

@@ -129,7 +129,8 @@ def salesforce(
     handler: Handler, settings: SalesforceSettings = SALESFORCE, **options: float
 ) -> tuple[SalesforceProvider, Recorder]:
     recorder = Recorder(handler)
-    return SalesforceProvider(settings, transport=recorder.transport, **options), recorder
+    settings = settings.model_copy(update=options)
+    return SalesforceProvider(settings, transport=recorder.transport), recorder
 
 
 def mailchimp(

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from pipeline.settings import RoutingSettings
 from pipeline.stages.transformation import normalise, tidy_name, to_e164, transform
-from schemas.contact import Contact, ContactChange
+from schemas.contact import Contact, ContactChange, KnownContact
 
 PROVIDERS = ("hubspot", "salesforce", "mailchimp")
 ROUTING = RoutingSettings()
+
+
+def transform_(*args: object):  # the change part of transform's answer
+    return transform(*args)[0]  # type: ignore[arg-type]
 
 
 def change(op: str = "upsert", contact: Contact | None = None) -> ContactChange:
@@ -34,32 +38,51 @@ def test_unparseable_phone_is_dropped_and_mixed_case_names_kept() -> None:
 
 def test_routing_by_type_and_subscription() -> None:
     """Leads go to Salesforce, customers to HubSpot, subscribed contacts also to Mailchimp."""
-    lead = transform(change(contact=Contact(id="1", email="a@b.co", contact_type="Lead", subscribed=True)), None, ROUTING, PROVIDERS)
-    customer = transform(change(contact=Contact(id="1", email="a@b.co", contact_type="customer")), None, ROUTING, PROVIDERS)
+    lead = transform_(change(contact=Contact(id="1", email="a@b.co", contact_type="Lead", subscribed=True)), None, ROUTING, PROVIDERS)
+    customer = transform_(change(contact=Contact(id="1", email="a@b.co", contact_type="customer")), None, ROUTING, PROVIDERS)
     assert lead.targets == ["salesforce", "mailchimp"]
     assert customer.targets == ["hubspot"]
 
 
 def test_rules_stop_missing_email_and_do_not_sync() -> None:
     """A contact without email, or flagged do_not_sync, is stopped with the rule's reason."""
-    no_email = transform(change(contact=Contact(id="1", contact_type="lead")), None, ROUTING, PROVIDERS)
-    flagged = transform(change(contact=Contact(id="1", email="a@b.co", contact_type="lead", do_not_sync=True)), None, ROUTING, PROVIDERS)
+    no_email = transform_(change(contact=Contact(id="1", contact_type="lead")), None, ROUTING, PROVIDERS)
+    flagged = transform_(change(contact=Contact(id="1", email="a@b.co", contact_type="lead", do_not_sync=True)), None, ROUTING, PROVIDERS)
     assert no_email.stopped_by is not None and no_email.stopped_by.rule == "required:email"
     assert flagged.stopped_by is not None and flagged.stopped_by.rule == "do_not_sync"
-    fine = transform(change(contact=Contact(id="1", email="a@b.co", contact_type="lead")), None, ROUTING, PROVIDERS)
+    fine = transform_(change(contact=Contact(id="1", email="a@b.co", contact_type="lead")), None, ROUTING, PROVIDERS)
     assert fine.stopped_by is None
 
 
 def test_delete_is_routed_by_last_known_contact_or_everywhere() -> None:
     """A key-only delete goes where the last known contact went, or to every provider if unknown."""
-    known = Contact(id="1", email="A@b.co", contact_type="customer", subscribed=True)
-    routed = transform(change("delete"), known, ROUTING, PROVIDERS)
+    known = KnownContact(contact=Contact(id="1", email="A@b.co", contact_type="customer", subscribed=True))
+    routed = transform_(change("delete"), known, ROUTING, PROVIDERS)
     assert routed.targets == ["hubspot", "mailchimp"]
     assert routed.change.contact is not None and routed.change.contact.email == "a@b.co"
-    assert transform(change("delete"), None, ROUTING, PROVIDERS).targets == list(PROVIDERS)
+    assert transform_(change("delete"), None, ROUTING, PROVIDERS).targets == list(PROVIDERS)
 
 
 def test_disabled_provider_is_never_a_target() -> None:
     """Routing only names providers that are enabled."""
-    lead = transform(change(contact=Contact(id="1", email="a@b.co", contact_type="lead", subscribed=True)), None, ROUTING, ("mailchimp",))
+    lead = transform_(change(contact=Contact(id="1", email="a@b.co", contact_type="lead", subscribed=True)), None, ROUTING, ("mailchimp",))
     assert lead.targets == ["mailchimp"]
+
+
+def test_delete_reaches_every_provider_the_record_was_ever_routed_to() -> None:
+    """A lead that became a customer is deleted at Salesforce too, not only at HubSpot."""
+    as_lead = change(contact=Contact(id="1", email="a@b.co", contact_type="lead"))
+    _, known = transform(as_lead, None, ROUTING, PROVIDERS)
+    as_customer = change(contact=Contact(id="1", email="a@b.co", contact_type="customer"))
+    result, known = transform(as_customer, known, ROUTING, PROVIDERS)
+    assert result.targets == ["hubspot"] and known is not None
+    assert known.routed_to == ["hubspot", "salesforce"]
+    deleted, forgotten = transform(change("delete"), known, ROUTING, PROVIDERS)
+    assert deleted.targets == ["hubspot", "salesforce"] and forgotten is None
+
+
+def test_a_stopped_change_does_not_count_as_routed() -> None:
+    """A contact that was only ever do_not_sync was never sent anywhere."""
+    flagged = change(contact=Contact(id="1", email="a@b.co", contact_type="lead", do_not_sync=True))
+    _, known = transform(flagged, None, ROUTING, PROVIDERS)
+    assert known is not None and known.routed_to == []

@@ -1,0 +1,43 @@
+"""``contactsync worker``: run one pipeline worker, a member of the app's consumer group."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import faust
+import typer
+
+from pipeline import topic_admin
+from pipeline.cli import app, load_settings
+from pipeline.errors import ConfigError
+from pipeline.logging import configure_logging
+from pipeline.topics import TopicCatalog
+
+
+class _Worker(faust.Worker):
+    """Faust's worker with our logging: mode installs its own root handler, we replace it after."""
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        configure_logging(logging.getLevelName(level))
+
+
+@app.command()
+def worker(
+    web_port: int = typer.Option(None, help="Port of this worker's web views (default: settings.web_port)."),
+) -> None:
+    """Run a worker. Start several (each with its own --web-port and data dir) to share the load."""
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    catalog = TopicCatalog.load(settings.kafka.topics_file, settings.kafka.topic_prefix)
+    drift = asyncio.run(topic_admin.check(catalog, settings.bootstrap_servers))
+    if drift:
+        raise ConfigError(f"{drift[0]}{f' (and {len(drift) - 1} more)' if len(drift) > 1 else ''}; "
+                          "run `contactsync topics apply` first")
+    from pipeline.app import app as faust_app  # the app reads settings at import: only now
+
+    if web_port is not None:
+        faust_app.conf.web_port = web_port
+    _Worker(
+        faust_app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False
+    ).execute_from_commandline()
