@@ -27,7 +27,7 @@ def load_settings() -> Settings:
 
 def main() -> None:
     """Entry point: run the command; a ConfigError is one line on stderr and exit code 2."""
-    from pipeline.cli import kafka, produce, simulate, topics  # noqa: F401  (registers the command groups)
+    from pipeline.cli import demo, kafka, produce, simulate, topics, worker  # noqa: F401  (registers the command groups)
 
     try:
         app()
