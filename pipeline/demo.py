@@ -25,7 +25,8 @@ from pipeline import topic_admin
 from pipeline.cdc_generator import INVALID_KINDS, GeneratedEvent, expected_state, generate_events
 from pipeline.cdc_publisher import publish
 from pipeline.local_kafka import LocalKafka
-from pipeline.local_stack import StackConfig, WorkerProcess, read_topic
+from pipeline.errors import ConfigError
+from pipeline.local_stack import StackConfig, WorkerProcess, read_topic, wait_until_consuming
 from pipeline.reconcile import Held, Reconciliation, reconcile
 from pipeline.settings import REPO_ROOT, Settings
 from pipeline.simulators.runner import run_simulators
@@ -57,6 +58,8 @@ async def run_demo(settings: Settings, options: DemoOptions) -> dict[str, Any]:
         stack = StackConfig(bootstrap, f"contactsync-demo-{run_id}", catalog.prefix, sims.base_urls())
         worker = WorkerProcess(stack, run_dir / "data", free_port(), run_dir / "worker.log").start()
         try:
+            if not await wait_until_consuming(bootstrap, stack.app_id, 1, timeout_s=60):
+                raise ConfigError(f"the worker did not join its consumer group; see {worker.log_file}")
             generated = list(
                 generate_events(options.events, records=options.records, seed=options.seed,
                                 invalid_ratio=options.invalid_ratio)
@@ -144,6 +147,7 @@ def summarise(
         "matched_at_providers": verdict.matched,
         "lost": len(verdict.lost),
         "stale": len(verdict.stale),
+        "misses": [vars(miss) for miss in (verdict.lost + verdict.stale)[:10]],
         "version_regressions": verdict.version_regressions,
         "latency_ms": _percentiles(latencies),
         "elapsed_s": round(elapsed_s, 2),

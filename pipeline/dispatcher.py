@@ -22,7 +22,14 @@ from pipeline.outcomes import outcome
 from pipeline.producing import Outgoing
 from pipeline.providers import DeliveryResult, Provider
 from pipeline.providers.rate_limit import ProviderLane
-from pipeline.stages.dispatching import Pending, chunks, failed_as_a_whole, plan_retry, select_newest
+from pipeline.stages.dispatching import (
+    Pending,
+    chunks,
+    failed_as_a_whole,
+    plan_retry,
+    select_newest,
+    waves,
+)
 from pipeline.tables import rows_of
 from pipeline.topics import TopicCatalog
 from schemas.headers import to_headers
@@ -43,10 +50,10 @@ class Dispatcher:
         """Send what is newest, settle everything, and return the messages that record it."""
         to_send, superseded = select_newest(pending, self._held_version)
         outgoing = [self._superseded(item) for item in superseded]
-        batches = chunks(to_send, self.lane.settings.batch_size)
-        settled = await asyncio.gather(*(self._deliver(batch) for batch in batches))
-        for batch_outgoing in settled:
-            outgoing += batch_outgoing
+        for wave in waves(to_send):
+            batches = chunks(wave, self.lane.settings.batch_size)
+            for settled in await asyncio.gather(*(self._deliver(batch) for batch in batches)):
+                outgoing += settled
         return outgoing
 
     async def _deliver(self, batch: list[Item]) -> list[Outgoing]:

@@ -5,15 +5,19 @@ to the provider simulators, and reading a topic back from the start.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from pipeline.simulators.config import SimulatorsConfig
 
@@ -104,6 +108,24 @@ def _clean_environ() -> dict[str, str]:
         for name, value in os.environ.items()
         if not name.startswith("CONTACTSYNC_") and name != "KAFKA_BOOTSTRAP_SERVERS"
     }
+
+
+async def wait_until_consuming(bootstrap: str, group_id: str, members: int, timeout_s: float) -> bool:
+    """Whether the consumer group became Stable with ``members`` members within ``timeout_s``."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with contextlib.suppress(KafkaError):
+                (response,) = await admin.describe_consumer_groups([group_id])
+                _error, _group, state, *_rest, joined = response.groups[0][:6]
+                if state == "Stable" and len(joined) >= members:
+                    return True
+            await asyncio.sleep(0.5)
+        return False
+    finally:
+        await admin.close()
 
 
 async def read_topic(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:

@@ -111,6 +111,11 @@ class RoutingSettings(_Section):
         "vendor": ["hubspot"],
     }
     subscribed_to: list[str] = ["mailchimp"]
+    sticky: list[str] = Field(
+        default=["mailchimp"],
+        description="Providers that keep getting a record's changes once they hold it, "
+        "so that an unsubscribe or a new email reaches Mailchimp.",
+    )
     required_fields: list[str] = ["email"]
     default_phone_region: str = "US"
 

@@ -31,6 +31,7 @@ class DispatchRecord(BaseModel):
     captured_at_ms: int
     key: str
     payload: dict[str, Any]
+    previous_key: str | None = None  # the key before this change, when it changed (a new email)
 
 
 class Outcome(BaseModel):

@@ -204,10 +204,9 @@ class SalesforceMapper(ChangeMapper):
         return change.record_id, SalesforceRecord.model_validate(record)
 
     def delete(self, change: ContactChange) -> tuple[str, BaseModel]:
-        # The contact's last known state tells its SObject; without it, look in every mapped one.
-        contact = change.contact
-        types = (self._sobject(contact),) if contact is not None else tuple(self._mapping.objects)
-        return change.record_id, SalesforceRecordRef(sobject_types=types)
+        # Look in every mapped SObject: a record written as a Lead stays one after its contact
+        # became a customer, so the last known type does not tell where all its copies are.
+        return change.record_id, SalesforceRecordRef(sobject_types=tuple(self._mapping.objects))
 
     def _sobject(self, contact: Contact) -> str:
         rule = self._mapping.sobject_by

@@ -52,6 +52,24 @@ def chunks(items: Sequence[Pending[E]], size: int) -> list[list[Pending[E]]]:
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
 
+def waves(items: Sequence[Pending[E]]) -> list[list[Pending[E]]]:
+    """Split so that no provider key appears twice in a wave; waves are sent one after the other.
+
+    Two records can share a provider key (two contacts with one email are one Mailchimp member):
+    in one request the platform refuses both, and in two concurrent requests the later could land
+    first. Sending them in separate waves keeps each request valid and their order fixed.
+    """
+    result: list[list[Pending[E]]] = []
+    seen: dict[str, int] = {}
+    for item in items:
+        wave = seen.get(item.record.key, -1) + 1
+        seen[item.record.key] = wave
+        if wave == len(result):
+            result.append([])
+        result[wave].append(item)
+    return result
+
+
 def failed_as_a_whole(errors: Sequence[DeliveryError | None]) -> bool:
     """True when one permanent error answered for every record: the call, not a record, was refused."""
     first = errors[0] if errors else None

@@ -19,7 +19,8 @@ def transform(
     A delete goes to every provider the record was ever routed to, and to every provider when the
     record was never seen: deleting a record a provider never had is harmless, keeping one it should
     not is not. It is routed by the last known contact, since the CDC tool may only know the key.
-    Rules stop upserts only.
+    An upsert also goes to every ``sticky`` provider that holds the record, so that an unsubscribe
+    reaches Mailchimp. Rules stop upserts only.
     """
     contact = change.contact or (known.contact if known else None)
     normalised = normalise(contact, routing.default_phone_region) if contact else None
@@ -28,12 +29,14 @@ def transform(
         targets = list(providers) if known is None else _union(known.routed_to, route(normalised, routing, providers), providers)
         return TransformedChange(change=change, verdicts=[], targets=targets), None
     assert normalised is not None  # an upsert always carries its row
+    routed_to = list(known.routed_to) if known else []
+    still_holding = [provider for provider in routed_to if provider in routing.sticky]
     result = TransformedChange(
         change=change,
         verdicts=apply_rules(normalised, routing),
-        targets=route(normalised, routing, providers),
+        targets=_union(route(normalised, routing, providers), still_holding, providers),
+        previous=known.contact if known else None,
     )
-    routed_to = list(known.routed_to) if known else []
     if result.stopped_by is None:
         routed_to = _union(routed_to, result.targets, providers)
     return result, KnownContact(contact=normalised, routed_to=routed_to)

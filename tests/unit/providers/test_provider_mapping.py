@@ -89,13 +89,12 @@ def test_salesforce_external_id_field_comes_from_settings() -> None:
     assert mapper(change("r1")).payload["Ext__c"] == "r1"
 
 
-def test_salesforce_delete_names_where_to_look() -> None:
-    """A delete looks in the contact's SObject when known, else in every mapped SObject."""
+def test_salesforce_delete_looks_in_every_mapped_sobject() -> None:
+    """A delete looks in Lead and Contact even when the contact is a customer now (it may be a Lead there)."""
     mapper = SalesforceMapper(SALESFORCE)
-    known = SalesforceRecordRef.model_validate(mapper(change("r1", "delete", contact_type="lead")).payload)
+    known = SalesforceRecordRef.model_validate(mapper(change("r1", "delete", contact_type="customer")).payload)
     unknown = SalesforceRecordRef.model_validate(mapper(change("r1", "delete")).payload)
-    assert known.sobject_types == ("Lead",)
-    assert set(unknown.sobject_types) == {"Lead", "Contact"}
+    assert set(known.sobject_types) == set(unknown.sobject_types) == {"Lead", "Contact"}
 
 
 def test_mailchimp_member_status_and_merge_fields() -> None:

@@ -136,7 +136,7 @@ async def test_result_count_mismatch_is_retryable() -> None:
 
 
 async def test_delete_queries_then_deletes_by_salesforce_id() -> None:
-    """Deletes query the ids by external id (every SObject when the type is unknown), then delete."""
+    """Deletes query the ids by external id in every mapped SObject, then delete them."""
 
     def handle(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/query"):
@@ -158,7 +158,7 @@ async def test_delete_queries_then_deletes_by_salesforce_id() -> None:
     queries = {r.url.params["q"] for r in wire.requests if r.url.path.endswith("/query")}
     assert queries == {
         "SELECT Id, ContactSync_Id__c FROM Lead WHERE ContactSync_Id__c IN ('r1', 'r2', 'r3', 'r4')",
-        "SELECT Id, ContactSync_Id__c FROM Contact WHERE ContactSync_Id__c IN ('r2', 'r3', 'r4')"}
+        "SELECT Id, ContactSync_Id__c FROM Contact WHERE ContactSync_Id__c IN ('r1', 'r2', 'r3', 'r4')"}
     delete = wire.requests[-1]
     assert (delete.method, delete.url.path) == ("DELETE", f"/services/data/{SALESFORCE.api_version}"
                                                           "/composite/sobjects")

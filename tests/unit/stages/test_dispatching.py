@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from pipeline.errors import PermanentError, RetryableError, ThrottledError
-from pipeline.stages.dispatching import Pending, failed_as_a_whole, plan_retry, select_newest
+from pipeline.stages.dispatching import Pending, failed_as_a_whole, plan_retry, select_newest, waves
 from schemas.dispatch import DispatchRecord
 from schemas.retry import RetryState
 
 TIERS = ("5s", "1m", "10m")
 
 
-def pending(record_id: str, version: int, op: str = "upsert") -> Pending[None]:
+def pending(record_id: str, version: int, op: str = "upsert", key: str = "") -> Pending[None]:
     record = DispatchRecord(record_id=record_id, provider="hubspot", op=op, version=version,
-                            source_ts_ms=0, captured_at_ms=0, key=record_id, payload={})
+                            source_ts_ms=0, captured_at_ms=0, key=key or record_id, payload={})
     return Pending(event=None, record=record, retry=RetryState())
 
 
@@ -73,3 +73,9 @@ def test_open_breaker_waits_without_using_an_attempt() -> None:
     state = RetryState(attempts=3)
     plan = plan_retry(state, RetryableError("breaker open"), TIERS, 0, counts=False)
     assert plan.tier == "10m" and plan.state.attempts == 3
+
+
+def test_records_sharing_a_provider_key_go_in_separate_waves() -> None:
+    """Two contacts with one email (one Mailchimp member) are never in one request or in flight together."""
+    items = [pending("a", 1, key="m1"), pending("b", 1, key="m2"), pending("c", 1, key="m1"), pending("d", 1, key="m1")]
+    assert [[i.record.record_id for i in wave] for wave in waves(items)] == [["a", "b"], ["c"], ["d"]]

@@ -86,3 +86,13 @@ def test_a_stopped_change_does_not_count_as_routed() -> None:
     flagged = change(contact=Contact(id="1", email="a@b.co", contact_type="lead", do_not_sync=True))
     _, known = transform(flagged, None, ROUTING, PROVIDERS)
     assert known is not None and known.routed_to == []
+
+
+def test_unsubscribe_still_reaches_mailchimp() -> None:
+    """A subscribed contact that unsubscribes keeps going to Mailchimp (sticky), so the unsubscribe lands."""
+    subscribed = change(contact=Contact(id="1", email="a@b.co", contact_type="customer", subscribed=True))
+    _, known = transform(subscribed, None, ROUTING, PROVIDERS)
+    unsubscribed = change(contact=Contact(id="1", email="new@b.co", contact_type="customer", subscribed=False))
+    result, _ = transform(unsubscribed, known, ROUTING, PROVIDERS)
+    assert result.targets == ["hubspot", "mailchimp"]
+    assert result.previous is not None and result.previous.email == "a@b.co"
