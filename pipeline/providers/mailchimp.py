@@ -1,7 +1,8 @@
 """Mailchimp Marketing API 3.0: audience members.
 
 Upserts: batch subscribe ``POST /lists/{list_id}`` with ``update_existing`` (per-member failures in
-the 200 body's ``errors[]``). Deletes: ``DELETE /lists/{list_id}/members/{subscriber_hash}`` (archive),
+the 200 body's ``errors[]``); a member whose email changed is first moved to the new address with
+``PATCH /lists/{list_id}/members/{old_hash}``. Deletes: ``DELETE /lists/{list_id}/members/{subscriber_hash}`` (archive),
 one request per member, run together but never more than ``settings.max_in_flight`` at once for the
 whole adapter (Mailchimp refuses an 11th simultaneous connection); 404 means already gone.
 """
@@ -90,12 +91,43 @@ class MailchimpProvider:
 
     async def deliver(self, batch: Sequence[DispatchRecord]) -> list[DeliveryResult]:
         ledger = Ledger(batch)
-        await ledger.run(ledger.entries("upsert", MailchimpMember), self._subscribe)
+        await ledger.run(ledger.entries("upsert", MailchimpMember), self._move_then_subscribe)
         await ledger.run(ledger.entries("delete", MailchimpMemberRef), self._archive_all)
         return ledger.results()
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    async def _move_then_subscribe(self, entries: Sequence[Entry[MailchimpMember]]) -> list[DeliveryResult]:
+        """Members whose email changed are moved to it first, so the old address is not left subscribed."""
+        moving = [entry for entry in entries if entry.record.previous_key not in (None, entry.record.key)]
+        failed = {
+            entry.index: result
+            for entry, result in zip(moving, await asyncio.gather(*(self._move(e) for e in moving)), strict=True)
+            if result is not None
+        }
+        ready = [entry for entry in entries if entry.index not in failed]
+        subscribed = iter(await self._subscribe(ready) if ready else [])
+        return [failed[entry.index] if entry.index in failed else next(subscribed) for entry in entries]
+
+    async def _move(self, entry: Entry[MailchimpMember]) -> DeliveryResult | None:
+        """Give the old member the new email; if the new one is a member already, archive the old.
+
+        None when done (or when there was no old member); a failed result otherwise.
+        """
+        old = f"{self._list_path}/members/{entry.record.previous_key}"
+        try:
+            await self._http.request("PATCH", old, json={"email_address": entry.payload.email_address})
+        except DeliveryError as error:
+            if error.status == 404:
+                return None
+            if error.status != 400:
+                return entry.failed(error)
+            try:
+                await self._http.request("DELETE", old)
+            except DeliveryError as archive_error:
+                return None if archive_error.status == 404 else entry.failed(archive_error)
+        return None
 
     async def _subscribe(self, entries: Sequence[Entry[MailchimpMember]]) -> list[DeliveryResult]:
         body = {"members": [entry.payload.model_dump() for entry in entries], "update_existing": True}

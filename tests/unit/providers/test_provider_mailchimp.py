@@ -114,3 +114,46 @@ async def test_deletes_never_exceed_max_in_flight() -> None:
     await provider.aclose()
     assert len(wire.requests) == 24 and all(r.ok for results in outcomes for r in results)
     assert peak == 3
+
+
+def _moved(record, old_email: str):  # type: ignore[no-untyped-def]
+    return record.model_copy(update={"previous_key": _md5(old_email)})
+
+
+async def test_new_email_moves_the_old_member_before_subscribing() -> None:
+    """An email change PATCHes the old member to the new address, then subscribes as usual."""
+    provider, wire = mailchimp(lambda request: answer(200, {}) if request.method == "PATCH"
+                               else _subscribed("new@example.com"))
+    (record,) = records(MAPPER, change("r1", email="new@example.com", subscribed=True))
+    results = await provider.deliver([_moved(record, "old@example.com")])
+    await provider.aclose()
+    patch, post = wire.requests
+    assert (patch.method, patch.url.path) == ("PATCH", f"/3.0/lists/list1/members/{_md5('old@example.com')}")
+    assert json.loads(patch.content) == {"email_address": "new@example.com"}
+    assert post.method == "POST" and results[0].ok
+
+
+async def test_old_member_is_archived_when_the_new_email_is_a_member_already() -> None:
+    """If the new address is taken (400), the old member is archived so it is not left subscribed."""
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.method == "PATCH":
+            return answer(400, {"title": "Member Exists", "status": 400, "detail": "taken"})
+        return answer(204) if request.method == "DELETE" else _subscribed("new@example.com")
+
+    provider, wire = mailchimp(handle)
+    (record,) = records(MAPPER, change("r1", email="new@example.com", subscribed=True))
+    results = await provider.deliver([_moved(record, "old@example.com")])
+    await provider.aclose()
+    assert [r.method for r in wire.requests] == ["PATCH", "DELETE", "POST"] and results[0].ok
+
+
+async def test_failed_move_fails_only_that_member() -> None:
+    """A move that fails with a retryable error keeps that member out of the batch, the others go."""
+    def handle(request: httpx.Request) -> httpx.Response:
+        return answer(503, {"title": "Unavailable"}) if request.method == "PATCH" else _subscribed("b@example.com")
+
+    provider, _ = mailchimp(handle)
+    moved, plain = records(MAPPER, change("r1", email="a@example.com"), change("r2", email="b@example.com"))
+    results = await provider.deliver([_moved(moved, "old@example.com"), plain])
+    await provider.aclose()
+    assert isinstance(results[0].error, RetryableError) and results[1].ok
