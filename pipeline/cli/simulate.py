@@ -91,6 +91,9 @@ async def _serve(config: SimulatorsConfig, only: list[str], host: str, ports: di
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    async with run_simulators(config, only=only, host=host, ports=ports) as simulators:
-        print(json.dumps(simulators.base_urls()), flush=True)
-        await stop.wait()
+    try:
+        async with run_simulators(config, only=only, host=host, ports=ports) as simulators:
+            print(json.dumps(simulators.base_urls()), flush=True)
+            await stop.wait()
+    except OSError as exc:  # the port is taken, or the host is not ours
+        raise ConfigError(f"cannot listen: {exc}") from None

@@ -1,8 +1,8 @@
 """What the three simulators share: the aiohttp server, and the path every API request takes.
 
-Arrival (logged, counted in flight) -> concurrency limit -> auth -> rate windows -> latency ->
-injected fault -> the provider's handler -> limit headers. A refusal decided at arrival is still
-answered after the latency. Everything under ``/_sim/`` (served both at the root and under the API
+Arrival (logged, counted in flight; concurrency limit, auth, rate windows and the fault draw
+are decided here) -> latency -> the refusal or injected fault, else the provider's handler ->
+limit headers on the answer. Everything under ``/_sim/`` (served both at the root and under the API
 prefix, so ``{base_url}/_sim/...`` always works) skips that path (see ``inspection``).
 
 A provider subclass names its routes and supplies the platform's answers: error bodies
@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from aiohttp import web
 
 from pipeline.simulators.config import BaseSimConfig, merged
-from pipeline.simulators.faults import FaultInjector
+from pipeline.simulators.faults import FaultInjector, RequestFault
 from pipeline.simulators.inspection import add_inspection_routes
 from pipeline.simulators.request_log import LoggedRequest, RecordRef, RequestLog
 from pipeline.simulators.store import RecordStore, StoredRecord
@@ -176,15 +176,19 @@ class ProviderSimulator(ABC, Generic[ConfigT]):
             entry.outcome = "ok" if response.status < 400 else "rejected"
         return response
 
-    async def _answer(self, request: web.Request, handler: Handler, entry: LoggedRequest) -> web.StreamResponse:
-        refusal = None if self.is_exempt(request) else self._refusal_at_arrival(request, entry)
+    async def _answer(
+        self, request: web.Request, handler: Handler, entry: LoggedRequest
+    ) -> web.StreamResponse:
+        exempt = self.is_exempt(request)
+        refusal = None if exempt else self._refusal_at_arrival(request, entry)
+        # Drawn at arrival for every counted request, refused or not, so that a seeded stream
+        # does not shift with timing-dependent refusals or latency.
+        fault = None if exempt else self.faults.request_fault()
         await asyncio.sleep(self.faults.delay_s())
         if refusal is not None:
             return refusal
-        if not self.is_exempt(request):
-            faulty = await self._injected_fault(request, entry)
-            if faulty is not None:
-                return faulty
+        if fault is not None:
+            return await self._injected_fault(request, entry, fault)
         try:
             return await handler(request)
         except RejectedRequest as rejection:
@@ -209,10 +213,7 @@ class ProviderSimulator(ABC, Generic[ConfigT]):
             entry.outcome = "throttled"
         return refusal
 
-    async def _injected_fault(self, request: web.Request, entry: LoggedRequest) -> web.Response | None:
-        fault = self.faults.request_fault()
-        if fault is None:
-            return None
+    async def _injected_fault(self, request: web.Request, entry: LoggedRequest, fault: RequestFault) -> web.Response:
         entry.outcome = f"fault:{fault}"
         faults = self.config.faults
         if fault == "server_error":

@@ -1,6 +1,7 @@
 """The ``/_sim/`` endpoints every simulator serves beside its API, for tests and the demo.
 
     GET  /_sim/records                     {"provider", "records": {record_id: view}}
+    GET  /_sim/records/{record_id}         {"provider", "record": view}  (404 if never written)
     GET  /_sim/records/{record_id}/history {"provider", "record_id", "history": [write, ...]}
     GET  /_sim/requests?after=SEQ          {"provider", "requests": [request, ...]}
     POST /_sim/reset                       {"provider", "reset": true}
@@ -27,6 +28,12 @@ def add_inspection_routes(router: web.UrlDispatcher, simulator: ProviderSimulato
 
     async def records(request: web.Request) -> web.Response:
         return web.json_response({"provider": provider, "records": simulator.store.current_records()})
+
+    async def record(request: web.Request) -> web.Response:
+        view = simulator.store.current_record(request.match_info["record_id"])
+        if view is None:
+            return web.json_response({"provider": provider, "error": "no such record"}, status=404)
+        return web.json_response({"provider": provider, "record": view})
 
     async def history(request: web.Request) -> web.Response:
         record_id = request.match_info["record_id"]
@@ -57,6 +64,7 @@ def add_inspection_routes(router: web.UrlDispatcher, simulator: ProviderSimulato
         return web.json_response(config.model_dump(mode="json"))
 
     router.add_get(f"{prefix}/_sim/records", records)
+    router.add_get(f"{prefix}/_sim/records/{{record_id}}", record)
     router.add_get(f"{prefix}/_sim/records/{{record_id}}/history", history)
     router.add_get(f"{prefix}/_sim/requests", requests)
     router.add_post(f"{prefix}/_sim/reset", reset)

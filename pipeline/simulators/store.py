@@ -121,24 +121,29 @@ class RecordStore:
         return as_text(record.fields.get(self.version_field))
 
     def current_records(self) -> dict[str, dict[str, Any]]:
-        """Current state by contactsync record id: the most recently written platform record wins."""
-        views: dict[str, dict[str, Any]] = {}
-        for key, records in self._by_record_id().items():
-            newest = max(records, key=lambda record: (not record.archived, record.updated_at))
-            views[key] = {
-                "record_id": self.record_id_of(newest),
-                "native_id": newest.native_id,
-                "native_ids": [record.native_id for record in records],
-                "object_type": newest.object_type,
-                "archived": newest.archived,
-                "version": self.version_of(newest),
-                "fields": dict(newest.fields),
-                "created_at": newest.created_at,
-                "updated_at": newest.updated_at,
-                "writes": sum(len(record.history) for record in records),
-                "version_regressions": _regressions(self._history_of(records)),
-            }
-        return views
+        """Current state of every record, by contactsync record id (see ``_view``)."""
+        return {key: self._view(records) for key, records in self._by_record_id().items()}
+
+    def current_record(self, record_id: str) -> dict[str, Any] | None:
+        records = self._by_record_id().get(record_id)
+        return self._view(records) if records else None
+
+    def _view(self, records: list[StoredRecord]) -> dict[str, Any]:
+        """One record id's state: its live platform record (else its archived one), newest first."""
+        newest = max(records, key=lambda record: (not record.archived, record.updated_at))
+        return {
+            "record_id": self.record_id_of(newest),
+            "native_id": newest.native_id,
+            "native_ids": [record.native_id for record in records],
+            "object_type": newest.object_type,
+            "archived": newest.archived,
+            "version": self.version_of(newest),
+            "fields": dict(newest.fields),
+            "created_at": newest.created_at,
+            "updated_at": newest.updated_at,
+            "writes": sum(len(record.history) for record in records),
+            "version_regressions": _regressions(self._history_of(records)),
+        }
 
     def history(self, record_id: str) -> list[dict[str, Any]]:
         """Every write to any platform record carrying ``record_id``, oldest first."""

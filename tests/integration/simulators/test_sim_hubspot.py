@@ -33,6 +33,8 @@ async def test_valid_upsert_is_stored_with_history(hubspot: httpx.AsyncClient) -
     assert records["r1"]["archived"] is False and records["r2"]["version"] == "1"
     history = (await hubspot.get("/_sim/records/r1/history")).json()["history"]
     assert [(write["operation"], write["version"]) for write in history] == [("create", "1"), ("update", "2")]
+    assert (await hubspot.get("/_sim/records/r1")).json()["record"] == records["r1"]
+    assert (await hubspot.get("/_sim/records/nobody")).status_code == 404
 
 
 async def test_history_only_grows(hubspot: httpx.AsyncClient) -> None:
@@ -43,6 +45,14 @@ async def test_history_only_grows(hubspot: httpx.AsyncClient) -> None:
         snapshots.append((await hubspot.get("/_sim/records/r1/history")).json()["history"])
     assert [len(snapshot) for snapshot in snapshots] == [1, 2, 3]
     assert snapshots[2][:2] == snapshots[1] and snapshots[1][:1] == snapshots[0]
+
+
+async def test_an_older_version_written_over_a_newer_one_is_counted(hubspot: httpx.AsyncClient) -> None:
+    """version_regressions counts writes whose version is older than the one they overwrote."""
+    for version in (9, 10, 3):
+        await hubspot.post(UPSERT, json={"inputs": [contact("r1", version)]})
+    record = (await hubspot.get("/_sim/records")).json()["records"]["r1"]
+    assert record["version"] == "3" and record["version_regressions"] == 1
 
 
 async def test_schema_violations_get_hubspot_validation_errors(hubspot: httpx.AsyncClient) -> None:
