@@ -1,7 +1,8 @@
-"""Mailchimp Marketing API 3.0: batch subscribe and single-member PUT, GET, DELETE on one audience.
+"""Mailchimp Marketing API 3.0: batch subscribe and member PUT, PATCH, GET, DELETE on one audience.
 
 Base URL ``http://host:port/3.0``. Auth is HTTP basic with any user name and the API key as
-password. More than ``max_connections`` requests in flight at once: 429. Errors are
+password. More than ``max_connections`` requests in flight at once: 429. A PATCH that changes the
+address moves the member: the old hash is archived, the new one created with the member's data. Errors are
 ``application/problem+json``; per-member failures of a batch come in a 200 body's ``errors``.
 """
 
@@ -39,6 +40,7 @@ class MailchimpSimulator(ProviderSimulator[MailchimpSimConfig]):
         router.add_post("/3.0/lists/{list_id}", self.batch_subscribe)
         member = "/3.0/lists/{list_id}/members/{member}"
         router.add_put(member, self.put_member)
+        router.add_patch(member, self.patch_member)
         router.add_get(member, self.get_member)
         router.add_delete(member, self.delete_member)
 
@@ -69,10 +71,13 @@ class MailchimpSimulator(ProviderSimulator[MailchimpSimConfig]):
         return _problem(429, "Too Many Requests", detail)
 
     def error_response(self, rejection: RejectedRequest) -> web.Response:
+        """A problem document; a handler's ``code`` is the problem title (like "Member Exists")."""
         fallback = "Internal Server Error" if rejection.status >= 500 else "Bad Request"
         title = _TITLES.get(rejection.status, fallback)
         if rejection.code == "INVALID_JSON":
             title = "JSON Parse Exception"
+        elif rejection.code not in ("", "ROUTE", "SERVER_ERROR"):
+            title = rejection.code
         return _problem(rejection.status, title, rejection.message, rejection.extra)
 
     def on_reconfigure(self) -> None:
@@ -114,16 +119,36 @@ class MailchimpSimulator(ProviderSimulator[MailchimpSimConfig]):
         list_id = self._list_id(request)
         body = await self._validated(request, "AddListMembers2")
         self.note_records(request, [_ref(body)])
-        problem = members.member_problem(body, self.config.merge_fields)
-        if problem is not None:
-            field, error, message = problem
-            raise RejectedRequest(400, error, extra={"errors": [{"field": field, "message": message}]})
+        self._check_member_data(body)
         if _native_id(request.match_info["member"]) != subscriber_hash(body["email_address"]):
             mismatch = {"field": "email_address", "message": "The address does not match the subscriber hash."}
             raise RejectedRequest(400, _INVALID, extra={"errors": [mismatch]})
         existing = self._live(_native_id(request.match_info["member"]))
         status = body.get("status") or (existing.fields["status"] if existing else body["status_if_new"])
         record, _ = self._write(request, body, status)
+        return web.json_response(self._json(record, list_id))
+
+    async def patch_member(self, request: web.Request) -> web.Response:
+        """Update a member; a new ``email_address`` moves it to that address's hash."""
+        list_id = self._list_id(request)
+        body = await self._validated(request, "AddListMembers3")
+        current = self._live(_native_id(request.match_info["member"]))
+        if current is None:
+            raise RejectedRequest(404, "The requested resource could not be found.")
+        self.note_records(request, [self.ref(current)])
+        email = body.get("email_address") or current.fields["email_address"]
+        self._check_member_data({**body, "email_address": email})
+        target = subscriber_hash(email)
+        if target != current.native_id and self._live(target) is not None:
+            detail = f"{email} is already a list member. Use PUT to insert or update list members."
+            raise RejectedRequest(400, detail, code="Member Exists")
+        status = body.get("status") or current.fields["status"]
+        changes = members.stored_fields({**body, "email_address": email}, status)
+        seq = self.request_seq(request)
+        if target != current.native_id:
+            changes = {**current.fields, **changes}
+            self.store.archive(current.native_id, at=time.time(), request_seq=seq)
+        record, _ = self.store.write(target, changes, at=time.time(), request_seq=seq)
         return web.json_response(self._json(record, list_id))
 
     async def get_member(self, request: web.Request) -> web.Response:
@@ -159,6 +184,12 @@ class MailchimpSimulator(ProviderSimulator[MailchimpSimConfig]):
             raise RejectedRequest(400, _INVALID, extra={"errors": errors})
         assert isinstance(body, dict)
         return body
+
+    def _check_member_data(self, member: dict[str, Any]) -> None:
+        problem = members.member_problem(member, self.config.merge_fields)
+        if problem is not None:
+            field, error, message = problem
+            raise RejectedRequest(400, error, extra={"errors": [{"field": field, "message": message}]})
 
     def _batch_member_error(
         self, member: dict[str, Any], body: dict[str, Any], seen: set[str]

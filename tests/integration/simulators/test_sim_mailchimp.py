@@ -72,6 +72,21 @@ async def test_member_put_get_delete(mailchimp: httpx.AsyncClient) -> None:
     assert [write["operation"] for write in history] == ["create", "archive"]
 
 
+async def test_patch_with_a_new_address_moves_the_member(mailchimp: httpx.AsyncClient) -> None:
+    """PATCH with a new email moves the member to the new hash; onto an existing member it is 400 Member Exists."""
+    await mailchimp.post(BATCH, json={"members": [member("r1", 1), member("r2", 1)]})
+    moved = await mailchimp.patch(f"{BATCH}/members/{md5('r1@example.com')}", json={"email_address": "new@example.com"})
+    assert moved.status_code == 200 and moved.json()["id"] == md5("new@example.com")
+    assert moved.json()["merge_fields"]["CSID"] == "r1"
+    assert (await mailchimp.get(f"{BATCH}/members/{md5('r1@example.com')}")).json()["status"] == "archived"
+    record = (await mailchimp.get("/_sim/records/r1")).json()["record"]
+    assert record["native_id"] == md5("new@example.com") and record["archived"] is False
+    clash = await mailchimp.patch(f"{BATCH}/members/{md5('r2@example.com')}", json={"email_address": "new@example.com"})
+    assert clash.status_code == 400 and clash.json()["title"] == "Member Exists"
+    gone = await mailchimp.patch(f"{BATCH}/members/{md5('nobody@example.com')}", json={"status": "unsubscribed"})
+    assert gone.status_code == 404
+
+
 async def test_put_with_mismatched_hash_or_bad_schema_is_invalid_resource(mailchimp: httpx.AsyncClient) -> None:
     """A body whose address does not hash to the URL, or breaks the schema, is a 400 Invalid Resource problem."""
     body = {"email_address": "a@example.com", "status_if_new": "subscribed"}
