@@ -140,7 +140,7 @@ class _Stream:
             tombstone = GeneratedEvent(record_id.encode(), None, Kind.TOMBSTONE, record_id, None)
             return [self._change(Kind.DELETE, record_id, before, None), tombstone]
         changed = rng.sample(_VARYING, k=rng.randint(1, 3))
-        after = row | self._fields(changed, row["first_name"], row["last_name"])
+        after = row | self._fields(changed, row["id"], row["first_name"], row["last_name"])
         self._rows[record_id] = after
         return [self._change(Kind.UPDATE, record_id, row if rng.random() < 0.5 else None, after)]
 
@@ -187,17 +187,23 @@ class _Stream:
 
     def _row(self, record_id: str) -> dict[str, Any]:
         first, last = self._rng.choice(_FIRST), self._rng.choice(_LAST)
-        return {"id": record_id, "first_name": first, "last_name": last} | self._fields(_VARYING, first, last)
+        return {"id": record_id, "first_name": first, "last_name": last} | self._fields(_VARYING, record_id, first, last)
 
-    def _fields(self, names: Iterable[str], first: str, last: str) -> dict[str, Any]:
-        """New values for the named columns of a contact called ``first last``, and ``updated_at``."""
+    def _fields(self, names: Iterable[str], record_id: str, first: str, last: str) -> dict[str, Any]:
+        """New values for the named columns of a contact called ``first last``, and ``updated_at``.
+
+        Emails carry the record's number, so no two records share one: platforms keyed by email
+        (Mailchimp's members, HubSpot's unique email) would merge or refuse them, which is a
+        conflict in the source data, not something the pipeline can settle.
+        """
         rng = self._rng
         values: dict[str, Any] = {}
         for name in names:
             match name:
                 case "email":
                     local = f"{first}.{last}".lower().replace("ü", "ue")
-                    values[name] = f"{local}{rng.randrange(100)}@{rng.choice(_MAIL_HOSTS)}"
+                    number = "".join(ch for ch in record_id if ch.isdigit())
+                    values[name] = f"{local}.{number}{rng.choice('abcdefgh')}@{rng.choice(_MAIL_HOSTS)}"
                 case "phone":
                     values[name] = self._phone() if rng.random() < 0.85 else None
                 case "company":

@@ -1,0 +1,111 @@
+"""End-to-end harness: the real broker, the provider simulators over HTTP, and worker processes.
+
+Each test gets its own topic prefix, app id and data dirs, and retry tiers of 1 s, 2 s and 4 s
+(the chain of topics.yaml with test-sized delays).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline import topic_admin
+from pipeline.cdc_generator import GeneratedEvent
+from pipeline.cdc_publisher import publish
+from pipeline.demo import free_port, held_records, wait_until_settled
+from pipeline.local_stack import StackConfig, WorkerProcess, read_topic, wait_until_consuming
+from pipeline.reconcile import Held, Reconciliation
+from pipeline.settings import KafkaSettings, Settings
+from pipeline.simulators.config import SimulatorsConfig
+from pipeline.simulators.runner import RunningSimulators, run_simulators
+from pipeline.topics import TopicCatalog
+
+TEST_TIERS = ["1s", "2s", "4s"]
+
+
+@dataclass
+class Pipeline:
+    """One isolated pipeline: its topics, simulators and workers."""
+
+    bootstrap: str
+    catalog: TopicCatalog
+    topics_file: Path
+    tmp: Path
+    sims: RunningSimulators | None = None
+    stack: StackConfig | None = None
+    workers: list[WorkerProcess] = field(default_factory=list)
+    app_id: str = field(default_factory=lambda: f"e2e-{uuid.uuid4().hex[:8]}")
+
+    async def start(
+        self,
+        exits: AsyncExitStack,
+        sim_config: SimulatorsConfig = SimulatorsConfig(),
+        *,
+        workers: int = 1,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.sims = await exits.enter_async_context(run_simulators(sim_config))
+        self.stack = StackConfig(
+            self.bootstrap, self.app_id, self.catalog.prefix, self.sims.base_urls(), sim_config,
+            topics_file=self.topics_file, extra_env=dict(env or {}),
+        )
+        for _ in range(workers):
+            self.start_worker()
+        assert await wait_until_consuming(self.bootstrap, self.app_id, workers, timeout_s=90), self.logs()
+
+    def start_worker(self, data_dir: Path | None = None) -> WorkerProcess:
+        assert self.stack is not None
+        index = len(self.workers)
+        worker = WorkerProcess(
+            self.stack, data_dir or self.tmp / f"data-{index}", free_port(), self.tmp / f"worker-{index}.log"
+        ).start()
+        self.workers.append(worker)
+        return worker
+
+    async def publish(self, events: Sequence[GeneratedEvent], rate: float | None = None) -> None:
+        await publish(events, self.bootstrap, self.catalog.cdc, rate=rate)
+
+    async def settle(self, events: Sequence[GeneratedEvent], timeout_s: float = 120) -> Reconciliation:
+        assert self.sims is not None
+        return await wait_until_settled(
+            events, self.bootstrap, self.catalog, Settings(), self.sims.base_urls(), timeout_s
+        )
+
+    async def held(self) -> Held:
+        assert self.sims is not None
+        return await held_records(self.sims.base_urls())
+
+    async def messages(self, topic: str) -> list:  # type: ignore[type-arg]
+        return await read_topic(self.bootstrap, topic)
+
+    def logs(self) -> str:
+        """The tail of every worker's log, for assertion messages."""
+        return "\n".join(f"--- {w.log_file}\n{w.log_file.read_text()[-3000:]}" for w in self.workers)
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+
+@pytest.fixture
+async def pipeline(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> AsyncIterator[tuple[Pipeline, AsyncExitStack]]:
+    """A pipeline on fresh topics (test-sized retry tiers); call ``start`` with the simulators' config."""
+    catalog_file = yaml.safe_load(KafkaSettings().topics_file.read_text())
+    catalog_file["retry_tiers"] = TEST_TIERS
+    topics_file = tmp_path / "topics.yaml"
+    topics_file.write_text(yaml.safe_dump(catalog_file))
+    catalog = TopicCatalog.load(topics_file, topic_prefix)
+    applied = await topic_admin.apply(catalog, kafka_bootstrap)
+    assert not applied.refused
+    harness = Pipeline(kafka_bootstrap, catalog, topics_file, tmp_path)
+    async with AsyncExitStack() as exits:
+        try:
+            yield harness, exits
+        finally:
+            harness.stop()
