@@ -10,11 +10,10 @@ from collections.abc import Sequence
 
 from faust.types import EventT, StreamT
 
-from pipeline.app import app, settings, tables, topics
+from pipeline.app import app, lanes, settings, tables, topics
 from pipeline.dispatcher import Dispatcher
 from pipeline.producing import Outgoing
 from pipeline.providers import build_provider
-from pipeline.providers.rate_limit import ProviderLane
 from pipeline.stage_loop import decode_each, run_stage
 from pipeline.stages.dispatching import Pending
 from schemas.dispatch import DispatchRecord
@@ -22,7 +21,6 @@ from schemas.headers import from_headers
 from schemas.retry import RetryState
 
 STAGE = "dispatch"
-LANES = {name: ProviderLane(name, lane) for name, lane in settings.providers.enabled().items()}
 
 
 def decode_pending(event: EventT) -> Pending[EventT]:
@@ -40,7 +38,7 @@ def assigned_share(topic: str) -> float:
 
 
 def dispatcher_agent(name: str) -> None:
-    lane = LANES[name]
+    lane = lanes[name]
     topic = topics.catalog.dispatch(name)
 
     async def dispatch(stream: StreamT) -> None:
@@ -64,5 +62,5 @@ def dispatcher_agent(name: str) -> None:
     app.agent(topics.dispatch[name], name=f"{STAGE}-{name}")(dispatch)
 
 
-for provider_name in LANES:
+for provider_name in lanes:
     dispatcher_agent(provider_name)

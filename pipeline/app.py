@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import faust
 
+from pipeline.providers.rate_limit import ProviderLane
 from pipeline.settings import Settings
 from pipeline.tables import StageTables, create_tables
 from pipeline.topics import TopicCatalog
@@ -79,3 +80,4 @@ def create_app(settings: Settings) -> tuple[faust.App, StageTopics, StageTables]
 
 settings = Settings()
 app, topics, tables = create_app(settings)
+lanes = {name: ProviderLane(name, lane) for name, lane in settings.providers.enabled().items()}
