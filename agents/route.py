@@ -15,7 +15,6 @@ from pipeline.outcomes import outcome
 from pipeline.producing import Outgoing
 from pipeline.providers import build_mappers
 from pipeline.stage_loop import per_event, run_stage
-from pipeline.stages.routing import with_previous_key
 from schemas.contact import TransformedChange
 
 STAGE = "route"
@@ -30,7 +29,7 @@ def route_event(event: EventT) -> list[Outgoing]:
     outgoing: list[Outgoing] = []
     for provider in transformed.targets:
         try:
-            record = with_previous_key(MAPPERS[provider], transformed)
+            record = MAPPERS[provider](change)
         except PermanentError as exc:
             outgoing += [
                 dead_letter(topics.catalog.dlq, event, STAGE, exc, provider=provider),

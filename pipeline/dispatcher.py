@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import faust
 import structlog
@@ -32,6 +32,7 @@ from pipeline.stages.dispatching import (
 )
 from pipeline.tables import rows_of
 from pipeline.topics import TopicCatalog
+from schemas.dispatch import Delivered
 from schemas.headers import to_headers
 
 log = structlog.get_logger(__name__)
@@ -44,11 +45,12 @@ class Dispatcher:
     provider: Provider
     lane: ProviderLane
     catalog: TopicCatalog
-    delivered_version: faust.Table  # record id (bytes) -> newest delivered version (bytes)
+    delivered_version: faust.Table  # record id (bytes) -> Delivered JSON: the version guard
 
     async def dispatch(self, pending: Sequence[Item]) -> list[Outgoing]:
         """Send what is newest, settle everything, and return the messages that record it."""
         to_send, superseded = select_newest(pending, self._held_version)
+        to_send = [self._with_held_key(item) for item in to_send]
         outgoing = [self._superseded(item) for item in superseded]
         for wave in waves(to_send):
             batches = chunks(wave, self.lane.settings.batch_size)
@@ -92,15 +94,27 @@ class Dispatcher:
             waiting = still_waiting
         return [result for result in results if result is not None]
 
-    def _held_version(self, item: Item) -> int | None:
+    def _held(self, item: Item) -> Delivered | None:
         with rows_of(item.event):
             held = self.delivered_version.get(item.record.record_id.encode())
-        return int(held) if held is not None else None
+        return Delivered.model_validate_json(held) if held is not None else None
+
+    def _held_version(self, item: Item) -> int | None:
+        held = self._held(item)
+        return held.version if held is not None else None
+
+    def _with_held_key(self, item: Item) -> Item:
+        """Name the key the provider holds the record under, when this version moves it elsewhere."""
+        held = self._held(item)
+        if held is None or held.key == item.record.key:
+            return item
+        return replace(item, record=item.record.model_copy(update={"previous_key": held.key}))
 
     def _delivered(self, item: Item, result: DeliveryResult) -> list[Outgoing]:
         record = item.record
         with rows_of(item.event):
-            self.delivered_version[record.record_id.encode()] = str(record.version).encode()
+            row = Delivered(version=record.version, key=record.key)
+            self.delivered_version[record.record_id.encode()] = row.model_dump_json().encode()
         return [outcome(
             self.catalog.outcomes, record_id=record.record_id, provider=record.provider,
             version=record.version, state="delivered", source_ts_ms=record.source_ts_ms,

@@ -132,6 +132,8 @@ def configure_logging(level: str, *, json: bool | None = None) -> None:
         foreign = logging.getLogger(name)
         foreign.handlers.clear()
         foreign.propagate = True
+    # httpx logs every request at INFO; the dispatcher's one line per batch says what matters.
+    logging.getLogger("httpx").setLevel(max(number, logging.WARNING))
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

@@ -30,12 +30,15 @@ class Outgoing:
 
 
 async def produce_all(app: faust.App, messages: Iterable[Outgoing]) -> None:
-    """Send every message and wait until the broker acknowledged all of them."""
+    """Send every message and wait until the broker acknowledged all of them, and every table
+    change the batch made (Faust buffers changelog writes): a version recorded as delivered must
+    be durable before the offsets that led to it are committed."""
     futures = [
         await app.producer.send(m.topic, m.key, m.value, None, None, m.headers or None)
         for m in messages
     ]
     await asyncio.gather(*futures)
+    await app.producer.flush()
 
 
 def fail_stop(stage: str, exc: BaseException) -> None:

@@ -22,7 +22,7 @@ from pipeline.topics import TopicCatalog
 @dataclass(frozen=True)
 class StageTables:
     last_known: faust.Table  # record id -> KnownContact JSON, to route and map deletes
-    delivered_version: dict[str, faust.Table]  # per provider: record id -> newest delivered version
+    delivered_version: dict[str, faust.Table]  # per provider: record id -> Delivered (version, key)
     status: faust.Table  # record id -> RecordStatus JSON
 
 

@@ -64,7 +64,6 @@ class TransformedChange(_Message):
     change: ContactChange
     verdicts: list[RuleVerdict]
     targets: list[str]
-    previous: Contact | None = None  # the record's contact before this change, if it was known
 
     @property
     def stopped_by(self) -> RuleVerdict | None:

@@ -31,7 +31,16 @@ class DispatchRecord(BaseModel):
     captured_at_ms: int
     key: str
     payload: dict[str, Any]
-    previous_key: str | None = None  # the key before this change, when it changed (a new email)
+    previous_key: str | None = None  # set by the dispatcher: the key the provider holds it under now
+
+
+class Delivered(BaseModel):
+    """A row of a provider's version guard: the newest version it holds, under which key."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: int
+    key: str
 
 
 class Outcome(BaseModel):

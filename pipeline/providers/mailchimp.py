@@ -154,13 +154,17 @@ class MailchimpProvider:
         return list(await asyncio.gather(*(self._archive(entry) for entry in entries)))
 
     async def _archive(self, entry: Entry[MailchimpMemberRef]) -> DeliveryResult:
-        member = entry.payload.subscriber_hash
-        try:
-            await self._http.request("DELETE", f"{self._list_path}/members/{member}")
-        except DeliveryError as error:
-            # 404: not in the audience, already gone (like a delete that finds nothing elsewhere)
-            return entry.ok(None) if error.status == 404 else entry.failed(error)
-        return entry.ok(member)
+        """Archive the member, and the one under the address it had if that was never moved."""
+        archived: list[str] = []
+        for member in filter(None, [entry.payload.subscriber_hash, entry.record.previous_key]):
+            try:
+                await self._http.request("DELETE", f"{self._list_path}/members/{member}")
+                archived.append(member)
+            except DeliveryError as error:
+                # 404: not in the audience, already gone (like a delete that finds nothing elsewhere)
+                if error.status != 404:
+                    return entry.failed(error)
+        return entry.ok(archived[0] if archived else None)
 
 
 def _classify(response: httpx.Response) -> DeliveryError:

@@ -185,6 +185,9 @@ class ProviderSimulator(ABC, Generic[ConfigT]):
         # does not shift with timing-dependent refusals or latency.
         fault = None if exempt else self.faults.request_fault()
         await asyncio.sleep(self.faults.delay_s())
+        if refusal is not None or fault is not None:
+            # The handler will not run: name the records the refused request carried here.
+            entry.records = _carried(await _body_or_none(request), self.store)
         if refusal is not None:
             return refusal
         if fault is not None:
@@ -227,3 +230,25 @@ class ProviderSimulator(ABC, Generic[ConfigT]):
                 request.transport.abort()
             raise asyncio.CancelledError
         return self.error_response(RejectedRequest(504, "Gateway Timeout", code="SERVER_ERROR"))
+
+
+async def _body_or_none(request: web.Request) -> Any:
+    try:
+        return json.loads(await request.read() or b"null")
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _carried(body: Any, store: RecordStore) -> list[RecordRef]:
+    """Every record a request body carries, found by the record id field wherever it sits."""
+    found: list[RecordRef] = []
+    stack = [body]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if store.record_id_field in node:
+                found.append(RecordRef.of(node[store.record_id_field], node.get(store.version_field)))
+            stack.extend(reversed(list(node.values())))
+        elif isinstance(node, list):
+            stack.extend(reversed(node))
+    return found

@@ -35,7 +35,6 @@ def transform(
         change=change,
         verdicts=apply_rules(normalised, routing),
         targets=_union(route(normalised, routing, providers), still_holding, providers),
-        previous=known.contact if known else None,
     )
     if result.stopped_by is None:
         routed_to = _union(routed_to, result.targets, providers)

@@ -85,8 +85,8 @@ class Pipeline:
         return await read_topic(self.bootstrap, topic)
 
     def logs(self) -> str:
-        """The tail of every worker's log, for assertion messages."""
-        return "\n".join(f"--- {w.log_file}\n{w.log_file.read_text()[-3000:]}" for w in self.workers)
+        """Where the workers' logs are, for assertion messages."""
+        return "worker logs: " + " ".join(str(w.log_file) for w in self.workers)
 
     def stop(self) -> None:
         for worker in self.workers:

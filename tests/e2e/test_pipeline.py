@@ -34,7 +34,7 @@ async def test_each_provider_ends_with_the_newest_version_and_poison_is_dead_let
 
     verdict = await harness.settle(events)
 
-    assert (verdict.lost, verdict.stale) == ([], []), harness.logs()
+    assert (verdict.lost, verdict.stale) == ([], []), (verdict.lost[:3], verdict.stale[:3], harness.logs())
     assert verdict.version_regressions == 0
     assert verdict.matched + verdict.dead_lettered == verdict.expected and verdict.matched > 150
     held = await harness.held()

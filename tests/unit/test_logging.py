@@ -125,7 +125,7 @@ def test_foreign_stdlib_logs_are_rendered_and_redacted(
 ) -> None:
     """aiokafka/httpx-style stdlib records come out in the same JSON format, message text and traceback masked."""
     configure_logging("INFO", json=True)
-    logging.getLogger("httpx").info("HTTP Request: POST %s %s", "https://x.test/?api_key=s3cr3t", "jo@x.io")
+    logging.getLogger("httpx").warning("HTTP Request: POST %s %s", "https://x.test/?api_key=s3cr3t", "jo@x.io")
     try:
         raise ValueError("bad input_value='jo@x.io'")
     except ValueError:

@@ -157,3 +157,13 @@ async def test_failed_move_fails_only_that_member() -> None:
     results = await provider.deliver([_moved(moved, "old@example.com"), plain])
     await provider.aclose()
     assert isinstance(results[0].error, RetryableError) and results[1].ok
+
+
+async def test_delete_also_archives_the_member_under_the_held_address() -> None:
+    """A delete whose email changed since the last delivery archives the old member too."""
+    provider, wire = mailchimp(lambda request: answer(204))
+    (record,) = records(MAPPER, change("r1", "delete", email="new@example.com"))
+    results = await provider.deliver([_moved(record, "old@example.com")])
+    await provider.aclose()
+    paths = sorted(r.url.path.rsplit("/", 1)[-1] for r in wire.requests if r.method == "DELETE")
+    assert paths == sorted([_md5("new@example.com"), _md5("old@example.com")]) and results[0].ok
