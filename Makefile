@@ -5,7 +5,7 @@
 PYTHON ?= python3
 BIN := .venv/bin
 
-.PHONY: test demo kafka-start kafka-stop clean
+.PHONY: test demo kafka-start kafka-stop clean lag-screenshot
 
 # The virtualenv, (re)installed with the pinned versions whenever pyproject.toml or constraints.txt change.
 .venv: pyproject.toml constraints.txt
@@ -20,6 +20,10 @@ test: .venv
 demo: kafka-start
 	$(BIN)/contactsync topics apply
 	$(BIN)/contactsync topics list
+
+# docs/lag-page.png: the lag page of a worker falling behind, shot with headless Chromium (~2 min).
+lag-screenshot: .venv
+	$(BIN)/python docs/screenshot_lag.py
 
 kafka-start: .venv
 	$(BIN)/contactsync kafka start

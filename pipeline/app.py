@@ -37,7 +37,7 @@ def create_app(settings: Settings) -> tuple[faust.App, StageTopics, StageTables]
         broker=f"kafka://{settings.bootstrap_servers}",
         store=settings.table_store,
         datadir=str(settings.data_dir),
-        autodiscover=["agents"],  # and no origin: Faust would scan (import) all of pipeline/ too
+        autodiscover=["agents", "pipeline.web"],  # and no origin: Faust would scan all of pipeline/ too
         web_port=settings.web_port,
         web_host="127.0.0.1",
         topic_partitions=catalog.partitions,

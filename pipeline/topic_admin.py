@@ -9,21 +9,19 @@ a person.
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import KafkaError
 
 from pipeline.errors import ConfigError
+from pipeline.kafka_clients import admin_client
 from pipeline.topics import TopicCatalog, TopicSpec
 
 __all__ = ["Applied", "Drift", "apply", "check", "partition_counts"]
 
+_CLIENT_ID = "contactsync-topics"
 _TOPIC_ALREADY_EXISTS = 36
 _DYNAMIC_TOPIC_CONFIG = 1  # DescribeConfigs config_source: set on the topic itself
 _SETTLE_TIMEOUT_S = 30.0
@@ -72,14 +70,14 @@ class _Actual:
 
 async def check(catalog: TopicCatalog, bootstrap: str) -> list[Drift]:
     """Every difference between the catalog's topics and the broker's."""
-    async with _admin(bootstrap) as admin:
+    async with admin_client(bootstrap, _CLIENT_ID) as admin:
         return _drift(catalog.specs(), await _describe(admin, catalog.specs()))
 
 
 async def apply(catalog: TopicCatalog, bootstrap: str) -> Applied:
     """Create missing topics and align configs; return the partition and replication drift refused."""
     specs = {spec.name: spec for spec in catalog.specs()}
-    async with _admin(bootstrap) as admin:
+    async with admin_client(bootstrap, _CLIENT_ID) as admin:
         actual = await _describe(admin, list(specs.values()))
         drift = _drift(list(specs.values()), actual)
         created = [d.topic for d in drift if d.kind == "missing"]
@@ -92,29 +90,8 @@ async def apply(catalog: TopicCatalog, bootstrap: str) -> Applied:
 
 async def partition_counts(bootstrap: str) -> dict[str, int]:
     """The partition count of every topic on the broker."""
-    async with _admin(bootstrap) as admin:
+    async with admin_client(bootstrap, _CLIENT_ID) as admin:
         return {topic["topic"]: len(topic["partitions"]) for topic in await admin.describe_topics()}
-
-
-@asynccontextmanager
-async def _admin(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="contactsync-topics")
-    aiokafka_log = logging.getLogger("aiokafka")
-    level = aiokafka_log.level
-    aiokafka_log.setLevel(logging.CRITICAL)  # it logs every refused connection; we say it once
-    try:
-        await admin.start()
-    except KafkaError:
-        await admin.close()
-        raise ConfigError(
-            f"cannot reach Kafka at {bootstrap}: run `contactsync kafka start` or set KAFKA_BOOTSTRAP_SERVERS"
-        ) from None
-    finally:
-        aiokafka_log.setLevel(level)
-    try:
-        yield admin
-    finally:
-        await admin.close()
 
 
 async def _describe(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) -> dict[str, _Actual]:

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from pipeline.errors import ConfigError
 from pipeline.settings import Settings
+from pipeline.topics import TopicCatalog
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, help=__doc__)
 
@@ -25,9 +26,14 @@ def load_settings() -> Settings:
         raise ConfigError(f"invalid settings: {problems}") from None
 
 
+def load_catalog(settings: Settings) -> TopicCatalog:
+    """topics.yaml under the configured prefix."""
+    return TopicCatalog.load(settings.kafka.topics_file, settings.kafka.topic_prefix)
+
+
 def main() -> None:
     """Entry point: run the command; a ConfigError is one line on stderr and exit code 2."""
-    from pipeline.cli import demo, kafka, produce, simulate, topics, worker  # noqa: F401  (registers the command groups)
+    from pipeline.cli import demo, kafka, lag, produce, simulate, topics, worker  # noqa: F401  (registers the command groups)
 
     try:
         app()

@@ -11,9 +11,7 @@ import asyncio
 import typer
 
 from pipeline import topic_admin
-from pipeline.cli import app, load_settings
-from pipeline.settings import Settings
-from pipeline.topics import TopicCatalog
+from pipeline.cli import app, load_catalog, load_settings
 
 topics_app = typer.Typer(
     no_args_is_help=True,
@@ -22,15 +20,11 @@ topics_app = typer.Typer(
 app.add_typer(topics_app, name="topics")
 
 
-def _catalog(settings: Settings) -> TopicCatalog:
-    return TopicCatalog.load(settings.kafka.topics_file, settings.kafka.topic_prefix)
-
-
 @topics_app.command("apply")
 def apply_() -> None:
     """Create missing topics and align configs; partition-count drift is refused (exit 1)."""
     settings = load_settings()
-    applied = asyncio.run(topic_admin.apply(_catalog(settings), settings.bootstrap_servers))
+    applied = asyncio.run(topic_admin.apply(load_catalog(settings), settings.bootstrap_servers))
     for name in applied.created:
         typer.echo(f"created {name}")
     for name in applied.altered:
@@ -46,7 +40,7 @@ def apply_() -> None:
 def check() -> None:
     """Name every drift between the broker and topics.yaml; exit 1 if there is any."""
     settings = load_settings()
-    drift = asyncio.run(topic_admin.check(_catalog(settings), settings.bootstrap_servers))
+    drift = asyncio.run(topic_admin.check(load_catalog(settings), settings.bootstrap_servers))
     for item in drift:
         typer.echo(f"drift: {item}")
     if drift:
@@ -59,7 +53,7 @@ def list_() -> None:
     """List the catalog's topics with their declared size, configs and partitions on the broker."""
     settings = load_settings()
     on_broker = asyncio.run(topic_admin.partition_counts(settings.bootstrap_servers))
-    for spec in _catalog(settings).specs():
+    for spec in load_catalog(settings).specs():
         found = on_broker.get(spec.name)
         state = "missing" if found is None else f"{found} partitions on broker"
         configs = " ".join(f"{key}={value}" for key, value in sorted(spec.config.items()))

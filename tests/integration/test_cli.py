@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -11,17 +9,8 @@ import pytest
 
 from pipeline.local_kafka import with_free_ports
 from pipeline.settings import Settings
-
-_CONTACTSYNC = str(Path(sys.executable).parent / "contactsync")
-
-
-def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([_CONTACTSYNC, *args], env=env, capture_output=True, text=True, timeout=180, check=False)
-
-
-def _env(**variables: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("CONTACTSYNC_", "KAFKA_"))}
-    return {**env, **variables}
+from tests.cli_runner import cli_env as _env
+from tests.cli_runner import run_cli as _run
 
 
 def test_kafka_start_twice_then_stop_leaves_no_process(tmp_path: Path) -> None:

@@ -1,0 +1,59 @@
+"""Short-lived Kafka clients for commands and views: connected, or one ConfigError line saying where.
+
+``admin_client`` for topics, groups and offsets; ``groupless_consumer`` (a consumer in no group) for
+end offsets and for reading partitions assigned by hand.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, TypeVar
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+
+from pipeline.errors import ConfigError
+
+__all__ = ["admin_client", "groupless_consumer"]
+
+C = TypeVar("C")
+
+
+def admin_client(bootstrap: str, client_id: str) -> AbstractAsyncContextManager[AIOKafkaAdminClient]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id=client_id)
+    return _running(admin, bootstrap, admin.start, admin.close)
+
+
+def groupless_consumer(
+    bootstrap: str, client_id: str, **options: Any
+) -> AbstractAsyncContextManager[AIOKafkaConsumer]:
+    """A consumer that joins no group and commits nothing unless told to (``options`` go to aiokafka)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, client_id=client_id, enable_auto_commit=False, **options
+    )
+    return _running(consumer, bootstrap, consumer.start, consumer.stop)
+
+
+@asynccontextmanager
+async def _running(
+    client: C, bootstrap: str, start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]]
+) -> AsyncIterator[C]:
+    aiokafka_log = logging.getLogger("aiokafka")
+    level = aiokafka_log.level
+    aiokafka_log.setLevel(logging.CRITICAL)  # it logs every refused connection; we say it once
+    try:
+        await start()
+    except KafkaError:
+        await stop()
+        raise ConfigError(
+            f"cannot reach Kafka at {bootstrap}: run `contactsync kafka start` or set KAFKA_BOOTSTRAP_SERVERS"
+        ) from None
+    finally:
+        aiokafka_log.setLevel(level)
+    try:
+        yield client
+    finally:
+        await stop()
