@@ -1,7 +1,7 @@
 """Short-lived Kafka clients for commands and views: connected, or one ConfigError line saying where.
 
 ``admin_client`` for topics, groups and offsets; ``groupless_consumer`` (a consumer in no group) for
-end offsets and for reading partitions assigned by hand.
+end offsets and for reading partitions assigned by hand (``read_to_end``).
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from pipeline.errors import ConfigError
 
-__all__ = ["admin_client", "groupless_consumer"]
+__all__ = ["admin_client", "groupless_consumer", "read_to_end"]
 
 C = TypeVar("C")
 
@@ -35,6 +35,24 @@ def groupless_consumer(
         bootstrap_servers=bootstrap, client_id=client_id, enable_auto_commit=False, **options
     )
     return _running(consumer, bootstrap, consumer.start, consumer.stop)
+
+
+async def read_to_end(
+    consumer: AIOKafkaConsumer, partitions: list[TopicPartition]
+) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
+    """Every record of ``partitions`` (assigned to ``consumer`` here) from the log start up to the end
+    offsets as they are now, in offset order per partition."""
+    consumer.assign(partitions)
+    ends = await consumer.end_offsets(partitions)
+    for tp, start in (await consumer.beginning_offsets(partitions)).items():
+        consumer.seek(tp, start)  # seek_to_beginning may lose to the reset that assign() started
+    remaining = partitions
+    while remaining := [tp for tp in remaining if await consumer.position(tp) < ends[tp]]:
+        batches = await consumer.getmany(*remaining, timeout_ms=1000)
+        for tp, records in batches.items():
+            for record in records:
+                if record.offset < ends[tp]:
+                    yield record
 
 
 @asynccontextmanager

@@ -13,7 +13,8 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> li
     cells = [[str(cell) for cell in row] for row in rows]
     widths = [max([len(header), *(len(row[i]) for row in cells)]) for i, header in enumerate(headers)]
     numeric = [
-        bool(rows) and all(isinstance(row[i], int | float) or row[i] in _BLANKS for row in rows)
+        any(isinstance(row[i], int | float) for row in rows)
+        and all(isinstance(row[i], int | float) or row[i] in _BLANKS for row in rows)
         for i in range(len(headers))
     ]
 

@@ -93,17 +93,22 @@ class Pipeline:
             worker.stop()
 
 
+async def new_pipeline(bootstrap: str, topic_prefix: str, tmp: Path) -> Pipeline:
+    """A pipeline on fresh topics (test-sized retry tiers), nothing started yet."""
+    catalog_file = yaml.safe_load(KafkaSettings().topics_file.read_text())
+    catalog_file["retry_tiers"] = TEST_TIERS
+    topics_file = tmp / "topics.yaml"
+    topics_file.write_text(yaml.safe_dump(catalog_file))
+    catalog = TopicCatalog.load(topics_file, topic_prefix)
+    applied = await topic_admin.apply(catalog, bootstrap)
+    assert not applied.refused
+    return Pipeline(bootstrap, catalog, topics_file, tmp)
+
+
 @pytest.fixture
 async def pipeline(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> AsyncIterator[tuple[Pipeline, AsyncExitStack]]:
     """A pipeline on fresh topics (test-sized retry tiers); call ``start`` with the simulators' config."""
-    catalog_file = yaml.safe_load(KafkaSettings().topics_file.read_text())
-    catalog_file["retry_tiers"] = TEST_TIERS
-    topics_file = tmp_path / "topics.yaml"
-    topics_file.write_text(yaml.safe_dump(catalog_file))
-    catalog = TopicCatalog.load(topics_file, topic_prefix)
-    applied = await topic_admin.apply(catalog, kafka_bootstrap)
-    assert not applied.refused
-    harness = Pipeline(kafka_bootstrap, catalog, topics_file, tmp_path)
+    harness = await new_pipeline(kafka_bootstrap, topic_prefix, tmp_path)
     async with AsyncExitStack() as exits:
         try:
             yield harness, exits

@@ -1,0 +1,131 @@
+"""The operations views and commands against a running pipeline: two workers, the simulators, and
+changes this module publishes (one pipeline for the whole module, started once)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from pipeline.cdc_generator import GeneratedEvent, Kind, generate_events
+from tests.cli_runner import cli_env, run_cli
+from tests.e2e.conftest import Pipeline, new_pipeline
+from tests.kafka_harness import fresh_prefix
+
+pytestmark = pytest.mark.kafka
+
+VERSION_TS = int(time.time() * 1000)
+
+
+def plain_upsert(record_id: str, **row: Any) -> GeneratedEvent:
+    """A plain-form upsert of ``record_id`` whose version is ``VERSION_TS * 1000 + 1``."""
+    data = {"email": f"{record_id}@example.com", "contact_type": "customer", **row}
+    value = json.dumps({"op": "upsert", "id": record_id, "ts": VERSION_TS, "seq": 1, "data": data}).encode()
+    return GeneratedEvent(record_id.encode(), value, Kind.CREATE, record_id, VERSION_TS * 1000 + 1)
+
+
+DELIVERED = plain_upsert("ops-delivered", subscribed=True)  # to HubSpot (customer) and Mailchimp
+SKIPPED = plain_upsert("ops-skipped", do_not_sync=True)  # stopped by the do_not_sync rule
+
+
+@dataclass(frozen=True)
+class Running:
+    harness: Pipeline
+    generated: list[GeneratedEvent]
+
+    def url(self, worker: int = 0) -> str:
+        return f"http://127.0.0.1:{self.harness.workers[worker].web_port}"
+
+    def cli_env(self) -> dict[str, str]:
+        assert self.harness.stack is not None
+        return cli_env(**self.harness.stack.worker_env(self.harness.tmp / "cli-data", 0))
+
+
+@pytest.fixture(scope="module")
+async def running(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Running]:
+    """Two workers that have settled generated changes (poison included) and the two crafted records."""
+    harness = await new_pipeline(kafka_bootstrap, fresh_prefix(), tmp_path_factory.mktemp("ops"))
+    async with AsyncExitStack() as exits:
+        try:
+            await harness.start(exits, workers=2)
+            generated = list(generate_events(300, records=80, seed=3, invalid_ratio=0.05))
+            await harness.publish([*generated, DELIVERED, SKIPPED])
+            verdict = await harness.settle(generated)
+            assert (verdict.lost, verdict.stale) == ([], []), harness.logs()
+            yield Running(harness, generated)
+        finally:
+            harness.stop()
+
+
+async def get_json(url: str, *, until: Callable[[Any], bool] = bool, timeout_s: float = 30) -> tuple[int, Any]:
+    """GET ``url``, again until ``until(answer's JSON)`` holds (for at most ``timeout_s``)."""
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient(timeout=30) as client:
+        while True:
+            answer = await client.get(url)
+            if until(answer.json()) or time.monotonic() > deadline:
+                return answer.status_code, answer.json()
+            await asyncio.sleep(0.5)
+
+
+def has_provider(name: str) -> Callable[[Any], bool]:
+    return lambda document: name in document.get("providers", {})
+
+
+async def test_record_status_is_served_by_any_worker_with_delivered_and_skipped_states(running: Running) -> None:
+    """GET /records/{id} answers the same on both workers (routed to the owner): delivered at HubSpot
+    and Mailchimp for one record, skipped_by_rule with the rule for the other, 404 for an unknown id."""
+    path = "/records/ops-delivered"
+    _, delivered = await get_json(running.url(0) + path, until=has_provider("mailchimp"))
+    _, via_other = await get_json(running.url(1) + path)
+    _, skipped = await get_json(running.url(1) + "/records/ops-skipped", until=has_provider("hubspot"))
+    missing, _ = await get_json(running.url(0) + "/records/no-such-record")
+
+    assert delivered == via_other
+    assert {name: (row["state"], row["version"]) for name, row in delivered["providers"].items()} == {
+        "hubspot": ("delivered", DELIVERED.version), "mailchimp": ("delivered", DELIVERED.version),
+    }
+    assert all(row["provider_id"] for row in delivered["providers"].values())
+    hubspot = skipped["providers"]["hubspot"]
+    assert (hubspot["state"], hubspot["version"]) == ("skipped_by_rule", SKIPPED.version)
+    assert "do_not_sync" in hubspot["last_error"] and missing == 404
+
+
+async def test_status_command_reads_the_changelog_or_asks_a_worker(running: Running) -> None:
+    """`contactsync status ID` finds the record's newest row in the compacted changelog without a worker,
+    gives the same with --url, prints a table, and exits 1 with one line for an unknown record."""
+    _, from_worker = await get_json(running.url(1) + "/records/ops-delivered", until=has_provider("mailchimp"))
+    env = running.cli_env()
+
+    from_changelog = run_cli(env, "status", "ops-delivered", "--json")
+    asked = run_cli(env, "status", "ops-delivered", "--json", "--url", running.url(0))
+    table = run_cli(env, "status", "ops-skipped")
+    unknown = run_cli(env, "status", "no-such-record")
+
+    assert from_changelog.returncode == 0, from_changelog.stderr
+    assert json.loads(from_changelog.stdout) == from_worker == json.loads(asked.stdout)
+    assert table.stdout.splitlines()[0] == "record ops-skipped"
+    assert table.stdout.splitlines()[2].split()[:3] == ["hubspot", "skipped_by_rule", str(SKIPPED.version)]
+    assert unknown.returncode == 1 and unknown.stderr.count("\n") == 1
+
+
+async def test_worker_serves_the_group_lag_as_json_and_as_a_page(running: Running) -> None:
+    """A worker's /lag reports every stage caught up, the validate stage having committed every published
+    CDC message, and /lag/page is an HTML page with the stage table and the chart."""
+    published = len(running.generated) + 2
+    _, lag = await get_json(running.url(1) + "/lag", until=lambda report: report["lag"] == 0)
+    async with httpx.AsyncClient(timeout=30) as client:
+        page = await client.get(running.url(0) + "/lag/page")
+
+    validate = next(stage for stage in lag["stages"] if stage["stage"] == "validate")
+    assert lag["lag"] == 0 and (validate["committed"], validate["end"]) == (published, published)
+    assert lag["group"] == running.harness.app_id
+    assert page.headers["content-type"].startswith("text/html")
+    assert "<td>dispatch-hubspot</td>" in page.text and "<svg" in page.text
