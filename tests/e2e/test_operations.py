@@ -129,3 +129,16 @@ async def test_worker_serves_the_group_lag_as_json_and_as_a_page(running: Runnin
     assert lag["group"] == running.harness.app_id
     assert page.headers["content-type"].startswith("text/html")
     assert "<td>dispatch-hubspot</td>" in page.text and "<svg" in page.text
+
+
+async def test_providers_view_shows_limits_shares_and_calls_of_each_worker(running: Running) -> None:
+    """GET /providers gives every provider's configured limits on each worker, shares of the two workers
+    that add up to the whole limit, and calls made with nothing throttled and every breaker closed."""
+    views = [(await get_json(running.url(worker) + "/providers"))[1] for worker in (0, 1)]
+
+    for name, limit in (("hubspot", 9.0), ("salesforce", 10.0), ("mailchimp", 10.0)):
+        lanes = [view[name] for view in views]
+        assert [lane["limit"]["rate_per_second"] for lane in lanes] == [limit, limit]
+        assert sum(lane["share"] for lane in lanes) == pytest.approx(1.0)
+        assert sum(lane["calls"] for lane in lanes) > 0
+        assert [(lane["throttled"], lane["in_flight"], lane["breaker"]) for lane in lanes] == [(0, 0, "closed")] * 2
