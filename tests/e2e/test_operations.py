@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -13,8 +14,10 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.cdc_generator import GeneratedEvent, Kind, generate_events
+from schemas.dispatch import Outcome
 from tests.cli_runner import cli_env, run_cli
 from tests.e2e.conftest import Pipeline, new_pipeline
 from tests.kafka_harness import fresh_prefix
@@ -142,3 +145,43 @@ async def test_providers_view_shows_limits_shares_and_calls_of_each_worker(runni
         assert sum(lane["share"] for lane in lanes) == pytest.approx(1.0)
         assert sum(lane["calls"] for lane in lanes) > 0
         assert [(lane["throttled"], lane["in_flight"], lane["breaker"]) for lane in lanes] == [(0, 0, "closed")] * 2
+
+
+def _sample_sum(texts: list[str], name: str, **labels: str) -> float:
+    """``name``'s samples with ``labels`` added up over the scraped workers."""
+    return sum(
+        sample.value
+        for text in texts
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )
+
+
+async def test_metrics_match_what_was_published_delivered_and_dead_lettered(running: Running) -> None:
+    """/metrics of the two workers: the validate stage committed every published event, deliveries per
+    provider and state add up to the outcomes topic, the DLQ count is the DLQ's size, calls were made."""
+    harness = running.harness
+    outcomes = Counter(
+        (o.provider, o.state)
+        for o in (Outcome.model_validate_json(m.value) for m in await harness.messages(harness.catalog.outcomes))
+    )
+    letters = len(await harness.messages(harness.catalog.dlq))
+    published = len(running.generated) + 2
+
+    async with httpx.AsyncClient(timeout=30) as client:
+        deadline = time.monotonic() + 30
+        while True:
+            texts = [(await client.get(running.url(worker) + "/metrics")).text for worker in (0, 1)]
+            delivered = _sample_sum(texts, "contactsync_deliveries_total", provider="hubspot", state="delivered")
+            validated = _sample_sum(texts[:1], "contactsync_stage_events_in_total", stage="validate")
+            if (delivered, validated) == (outcomes["hubspot", "delivered"], published) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(1)
+
+    assert (delivered, validated) == (outcomes["hubspot", "delivered"], published)
+    for (provider, state), count in outcomes.items():
+        assert _sample_sum(texts, "contactsync_deliveries_total", provider=provider, state=state) == count
+    assert _sample_sum(texts[:1], "contactsync_dead_letters_total") == letters > 0
+    assert _sample_sum(texts[:1], "contactsync_stage_lag_messages") == 0
+    assert _sample_sum(texts, "contactsync_provider_calls_total", provider="mailchimp") > 0
