@@ -1,7 +1,7 @@
 """Short-lived Kafka clients for commands and views: connected, or one ConfigError line saying where.
 
 ``admin_client`` for topics, groups and offsets; ``groupless_consumer`` (a consumer in no group) for
-end offsets and for reading partitions assigned by hand (``read_to_end``).
+end offsets and for reading partitions assigned by hand (``read_to_end``); ``acked_producer``.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from pipeline.errors import ConfigError
 
-__all__ = ["admin_client", "groupless_consumer", "read_to_end"]
+__all__ = ["acked_producer", "admin_client", "groupless_consumer", "read_to_end"]
 
 C = TypeVar("C")
 
@@ -35,6 +35,14 @@ def groupless_consumer(
         bootstrap_servers=bootstrap, client_id=client_id, enable_auto_commit=False, **options
     )
     return _running(consumer, bootstrap, consumer.start, consumer.stop)
+
+
+def acked_producer(bootstrap: str, client_id: str) -> AbstractAsyncContextManager[AIOKafkaProducer]:
+    """A producer whose sends are done once every in-sync replica has them (one key stays in order)."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, client_id=client_id, acks="all", enable_idempotence=True
+    )
+    return _running(producer, bootstrap, producer.start, producer.stop)
 
 
 async def read_to_end(

@@ -99,6 +99,10 @@ class TopicCatalog:
         return self._name("contacts.dlq")
 
     @property
+    def dlq_handled(self) -> str:
+        return self._name("contacts.dlq.handled")
+
+    @property
     def outcomes(self) -> str:
         return self._name("contacts.outcomes")
 

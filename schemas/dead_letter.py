@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict
 
 
@@ -20,3 +22,21 @@ class DeadLetter(BaseModel):
     last_failure_ms: int
     attempts: int = 1
     provider: str = ""
+
+
+class HandledLetter(BaseModel):
+    """A dead letter that needs nothing more (``contacts.dlq.handled``, keyed ``<partition>:<offset>``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    action: Literal["replayed", "purged"]
+    at_ms: int
+    replayed_to: str = ""
+
+
+class Replayed(BaseModel):
+    """On a replayed message (a ``contactsync.replayed_from`` header): the dead letter it came from."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    replayed_from: str  # <dlq topic>:<partition>:<offset>

@@ -25,6 +25,7 @@ from pipeline.settings import KafkaSettings, Settings
 from pipeline.simulators.config import SimulatorsConfig
 from pipeline.simulators.runner import RunningSimulators, run_simulators
 from pipeline.topics import TopicCatalog
+from tests.cli_runner import cli_env
 
 TEST_TIERS = ["1s", "2s", "4s"]
 
@@ -83,6 +84,11 @@ class Pipeline:
 
     async def messages(self, topic: str) -> list:  # type: ignore[type-arg]
         return await read_topic(self.bootstrap, topic)
+
+    def cli_env(self) -> dict[str, str]:
+        """The environment of a ``contactsync`` command aimed at this pipeline (as its workers see it)."""
+        assert self.stack is not None
+        return cli_env(**self.stack.worker_env(self.tmp / "cli-data", 0))
 
     def logs(self) -> str:
         """Where the workers' logs are, for assertion messages."""

@@ -16,23 +16,14 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.cdc_generator import GeneratedEvent, Kind, generate_events
+from pipeline.cdc_generator import GeneratedEvent, generate_events
 from schemas.dispatch import Outcome
-from tests.cli_runner import cli_env, run_cli
+from tests.cli_runner import run_cli
 from tests.e2e.conftest import Pipeline, new_pipeline
+from tests.e2e.crafted import plain_upsert
 from tests.kafka_harness import fresh_prefix
 
 pytestmark = pytest.mark.kafka
-
-VERSION_TS = int(time.time() * 1000)
-
-
-def plain_upsert(record_id: str, **row: Any) -> GeneratedEvent:
-    """A plain-form upsert of ``record_id`` whose version is ``VERSION_TS * 1000 + 1``."""
-    data = {"email": f"{record_id}@example.com", "contact_type": "customer", **row}
-    value = json.dumps({"op": "upsert", "id": record_id, "ts": VERSION_TS, "seq": 1, "data": data}).encode()
-    return GeneratedEvent(record_id.encode(), value, Kind.CREATE, record_id, VERSION_TS * 1000 + 1)
-
 
 DELIVERED = plain_upsert("ops-delivered", subscribed=True)  # to HubSpot (customer) and Mailchimp
 SKIPPED = plain_upsert("ops-skipped", do_not_sync=True)  # stopped by the do_not_sync rule
@@ -45,10 +36,6 @@ class Running:
 
     def url(self, worker: int = 0) -> str:
         return f"http://127.0.0.1:{self.harness.workers[worker].web_port}"
-
-    def cli_env(self) -> dict[str, str]:
-        assert self.harness.stack is not None
-        return cli_env(**self.harness.stack.worker_env(self.harness.tmp / "cli-data", 0))
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +92,7 @@ async def test_status_command_reads_the_changelog_or_asks_a_worker(running: Runn
     """`contactsync status ID` finds the record's newest row in the compacted changelog without a worker,
     gives the same with --url, prints a table, and exits 1 with one line for an unknown record."""
     _, from_worker = await get_json(running.url(1) + "/records/ops-delivered", until=has_provider("mailchimp"))
-    env = running.cli_env()
+    env = running.harness.cli_env()
 
     from_changelog = run_cli(env, "status", "ops-delivered", "--json")
     asked = run_cli(env, "status", "ops-delivered", "--json", "--url", running.url(0))

@@ -1,0 +1,138 @@
+"""``contactsync dlq list|show|replay|purge``: work the dead-letter topic (see ``pipeline.dlq``).
+
+Letters are named ``<partition>:<offset>`` (as ``list`` prints them) and selected by those names
+and the filters; handled letters (replayed or purged) are left out unless ``--all`` is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from dataclasses import replace
+from enum import Enum
+
+import typer
+
+from pipeline.cli import app, load_catalog, load_settings
+from pipeline.cli.table import format_table
+from pipeline.cli.when import parse_when
+from pipeline.dlq.actions import purge, replay
+from pipeline.dlq.letters import Letter, LetterFilter, read_letters
+from pipeline.errors import ConfigError
+
+_REF = re.compile(r"^\d+:\d+$")
+_MESSAGE_WIDTH = 60
+
+
+class Action(str, Enum):
+    list = "list"
+    show = "show"
+    replay = "replay"
+    purge = "purge"
+
+
+@app.command()
+def dlq(
+    action: Action = typer.Argument(..., help="list, show, replay (to the stage it failed at) or purge."),
+    refs: list[str] = typer.Argument(None, help="Letters as <partition>:<offset>, as list prints them."),
+    stage: str = typer.Option(None, help="Failed at this stage: validate, transform, route, dispatch."),
+    provider: str = typer.Option(None, help="Failed for this provider."),
+    error_class: str = typer.Option(None, help="Failed with this error, e.g. InvalidEventError."),
+    key: str = typer.Option(None, help="The message key (the record id)."),
+    since: str = typer.Option(None, help="Failed at or after: ISO time (local unless zoned) or ago (2h, 7d)."),
+    until: str = typer.Option(None, help="Failed before: ISO time or ago."),
+    all_: bool = typer.Option(False, "--all", help="Include handled (replayed or purged) letters."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="replay, purge: list the letters, change nothing."),
+) -> None:
+    """Dead letters: list them, show them whole, replay them, or purge them (mark them handled)."""
+    for ref in refs or ():
+        if not _REF.match(ref):
+            raise ConfigError(f"letter {ref!r}: expected <partition>:<offset>, e.g. 3:1207")
+    selection = LetterFilter(
+        refs=frozenset(refs) if refs else None, key=key, stage=stage, provider=provider, error_class=error_class,
+        since_ms=parse_when(since, "--since") if since else None,
+        until_ms=parse_when(until, "--until") if until else None, include_handled=all_,
+    )
+    if action in (Action.replay, Action.purge) and not selection.selects:
+        raise ConfigError(f"{action.value} needs a selection: letters (<partition>:<offset>) or a filter "
+                          "(--stage, --provider, --error-class, --key, --since, --until)")
+    settings = load_settings()
+    catalog = load_catalog(settings)
+    letters = asyncio.run(read_letters(settings.bootstrap_servers, catalog))
+    chosen = [letter for letter in letters if selection.matches(letter)]
+    handled = len([letter for letter in letters if replace(selection, include_handled=True).matches(letter)]) - len(
+        [letter for letter in chosen if letter.handled is None]
+    )
+    if action is Action.list or dry_run:
+        _echo_lines(letter_lines(chosen, with_handled=all_))
+        typer.echo(f"{len(chosen)} letters" + ("" if all_ or not handled else f" ({handled} handled not shown: --all)"))
+    elif action is Action.show:
+        for letter in chosen:
+            _echo_lines(letter_details(letter))
+    elif action is Action.replay:
+        sent = asyncio.run(replay(settings.bootstrap_servers, catalog, chosen))
+        _echo_lines([f"replayed {letter.ref} to {letter.story.original_topic}" for letter in sent if letter.story])
+        typer.echo(f"replayed {len(sent)} letters" + (f" ({handled} already handled)" if handled else ""))
+    else:
+        marked = asyncio.run(purge(settings.bootstrap_servers, catalog, chosen))
+        typer.echo(f"purged {len(marked)} letters (marked handled in {catalog.dlq_handled}; the DLQ keeps them "
+                   "until retention)")
+
+
+def _echo_lines(lines: list[str]) -> None:
+    if lines:
+        typer.echo("\n".join(lines))
+
+
+def letter_lines(letters: list[Letter], *, with_handled: bool) -> list[str]:
+    """One row per letter: where, when and why it failed (and what was done about it), and its key."""
+    headers = ["LETTER", "FAILED AT", "STAGE", "PROVIDER", "ERROR CLASS", *(["HANDLED"] if with_handled else []),
+               "MESSAGE", "KEY"]
+    rows: list[list[object]] = []
+    for letter in letters:
+        story = letter.story
+        message = " ".join((story.error_message if story else "(no dead-letter headers)").split())
+        rows.append([
+            letter.ref, _time(story.last_failure_ms) if story else "-", story.stage if story else "-",
+            (story.provider if story else "") or "-", story.error_class if story else "-",
+            *([_handled(letter)] if with_handled else []),
+            message[:_MESSAGE_WIDTH - 1] + "…" if len(message) > _MESSAGE_WIDTH else message,
+            _text(letter.key),
+        ])
+    return format_table(headers, rows) if rows else []
+
+
+def letter_details(letter: Letter) -> list[str]:
+    """The whole letter: its headers, key and value (JSON pretty-printed)."""
+    return [
+        f"letter {letter.ref}" + (f" ({_handled(letter)})" if letter.handled else ""),
+        *(f"  {name}: {_text(value)}" for name, value in letter.headers),
+        f"key: {_text(letter.key)}",
+        "value:",
+        _pretty(letter.value),
+        "",
+    ]
+
+
+def _handled(letter: Letter) -> str:
+    done = letter.handled
+    return "-" if done is None else f"{done.action} {_time(done.at_ms)}"
+
+
+def _pretty(value: bytes | None) -> str:
+    if value is None:
+        return "(none)"
+    try:
+        return json.dumps(json.loads(value), indent=2, ensure_ascii=False)
+    except ValueError:  # not UTF-8, or not JSON
+        return _text(value)
+
+
+def _text(raw: bytes | None) -> str:
+    return "-" if raw is None else raw.decode("utf-8", errors="replace")
+
+
+def _time(ms: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000))
