@@ -30,7 +30,8 @@ def admin_client(bootstrap: str, client_id: str) -> AbstractAsyncContextManager[
 def groupless_consumer(
     bootstrap: str, client_id: str, **options: Any
 ) -> AbstractAsyncContextManager[AIOKafkaConsumer]:
-    """A consumer that joins no group and commits nothing unless told to (``options`` go to aiokafka)."""
+    """A consumer that joins no group: it reads what it is assigned and commits nothing unless told to
+    (given a ``group_id``, a commit sets that group's offsets, which Kafka allows while it is empty)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, client_id=client_id, enable_auto_commit=False, **options
     )

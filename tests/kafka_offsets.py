@@ -8,16 +8,19 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 
 async def fill_partitions(
-    bootstrap: str, topic: str, counts: Mapping[int, int], headers: Sequence[tuple[str, bytes]] = ()
+    bootstrap: str, topic: str, counts: Mapping[int, int], headers: Sequence[tuple[str, bytes]] = (),
+    first_timestamp_ms: int | None = None,
 ) -> None:
-    """Send ``counts[p]`` small messages to partition ``p`` of ``topic``."""
+    """Send ``counts[p]`` small messages to partition ``p`` of ``topic``; with ``first_timestamp_ms``,
+    message ``n`` of each partition has that timestamp plus ``n`` seconds."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:
         for partition, count in counts.items():
             for n in range(count):
+                timestamp_ms = None if first_timestamp_ms is None else first_timestamp_ms + n * 1000
                 await producer.send(topic, f"m{n}".encode(), key=f"k{n}".encode(), partition=partition,
-                                    headers=list(headers) or None)
+                                    headers=list(headers) or None, timestamp_ms=timestamp_ms)
         await producer.flush()
     finally:
         await producer.stop()
