@@ -15,6 +15,7 @@ from aiokafka.partitioner import murmur2
 
 from pipeline.errors import ConfigError
 from pipeline.kafka_clients import groupless_consumer, read_to_end
+from pipeline.topic_admin import require_topics
 from schemas.status import RecordStatus
 
 
@@ -30,6 +31,7 @@ def key_partition(key: bytes, partitions: int) -> int:
 
 async def status_from_changelog(bootstrap: str, changelog: str, partitions: int, record_id: str) -> RecordStatus | None:
     """The newest row of ``record_id`` in the table's changelog (None: no row, or deleted)."""
+    await require_topics(bootstrap, changelog)
     key = record_id.encode()
     newest: bytes | None = None
     async with groupless_consumer(bootstrap, "contactsync-status") as consumer:

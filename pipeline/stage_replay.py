@@ -19,6 +19,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from pipeline.errors import ConfigError
 from pipeline.kafka_clients import admin_client, groupless_consumer
 from pipeline.stage_inputs import StageInput
+from pipeline.topic_admin import require_topics
 
 FORCE_WAIT_S = 60.0
 
@@ -43,6 +44,7 @@ async def reset_stage_offsets(
     bootstrap: str, group: str, stage: StageInput, point: ResetPoint, partitions: list[int], *, force: bool
 ) -> list[OffsetMove]:
     """Commit ``point``'s offsets for ``group`` on the stage's input ``partitions``; what moved where."""
+    await require_topics(bootstrap, stage.topic)
     chosen = [TopicPartition(stage.topic, p) for p in partitions]
     async with admin_client(bootstrap, "contactsync-replay") as admin, \
             groupless_consumer(bootstrap, "contactsync-replay", group_id=group) as consumer:

@@ -19,7 +19,7 @@ from pipeline.errors import ConfigError
 from pipeline.kafka_clients import admin_client
 from pipeline.topics import TopicCatalog, TopicSpec
 
-__all__ = ["Applied", "Drift", "apply", "check", "partition_counts"]
+__all__ = ["Applied", "Drift", "apply", "check", "partition_counts", "require_topics"]
 
 _CLIENT_ID = "contactsync-topics"
 _TOPIC_ALREADY_EXISTS = 36
@@ -92,6 +92,15 @@ async def partition_counts(bootstrap: str) -> dict[str, int]:
     """The partition count of every topic on the broker."""
     async with admin_client(bootstrap, _CLIENT_ID) as admin:
         return {topic["topic"]: len(topic["partitions"]) for topic in await admin.describe_topics()}
+
+
+async def require_topics(bootstrap: str, *names: str) -> None:
+    """ConfigError naming a missing topic (clients would wait for it, logging, until they time out)."""
+    existing = await partition_counts(bootstrap)
+    missing = [name for name in names if name not in existing]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise ConfigError(f"topic {missing[0]}{more} does not exist at {bootstrap}: run `contactsync topics apply`")
 
 
 async def _describe(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) -> dict[str, _Actual]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from pipeline.errors import ConfigError
@@ -32,11 +33,14 @@ def load_catalog(settings: Settings) -> TopicCatalog:
 
 
 def main() -> None:
-    """Entry point: run the command; a ConfigError is one line on stderr and exit code 2."""
+    """Entry point: run the command; a ConfigError or KafkaError is one line on stderr and exit code 2."""
     from pipeline.cli import backfill, demo, dlq, kafka, lag, produce, replay, simulate, status, topics, worker  # noqa: F401  (registers the command groups)
 
     try:
         app()
     except ConfigError as exc:
         print(f"contactsync: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KafkaError as exc:  # a broker that fails mid-command: one line too, never a traceback
+        print(f"contactsync: Kafka: {type(exc).__name__}: {exc}", file=sys.stderr)
         sys.exit(2)

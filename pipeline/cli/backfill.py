@@ -12,7 +12,7 @@ from pipeline.cli import app, load_catalog, load_settings
 from pipeline.cli.when import parse_when
 from pipeline.errors import ConfigError
 from pipeline.snapshot_file import read_rows
-from pipeline.topic_admin import partition_counts
+from pipeline.topic_admin import require_topics
 
 
 @app.command()
@@ -35,8 +35,7 @@ def backfill(
     if state.rows_done:
         typer.echo(f"resuming after {state.rows_done} of {total} rows")
     bootstrap = settings.bootstrap_servers
-    if topic not in asyncio.run(partition_counts(bootstrap)):
-        raise ConfigError(f"topic {topic} does not exist at {bootstrap}: run `contactsync topics apply`")
+    asyncio.run(require_topics(bootstrap, topic))
     resumed_at = state.rows_done
     with typer.progressbar(length=total, label="backfill", show_pos=True) as bar:
         bar.update(resumed_at)

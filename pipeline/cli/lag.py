@@ -17,6 +17,7 @@ from pipeline.cli.table import format_table
 from pipeline.errors import ConfigError
 from pipeline.lag import LagReport, LagSampler, lag_reader
 from pipeline.stage_inputs import StageInput, stage_inputs
+from pipeline.topic_admin import require_topics
 
 _CLEAR_SCREEN = "\x1b[H\x1b[2J"
 
@@ -47,6 +48,7 @@ def lag(
 
 
 async def _show(bootstrap: str, sampler: LagSampler, inputs: Sequence[StageInput], view: _View) -> None:
+    await require_topics(bootstrap, *(i.topic for i in inputs))
     async with lag_reader(bootstrap, sampler, inputs) as reader:
         while True:
             try:

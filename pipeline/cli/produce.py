@@ -16,7 +16,7 @@ from pipeline.cdc_publisher import publish
 from pipeline.cli import app, load_settings
 from pipeline.errors import ConfigError
 from pipeline.logging import configure_logging
-from pipeline.topic_admin import partition_counts
+from pipeline.topic_admin import require_topics
 from pipeline.topics import TopicCatalog
 
 
@@ -51,6 +51,5 @@ def produce(
 
 async def _publish_to_existing(events: Iterator[GeneratedEvent], bootstrap: str, topic: str, rate: float | None) -> int:
     """Publish, after checking the topic exists (a producer would wait for it and log every 100 ms)."""
-    if topic not in await partition_counts(bootstrap):
-        raise ConfigError(f"topic {topic} does not exist at {bootstrap}: run `contactsync topics apply`")
+    await require_topics(bootstrap, topic)
     return await publish(events, bootstrap, topic, rate=rate)

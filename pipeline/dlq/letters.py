@@ -9,6 +9,7 @@ from aiokafka import TopicPartition
 from pydantic import ValidationError
 
 from pipeline.kafka_clients import groupless_consumer, read_to_end
+from pipeline.topic_admin import require_topics
 from pipeline.topics import TopicCatalog
 from schemas.dead_letter import DeadLetter, HandledLetter
 from schemas.headers import from_headers
@@ -73,6 +74,7 @@ class LetterFilter:
 
 async def read_letters(bootstrap: str, catalog: TopicCatalog) -> list[Letter]:
     """Every letter in the DLQ now, oldest failure first, with its handled marker if it has one."""
+    await require_topics(bootstrap, catalog.dlq, catalog.dlq_handled)
     async with groupless_consumer(bootstrap, "contactsync-dlq") as consumer:
         handled: dict[str, HandledLetter | None] = {}
         async for marker in read_to_end(consumer, _partitions(catalog.dlq_handled, catalog)):
