@@ -1,8 +1,8 @@
 """One record's delivery status, found without knowing which worker owns it.
 
 The record-status table's changelog is compacted and keyed like the stage topics, so the newest
-row of a record is the last message with its key in the partition Kafka's default partitioner
-(murmur2) gives that key. Or a worker answers ``GET /records/{id}``, routed to the key's owner.
+row of a record is the last message with its key (``pipeline.key_lookup``). Or a worker answers
+``GET /records/{id}``, routed to the worker that owns the key.
 """
 
 from __future__ import annotations
@@ -10,12 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from aiokafka import TopicPartition
-from aiokafka.partitioner import murmur2
 
 from pipeline.errors import ConfigError
-from pipeline.kafka_clients import groupless_consumer, read_to_end
-from pipeline.topic_admin import require_topics
+from pipeline.key_lookup import messages_with_key
 from schemas.status import RecordStatus
 
 
@@ -24,20 +21,10 @@ def status_document(record_id: str, status: RecordStatus) -> dict[str, Any]:
     return {"record_id": record_id, **status.model_dump(mode="json")}
 
 
-def key_partition(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner (Java's and aiokafka's) gives ``key``."""
-    return (int(murmur2(key)) & 0x7FFFFFFF) % partitions
-
-
 async def status_from_changelog(bootstrap: str, changelog: str, partitions: int, record_id: str) -> RecordStatus | None:
     """The newest row of ``record_id`` in the table's changelog (None: no row, or deleted)."""
-    await require_topics(bootstrap, changelog)
-    key = record_id.encode()
-    newest: bytes | None = None
-    async with groupless_consumer(bootstrap, "contactsync-status") as consumer:
-        async for message in read_to_end(consumer, [TopicPartition(changelog, key_partition(key, partitions))]):
-            if message.key == key:
-                newest = message.value
+    rows = await messages_with_key(bootstrap, changelog, partitions, record_id.encode())
+    newest = rows[-1].value if rows else None
     return None if newest is None else RecordStatus.model_validate_json(newest)
 
 

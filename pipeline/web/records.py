@@ -1,4 +1,5 @@
-"""``GET /records/{id}``: one record's status at each provider, from the worker that owns it.
+"""``GET /records/{id}``: one record's status at each provider; ``POST /records/{id}/retry``: send its
+newest change through the pipeline again (see ``pipeline.record_retry``).
 
 Any worker answers: Faust forwards the request to the worker holding the record's partition of the
 record-status table.
@@ -8,7 +9,8 @@ from __future__ import annotations
 
 from faust.web import Request, Response, View
 
-from pipeline.app import app, tables
+from pipeline.app import app, settings, tables, topics
+from pipeline.record_retry import resend_newest_change
 from pipeline.record_status import status_document
 from schemas.status import RecordStatus
 
@@ -20,3 +22,17 @@ async def record_status(view: View, request: Request, id: str) -> Response:  # n
     if stored is None:
         return view.json({"error": "no status for this record", "record_id": id}, status=404)
     return view.json(status_document(id, RecordStatus.model_validate_json(stored)))
+
+
+@app.table_route(table=tables.status, match_info="id")
+async def retry_record(view: View, request: Request, id: str) -> Response:  # noqa: A002
+    resent = await resend_newest_change(settings.bootstrap_servers, topics.catalog, id)
+    if resent is None:
+        return view.json({"error": "no change event for this record in the CDC topic", "record_id": id}, status=404)
+    where = {"topic": resent.topic, "partition": resent.partition, "offset": resent.offset}
+    return view.json({"record_id": id, "resent": where}, status=202)
+
+
+@app.page("/records/{id}/retry")
+class RecordRetry(View):
+    post = retry_record

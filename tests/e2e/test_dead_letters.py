@@ -1,6 +1,6 @@
-"""`contactsync dlq` on dead letters a running pipeline made: HubSpot's simulator refuses every record
-at first (two dispatch letters), and one event is not JSON (a validate letter). One pipeline for the
-module; each test selects its own letters, so the order they run in does not matter."""
+"""`contactsync dlq` and record retries on dead letters a running pipeline made: HubSpot's simulator
+refuses every record at first (three dispatch letters), and one event is not JSON (a validate letter).
+One pipeline for the module; each test works on its own records, so their order does not matter."""
 
 from __future__ import annotations
 
@@ -27,20 +27,20 @@ REFUSING_HUBSPOT = SimulatorsConfig(
     hubspot=HubSpotSimConfig(faults=FaultConfig(partial_failure=1.0, partial_failure_kind="permanent"))
 )
 REPLAYED_HEADER = HEADER_PREFIX + "replayed_from"
-EVENTS = [plain_upsert("dl-hub-1"), plain_upsert("dl-hub-2"), plain_upsert("dl-lead", contact_type="lead"),
-          poison("dl-poison")]
+EVENTS = [plain_upsert("dl-hub-1"), plain_upsert("dl-hub-2"), plain_upsert("dl-hub-3"),
+          plain_upsert("dl-lead", contact_type="lead"), poison("dl-poison")]
 
 
 @pytest.fixture(scope="module")
 async def letters_made(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pipeline]:
-    """A worker that has dead-lettered dl-hub-1 and dl-hub-2 at dispatch and dl-poison at validate."""
+    """A worker that has dead-lettered dl-hub-1, -2 and -3 at dispatch and dl-poison at validate."""
     harness = await new_pipeline(kafka_bootstrap, fresh_prefix(), tmp_path_factory.mktemp("dlq"))
     async with AsyncExitStack() as exits:
         try:
             await harness.start(exits, REFUSING_HUBSPOT)
             await harness.publish(EVENTS)
             deadline = time.monotonic() + 60
-            while len(await read_letters(kafka_bootstrap, harness.catalog)) < 3:
+            while len(await read_letters(kafka_bootstrap, harness.catalog)) < 4:
                 assert time.monotonic() < deadline, harness.logs()
                 await asyncio.sleep(0.5)
             yield harness
@@ -67,7 +67,7 @@ def test_list_shows_each_letter_and_the_filters_narrow_it(letters_made: Pipeline
     rows = {line.split()[-1]: line.split() for line in everything.stdout.splitlines()[1:-1]}
     assert rows["dl-hub-1"][3:6] == ["dispatch", "hubspot", "PermanentError"]
     assert rows["dl-poison"][3:6] == ["validate", "-", "InvalidEventError"]
-    assert listed("--stage", "dispatch") == listed("--provider", "hubspot") == ["dl-hub-1", "dl-hub-2"]
+    assert listed("--stage", "dispatch") == listed("--provider", "hubspot") == ["dl-hub-1", "dl-hub-2", "dl-hub-3"]
     assert listed("--error-class", "InvalidEventError") == ["dl-poison"]
     assert listed("--key", "dl-hub-2", "--since", "10m") == ["dl-hub-2"]
     assert listed("--until", "10m") == [] and listed("--since", "2999-01-01T00:00") == []
@@ -89,10 +89,8 @@ async def test_replay_redelivers_exactly_the_selected_letter_once(letters_made: 
     byte (with its origin in a header) and HubSpot then holds it; dl-hub-2 stays undelivered; replaying
     the same selection again sends nothing."""
     harness, env = letters_made, letters_made.cli_env()
-    assert harness.sims is not None
-    hubspot = harness.sims.base_urls()["hubspot"]
+    hubspot = await _hubspot_fixed(harness)
     async with httpx.AsyncClient(timeout=30) as client:
-        await client.put(f"{hubspot}/_sim/config", json={"faults": {"partial_failure": 0.0}})
 
         first = run_cli(env, "dlq", "replay", "--provider", "hubspot", "--key", "dl-hub-1")
         second = run_cli(env, "dlq", "replay", "--provider", "hubspot", "--key", "dl-hub-1")
@@ -138,3 +136,36 @@ async def _wait_for_record(client: httpx.AsyncClient, url: str, timeout_s: float
     while (status := (await client.get(url)).status_code) != 200 and time.monotonic() < deadline:
         await asyncio.sleep(0.5)
     return status
+
+
+async def test_retrying_a_record_sends_its_newest_change_again_and_it_is_delivered(letters_made: Pipeline) -> None:
+    """POST /records/dl-hub-3/retry, once HubSpot accepts again, sends the record's CDC event through the
+    pipeline again and its status turns delivered; a record without a change event answers 404."""
+    harness = letters_made
+    hubspot = await _hubspot_fixed(harness)
+    worker = f"http://127.0.0.1:{harness.workers[0].web_port}"
+    async with httpx.AsyncClient(timeout=30) as client:
+        retried = await client.post(f"{worker}/records/dl-hub-3/retry")
+        unknown = await client.post(f"{worker}/records/no-such-record/retry")
+        deadline = time.monotonic() + 30
+        while (state := await _hubspot_state(client, f"{worker}/records/dl-hub-3")) != "delivered":
+            assert time.monotonic() < deadline, state
+            await asyncio.sleep(0.5)
+        held = await client.get(f"{hubspot}/_sim/records/dl-hub-3")
+
+    assert retried.status_code == 202 and retried.json()["resent"]["topic"] == harness.catalog.cdc
+    assert unknown.status_code == 404 and held.status_code == 200
+
+
+async def _hubspot_state(client: httpx.AsyncClient, url: str) -> str:
+    return str((await client.get(url)).json()["providers"]["hubspot"]["state"])
+
+
+async def _hubspot_fixed(harness: Pipeline) -> str:
+    """Turn the HubSpot simulator's refusals off; its base URL."""
+    assert harness.sims is not None
+    hubspot = harness.sims.base_urls()["hubspot"]
+    async with httpx.AsyncClient(timeout=30) as client:
+        fixed = await client.put(f"{hubspot}/_sim/config", json={"faults": {"partial_failure": 0.0}})
+    assert fixed.status_code == 200, fixed.text
+    return hubspot
