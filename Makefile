@@ -5,7 +5,7 @@
 PYTHON ?= python3
 BIN := .venv/bin
 
-.PHONY: test demo kafka-start kafka-stop clean lag-screenshot
+.PHONY: test bench demo kafka-start kafka-stop clean lag-screenshot
 
 # The virtualenv, (re)installed with the pinned versions whenever pyproject.toml or constraints.txt change.
 .venv: pyproject.toml constraints.txt
@@ -15,6 +15,12 @@ BIN := .venv/bin
 
 test: .venv
 	$(BIN)/pytest -q
+
+# Every benchmark of benchmarks/README.md on a broker of its own, about 15 minutes on 2 cores: one JSON
+# line each on stdout, appended to benchmarks/results.jsonl. The profile needs py-spy (a dev tool, not a
+# project dependency): $(BIN)/pip install py-spy.
+bench: .venv
+	$(BIN)/python -m benchmarks
 
 # Start the local Kafka, create the topics of topics.yaml, list them.
 demo: kafka-start
