@@ -22,10 +22,10 @@ test: .venv
 bench: .venv
 	$(BIN)/python -m benchmarks
 
-# Start the local Kafka, create the topics of topics.yaml, list them.
-demo: kafka-start
-	$(BIN)/contactsync topics apply
-	$(BIN)/contactsync topics list
+# The whole pipeline locally: Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set), topics, simulators,
+# a worker, generated changes; prints what was delivered, skipped, dead-lettered, lost and stale.
+demo: .venv
+	$(BIN)/contactsync demo
 
 # docs/lag-page.png: the lag page of a worker falling behind, shot with headless Chromium (~2 min).
 lag-screenshot: .venv

@@ -45,6 +45,8 @@ def create_app(settings: Settings) -> tuple[faust.App, StageTopics, StageTables]
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         broker_commit_interval=1.0,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.session_timeout_s / 4,
         table_cleanup_interval=60.0,
         # A stalled lane pauses its partitions at 80 % of this buffer; the rest must hold one fetch,
         # or Faust's conductor blocks every topic while it waits (provider isolation).

@@ -110,8 +110,11 @@ def _clean_environ() -> dict[str, str]:
     }
 
 
-async def wait_until_consuming(bootstrap: str, group_id: str, members: int, timeout_s: float) -> bool:
-    """Whether the consumer group became Stable with ``members`` members within ``timeout_s``."""
+async def wait_until_consuming(
+    bootstrap: str, group_id: str, members: int, timeout_s: float, *, besides: frozenset[str] = frozenset()
+) -> frozenset[str]:
+    """The member ids of the group once it is Stable with ``members`` members not in ``besides``
+    (members of killed workers linger until their session times out); empty after ``timeout_s``."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -119,11 +122,12 @@ async def wait_until_consuming(bootstrap: str, group_id: str, members: int, time
         while time.monotonic() < deadline:
             with contextlib.suppress(KafkaError):
                 (response,) = await admin.describe_consumer_groups([group_id])
-                _error, _group, state, *_rest, joined = response.groups[0][:6]
-                if state == "Stable" and len(joined) >= members:
-                    return True
+                _error, _group, state, _kind, _protocol, joined = response.groups[0][:6]
+                ids = frozenset(member[0] for member in joined)
+                if state == "Stable" and len(ids - besides) >= members and not ids & besides:
+                    return ids
             await asyncio.sleep(0.5)
-        return False
+        return frozenset()
     finally:
         await admin.close()
 

@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     table_store: str = "rocksdb://"
     batch_max: int = Field(default=1000, gt=0, description="Events a stage takes at once.")
     batch_within_s: float = Field(default=0.2, gt=0, description="Longest wait to fill a batch.")
+    session_timeout_s: float = Field(
+        default=10.0, gt=0, description="How soon a crashed worker's partitions move to the others."
+    )
     kafka_bootstrap_servers: str = Field(
         default="",
         validation_alias=AliasChoices("CONTACTSYNC_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
