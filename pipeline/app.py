@@ -34,7 +34,7 @@ def create_app(settings: Settings) -> tuple[faust.App, StageTopics, StageTables]
     catalog = TopicCatalog.load(settings.kafka.topics_file, settings.kafka.topic_prefix)
     app = faust.App(
         settings.app_id,
-        broker=f"kafka://{settings.bootstrap_servers}",
+        broker=f"contactsync://{settings.bootstrap_servers}",  # Kafka, see pipeline/kafka_transport.py
         store=settings.table_store,
         datadir=str(settings.data_dir),
         autodiscover=["agents", "pipeline.web"],  # and no origin: Faust would scan all of pipeline/ too

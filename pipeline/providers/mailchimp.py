@@ -38,6 +38,16 @@ class _MemberError(Answer):
     email_address: str = ""
     error: str = ""
     error_code: str = ""
+    field: str = ""
+
+    def as_error(self) -> DeliveryError:
+        """Mailchimp names the field of data it refuses; a field-less ERROR_GENERIC ("could not be
+        saved at this time", signup throttling) may pass on a later try, so it is retried and only
+        dead-lettered after the last retry tier."""
+        message = clip(f"Mailchimp {self.error_code}: {self.error}")
+        if self.field or self.error_code != "ERROR_GENERIC":
+            return PermanentError(message, code=self.error_code)
+        return RetryableError(message, code=self.error_code)
 
 
 class _BatchAnswer(Answer):
@@ -140,9 +150,7 @@ class MailchimpProvider:
         for entry in entries:
             email = entry.payload.email_address.lower()
             if email in failed:
-                error = failed[email]
-                message = clip(f"Mailchimp {error.error_code}: {error.error}")
-                results.append(entry.failed(PermanentError(message, code=error.error_code)))
+                results.append(entry.failed(failed[email].as_error()))
             elif unattributed:
                 message = "Mailchimp reported an error it did not attribute to a member"
                 results.append(entry.failed(RetryableError(message, code="unattributed")))

@@ -62,15 +62,19 @@ async def test_base_url_comes_from_the_key_or_settings() -> None:
 
 
 async def test_member_errors_fail_only_their_members() -> None:
-    """An error in the 200 body fails the member it names (matched case-insensitively), no other."""
+    """An error in the 200 body fails the member it names (matched case-insensitively), no other:
+    refused data (a named field) for good, a field-less generic error for another try."""
     errors = [{"email_address": "BOB@example.com", "error": "looks fake or invalid",
+               "error_code": "ERROR_GENERIC", "field": "email_address"},
+              {"email_address": "cy@example.com", "error": "The member could not be saved at this time",
                "error_code": "ERROR_GENERIC"}]
     provider, _ = mailchimp(lambda request: _subscribed("ann@example.com", errors=errors))
-    batch = records(MAPPER, change("r1", email="ann@example.com"), change("r2", email="bob@example.com"))
+    batch = records(MAPPER, *(change(f"r{i}", email=f"{n}@example.com") for i, n in enumerate(("ann", "bob", "cy"))))
     results = await provider.deliver(batch)
     await provider.aclose()
     assert results[0].ok
     assert type(results[1].error) is PermanentError and results[1].error.code == "ERROR_GENERIC"
+    assert type(results[2].error) is RetryableError
 
 
 async def test_unattributed_member_error_makes_the_rest_retryable() -> None:
