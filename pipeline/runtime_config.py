@@ -43,7 +43,8 @@ RULES_KEY = b"rules"
 def field_problems(error: ValidationError) -> list[dict[str, str]]:
     """Each problem of a document: which field (a dotted path) and why."""
     return [
-        {"field": ".".join(str(part) for part in problem["loc"]) or "(document)", "message": problem["msg"]}
+        {"field": ".".join(str(part) for part in problem["loc"]) or "(document)",
+         "message": problem["msg"].removeprefix("Value error, ")}  # our validators' own words
         for problem in error.errors()
     ]
 
