@@ -59,9 +59,9 @@ class Dispatcher:
         return outgoing
 
     async def _deliver(self, batch: list[Item]) -> list[Outgoing]:
-        if not self.lane.breaker.allow():
-            error = RetryableError(f"circuit breaker open for {self.provider.name}")
-            return [m for item in batch for m in self._failed(item, error, counts=False)]
+        unavailable = self._unavailable()
+        if unavailable is not None:
+            return [m for item in batch for m in self._failed(item, unavailable, counts=False)]
         results = await self._send_until_not_throttled(batch)
         errors = [result.error for result in results]
         self.lane.breaker.record(ok=not all(isinstance(e, RetryableError) for e in errors))
@@ -70,11 +70,24 @@ class Dispatcher:
             return [message for half in halves for message in await self._deliver(half)]
         outgoing: list[Outgoing] = []
         for item, result in zip(batch, results, strict=True):
-            outgoing += self._delivered(item, result) if result.ok else self._failed(item, result.error)
+            if result.ok:
+                outgoing += self._delivered(item, result)
+            else:
+                outgoing += self._failed(item, result.error, counts=not isinstance(result.error, ThrottledError))
         return outgoing
 
+    def _unavailable(self) -> RetryableError | None:
+        """Why nothing may be sent now: an open breaker, or a throttling pause too long to wait out
+        while holding the batch (a worker holding events stalls its group's rebalances)."""
+        if not self.lane.breaker.allow():
+            return RetryableError(f"circuit breaker open for {self.provider.name}")
+        if self.lane.paused_for > self.lane.settings.throttle_wait_max_s:
+            return ThrottledError(f"{self.provider.name} throttled us", retry_after=self.lane.paused_for)
+        return None
+
     async def _send_until_not_throttled(self, batch: list[Item]) -> list[DeliveryResult]:
-        """Send; records the provider throttled are sent again once the lane's pause is over."""
+        """Send; records the provider throttled are sent again once the lane's pause is over, unless
+        that pause is longer than the lane waits out: then they are answered throttled."""
         results: list[DeliveryResult | None] = [None] * len(batch)
         waiting = list(range(len(batch)))
         while waiting:
@@ -85,9 +98,10 @@ class Dispatcher:
                 pause = max(error.retry_after for error in throttled if error is not None)
                 self.lane.pause(pause)
                 log.warning("throttled", provider=self.provider.name, pause_s=pause, records=len(throttled))
+            wait_out = self.lane.paused_for <= self.lane.settings.throttle_wait_max_s
             still_waiting = []
             for index, answer in zip(waiting, answers, strict=True):
-                if isinstance(answer.error, ThrottledError):
+                if isinstance(answer.error, ThrottledError) and wait_out:
                     still_waiting.append(index)
                 else:
                     results[index] = answer

@@ -4,23 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from pipeline.cdc_generator import expected_state, generate_events
 from pipeline.reconcile import reconcile
-from pipeline.settings import RoutingSettings
+from pipeline.settings import HubSpotSettings, RoutingSettings
 from pipeline.simulators.config import (
     FaultConfig,
     HubSpotSimConfig,
     SimulatorsConfig,
 )
+from pipeline.local_stack import wait_until_consuming
 from pipeline.topics import parse_duration
-from tests.e2e.conftest import TEST_TIERS, Pipeline
+from schemas.dispatch import Outcome
+from tests.e2e.conftest import PROVIDERS, TEST_TIERS, Pipeline, new_pipeline
 
-PROVIDERS = ("hubspot", "salesforce", "mailchimp")
+
 
 
 async def sim_requests(harness: Pipeline, provider: str) -> list[dict[str, Any]]:
@@ -28,6 +33,21 @@ async def sim_requests(harness: Pipeline, provider: str) -> list[dict[str, Any]]
     async with httpx.AsyncClient(timeout=30) as client:
         answer = await client.get(f"{harness.sims.base_urls()[provider]}/_sim/requests")
     return list(answer.json()["requests"])
+
+
+async def outcomes(harness: Pipeline) -> list[Outcome]:
+    return [Outcome.model_validate_json(m.value) for m in await harness.messages(harness.catalog.outcomes)]
+
+
+async def has_outcome(harness: Pipeline, provider: str, state: str) -> bool:
+    return any(o.provider == provider and o.state == state for o in await outcomes(harness))
+
+
+async def until(check: Callable[[], Awaitable[bool]], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not await check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.5)
 
 
 async def test_retries_are_never_early(pipeline) -> None:
@@ -90,3 +110,36 @@ async def test_throttled_hubspot_does_not_slow_salesforce_or_mailchimp(pipeline)
     assert done_at["salesforce"] < done_at["hubspot"] / 2, done_at
     assert done_at["mailchimp"] < done_at["hubspot"] / 2, done_at
     assert max(done_at["salesforce"], done_at["mailchimp"]) < 30, done_at
+
+
+async def test_a_daily_cap_parks_records_without_holding_up_rebalances(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    """HubSpot at its daily cap: the lane stops calling it, its records wait in the retry chain
+    without using up attempts (none is dead-lettered), and a worker that joins meanwhile gets its
+    partitions at once although the retry tier holds records due hours from now."""
+    harness = await new_pipeline(kafka_bootstrap, topic_prefix, tmp_path, tiers=["30s"])
+    capped = HubSpotSimConfig(daily_limit=2)
+    async with AsyncExitStack() as exits:
+        try:
+            await harness.start(exits, SimulatorsConfig(hubspot=capped), env={"CONTACTSYNC_PROVIDERS__HUBSPOT__BATCH_SIZE": "5"})
+            events = list(generate_events(300, records=100, seed=3))
+            await harness.publish(events)
+            await until(lambda: has_outcome(harness, "hubspot", "retrying"), timeout_s=60)
+            first = await wait_until_consuming(harness.bootstrap, harness.app_id, 1, 10)
+
+            joined_at = time.monotonic()
+            harness.start_worker()
+            both = await wait_until_consuming(harness.bootstrap, harness.app_id, 2, 60)
+            assert both and len(both - first) == 1, harness.logs()
+            rebalance_s = time.monotonic() - joined_at
+
+            requests = await sim_requests(harness, "hubspot")
+            states = Counter(o.state for o in await outcomes(harness) if o.provider == "hubspot")
+        finally:
+            harness.stop()
+    assert rebalance_s < 25, rebalance_s  # Faust waits for every held event: a 30 s wait would show
+    capped_at = min(r["received_at"] for r in requests if r["status"] == 429)
+    after_cap = [r for r in requests if r["received_at"] > capped_at]
+    assert len(after_cap) < HubSpotSettings().max_in_flight, "the lane stops calling at the cap"
+    assert states["retrying"] > 0 and states["dead_lettered"] == 0, states
