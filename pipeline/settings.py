@@ -69,7 +69,10 @@ class ProviderSettings(_Section):
 class HubSpotSettings(ProviderSettings):
     base_url: str = "https://api.hubapi.com"
     batch_size: int = Field(default=100, gt=0, le=100)
-    rate_per_second: float = Field(default=9.0, gt=0)  # 100 requests / 10 s on Free/Starter, with headroom
+    # HubSpot allows 100 requests in any 10 s (Free/Starter; 190 on Pro/Enterprise). A lane starts at
+    # most burst + 10 × rate_per_second requests in any 10 s: 5 + 95 = 100.
+    rate_per_second: float = Field(default=9.5, gt=0)
+    burst: int = Field(default=5, gt=0)
     token: SecretStr = SecretStr("")
     id_property: str = Field(default="contactsync_id", description="A unique contact property in HubSpot.")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
@@ -12,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from pipeline.cdc_generator import expected_state, generate_events
+from pipeline.cdc_generator import Kind, expected_state, generate_events
 from pipeline.reconcile import reconcile
 from pipeline.settings import HubSpotSettings, RoutingSettings
 from pipeline.simulators.config import (
@@ -33,6 +34,9 @@ async def sim_requests(harness: Pipeline, provider: str) -> list[dict[str, Any]]
     async with httpx.AsyncClient(timeout=30) as client:
         answer = await client.get(f"{harness.sims.base_urls()[provider]}/_sim/requests")
     return list(answer.json()["requests"])
+
+
+UPSERT_KINDS = (Kind.CREATE, Kind.UPDATE, Kind.SNAPSHOT)
 
 
 async def outcomes(harness: Pipeline) -> list[Outcome]:
@@ -143,3 +147,43 @@ async def test_a_daily_cap_parks_records_without_holding_up_rebalances(
     after_cap = [r for r in requests if r["received_at"] > capped_at]
     assert len(after_cap) < HubSpotSettings().max_in_flight, "the lane stops calling at the cap"
     assert states["retrying"] > 0 and states["dead_lettered"] == 0, states
+
+
+async def test_two_workers_keep_a_provider_limit_and_use_it(pipeline) -> None:
+    """Two workers share HubSpot's rolling limit of L requests per 10 s: the simulator never sees
+    more than L requests in any 10 s (so it never throttles), and while the dispatch topic has work
+    the records delivered per second reach at least 90 % of L/10 × batch size. The lanes together
+    start at most burst + 10 × rate requests in any 10 s: 2 + 38 = L. Upserts only: a HubSpot
+    delete costs two calls (find the object ids, then archive), which is not what this measures."""
+    harness, exits = pipeline
+    per_10s, batch = 40, 10
+    everyone_to_hubspot = {contact_type: ["hubspot"] for contact_type in RoutingSettings().by_contact_type}
+    env = {
+        "CONTACTSYNC_PROVIDERS__HUBSPOT__RATE_PER_SECOND": "3.8",
+        "CONTACTSYNC_PROVIDERS__HUBSPOT__BURST": "2",
+        "CONTACTSYNC_PROVIDERS__HUBSPOT__BATCH_SIZE": str(batch),
+        "CONTACTSYNC_ROUTING__BY_CONTACT_TYPE": json.dumps(everyone_to_hubspot),
+    }
+    await harness.start(exits, SimulatorsConfig(hubspot=HubSpotSimConfig(requests_per_10s=per_10s)), workers=2, env=env)
+    measured_s = 30.0
+    changes = int(1.5 * per_10s / 10 * batch * (10 + measured_s))
+    upserts = [e for e in generate_events(changes, records=changes, seed=11) if e.kind in UPSERT_KINDS]
+    await harness.publish(upserts)
+
+    await until(lambda: any_requests(harness, "hubspot"), timeout_s=60)
+    first = min(r["received_at"] for r in await sim_requests(harness, "hubspot"))
+    window = (first + 10, first + 10 + measured_s)  # steady state: after one limit window
+    await asyncio.sleep(max(0.0, window[1] - time.time()) + 1)
+    requests = [r for r in await sim_requests(harness, "hubspot") if r["status"] is not None]
+
+    starts = sorted(r["received_at"] for r in requests)
+    busiest = max(sum(1 for t in starts if s <= t < s + 10) for s in starts)
+    assert busiest <= per_10s and not [r for r in requests if r["status"] == 429], busiest
+    in_window = [r for r in requests if window[0] <= r["received_at"] < window[1]]
+    delivered = sum(len(r["records"]) for r in in_window if r["status"] < 300)
+    sizes = Counter((r["path"].rsplit("/", 1)[-1], len(r["records"])) for r in in_window)
+    assert delivered / measured_s >= 0.9 * per_10s / 10 * batch, (delivered / measured_s, sizes)
+
+
+async def any_requests(harness: Pipeline, provider: str) -> bool:
+    return bool(await sim_requests(harness, provider))
