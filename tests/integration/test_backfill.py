@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.backfill import BackfillState, snapshot_source, state_path
+from pipeline.backfill import BackfillState
 from pipeline.local_stack import read_topic
+from pipeline.snapshot_file import FileRows
 from pipeline.stages.validation import decode_change
 from pipeline.topics import TopicCatalog
 from tests.cli_runner import cli_env, run_cli
@@ -54,10 +55,10 @@ async def test_a_stopped_backfill_resumes_after_the_rows_sent(kafka_bootstrap: s
     nothing, and a changed file is refused with one line."""
     rows = tmp_path / "big.jsonl"
     rows.write_text("".join(json.dumps({"id": n, "email": f"p{n}@example.com"}) + "\n" for n in range(1, 2501)))
-    stat = rows.stat()
-    stopped = BackfillState(size=stat.st_size, mtime_ns=stat.st_mtime_ns,
-                            source=snapshot_source(rows, as_of_ms=None, lsn=None), rows_done=1000)
-    state_path(rows).write_text(stopped.model_dump_json())
+    source = FileRows(rows)
+    stopped = BackfillState(origin=source.origin(), source=source.snapshot_source(as_of_ms=None, lsn=None),
+                            rows_done=1000, last_key=1000)
+    source.state_file.write_text(stopped.model_dump_json())
     env = _env(kafka_bootstrap, catalog)
 
     resumed = run_cli(env, "backfill", "--from", str(rows))
