@@ -8,10 +8,12 @@ Either way the group's commit could pass messages no stream handled, and the nex
 partition started after them: changes lost in worker start-ups and rebalances.
 
 Here a message that reaches a stream is tracked before the agent sees it, a dropped one never is:
-the consumer refuses to acknowledge untracked messages and never commits past one. A partition left
-holding such a gap (messages after its commit, none of them queued or in flight) is sought back to
-its commit and read again; what was handled after the gap is handled twice, which every stage
-tolerates (the version guard settles repeated deliveries as superseded).
+the consumer refuses to acknowledge untracked messages and never commits past one, nor past
+offsets the fetch jumped over (Faust counts those as handled) unless reading again shows the same
+jump. A partition whose commit waits like that, or that has messages after its commit none of
+which is queued or in flight, is sought back to its commit and read again; what was handled after
+the gap is handled twice, which every stage tolerates (the version guard settles repeated
+deliveries as superseded).
 
 Used through the ``faust.transports`` entry point (pyproject.toml) as the ``contactsync://`` scheme.
 """
@@ -36,6 +38,7 @@ class Consumer(aiokafka.Consumer):
         super().__init__(*args, **kwargs)
         self._unhandled: dict[TP, set[int]] = {}
         self._idle_since: dict[TP, float] = {}
+        self._gaps_seen: dict[TP, tuple[int, int]] = {}
 
     def ack(self, message: Message) -> bool:
         if message.tracked:
@@ -59,6 +62,18 @@ class Consumer(aiokafka.Consumer):
         acked.sort()
         self._acked_index[tp].update(batch)
         return None
+
+    async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
+        """Faust counts offsets the fetcher jumped over as handled. Offsets can be missing from a log
+        (transaction markers, compaction), but a jump is also what messages dropped inside the
+        worker look like; so a gap counts only when reading the partition again shows it again."""
+        if self._gaps_seen.get(tp) == (offset_from, offset_to):
+            await super()._add_gap(tp, offset_from, offset_to)
+            return
+        self._gaps_seen[tp] = (offset_from, offset_to)
+        log.warning("offsets skipped by the fetch; reading them again", topic=tp.topic,
+                    partition=tp.partition, first=offset_from, last=offset_to)
+        self._unhandled.setdefault(tp, set()).add(offset_from)
 
     def _first_unhandled(self, tp: TP) -> int | None:
         unhandled = self._unhandled.get(tp)
@@ -87,21 +102,25 @@ class Consumer(aiokafka.Consumer):
                     await self.seek(tp, committed)
 
     def _stuck_now(self) -> set[TP]:
-        """Partitions with messages after their commit, none of which is queued for a stream or
-        being handled by one: whatever was fetched after the commit was lost inside the worker."""
+        """Partitions whose commit waits for a message no stream handled, and partitions with
+        messages after their commit none of which is queued for a stream or being handled by one
+        (whatever was fetched after the commit was lost inside the worker)."""
         in_flight = {message.tp for message in self._unacked_messages if not message.acked}
         stuck = set()
         for tp in self.assignment():
             committed = self._committed_offset[tp]
             if (
                 committed is None
-                or tp in in_flight
                 or tp in self._paused_partitions
                 or not self.app.topics.acks_enabled_for(tp.topic)
                 or self.highwater(tp) <= committed
             ):
                 continue
-            if all(channel.queue.empty() for channel in self.app.topics._tp_index.get(tp, ())):
+            if self._first_unhandled(tp) is not None:
+                stuck.add(tp)
+            elif tp not in in_flight and all(
+                channel.queue.empty() for channel in self.app.topics._tp_index.get(tp, ())
+            ):
                 stuck.add(tp)
         for tp in set(self._idle_since) - stuck:
             del self._idle_since[tp]
