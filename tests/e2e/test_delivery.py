@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 
 from pipeline.cdc_generator import expected_state, generate_events
+from pipeline.dlq.letters import read_letters
+from pipeline.providers.mailchimp import subscriber_hash
 from pipeline.reconcile import reconcile
 from pipeline.settings import RoutingSettings
 from pipeline.simulators.config import (
@@ -19,6 +22,7 @@ from pipeline.simulators.config import (
 )
 from pipeline.topics import parse_duration
 from tests.e2e.conftest import TEST_TIERS, Pipeline
+from tests.e2e.crafted import plain_delete, plain_upsert
 
 PROVIDERS = ("hubspot", "salesforce", "mailchimp")
 
@@ -90,3 +94,62 @@ async def test_throttled_hubspot_does_not_slow_salesforce_or_mailchimp(pipeline)
     assert done_at["salesforce"] < done_at["hubspot"] / 2, done_at
     assert done_at["mailchimp"] < done_at["hubspot"] / 2, done_at
     assert max(done_at["salesforce"], done_at["mailchimp"]) < 30, done_at
+
+
+async def test_a_member_left_by_a_move_that_timed_out_is_archived_by_later_changes(pipeline) -> None:
+    """A Mailchimp move to a new address that the platform applies but whose answer is lost (every
+    try, until the change is dead-lettered) leaves a member the pipeline never confirmed: the next
+    change of the record archives it, and once the record is deleted none of its members is live."""
+    harness, exits = pipeline
+    await harness.start(exits)
+    assert harness.sims is not None
+    mailchimp = harness.sims.base_urls()["mailchimp"]
+    worker = f"http://127.0.0.1:{harness.workers[0].web_port}"
+    record, (outlook, gmail, hooli) = "moved-1", ("ann@outlook.example", "ann@gmail.example", "ann@hooli.example")
+    changes = [*(plain_upsert(record, seq=seq, email=email, subscribed=True)  # subscribed: to Mailchimp
+                 for seq, email in enumerate((outlook, gmail, hooli), start=1)),
+               plain_delete(record, seq=4, email=hooli)]
+    answers_lost = {"timeout": 1.0, "timeout_hold_s": 0.2, "timeout_mode": "drop_after_write"}
+
+    async with httpx.AsyncClient(timeout=30) as client:
+        async def delivered(change: int) -> bool:
+            status = (await client.get(f"{worker}/records/{record}")).json()
+            held = status.get("providers", {}).get("mailchimp", {})
+            return held.get("state") == "delivered" and held.get("version") == changes[change].version
+
+        async def dead_lettered() -> bool:
+            letters = await read_letters(harness.bootstrap, harness.catalog)
+            return any(letter.key == record.encode() for letter in letters)
+
+        async def writes_to(email: str) -> list[str]:
+            history = (await client.get(f"{mailchimp}/_sim/records/{record}/history")).json()["history"]
+            return [write["operation"] for write in history if write["native_id"] == subscriber_hash(email)]
+
+        async def faults(changes: dict[str, Any]) -> None:
+            answer = await client.put(f"{mailchimp}/_sim/config", json={"faults": changes})
+            assert answer.status_code == 200, answer.text
+
+        await harness.publish(changes[:1])
+        await _until(lambda: delivered(0), "outlook delivered", harness)
+        await faults(answers_lost)
+        await harness.publish(changes[1:2])
+        await _until(dead_lettered, "the move to gmail dead-lettered", harness)
+        await faults({"timeout": 0.0})
+        gmail_before = await writes_to(gmail)
+        await harness.publish(changes[2:3])
+        await _until(lambda: delivered(2), "hooli delivered", harness)
+        gmail_after = await writes_to(gmail)
+        await harness.publish(changes[3:])
+        await _until(lambda: delivered(3), "the delete delivered", harness)
+        view = (await client.get(f"{mailchimp}/_sim/records/{record}")).json()["record"]
+
+    assert gmail_before == ["create"], "the move whose answer was lost went through"
+    assert gmail_after == ["create", "archive"]
+    assert view["archived"] and subscriber_hash(gmail) in view["native_ids"], view
+
+
+async def _until(check: Callable[[], Awaitable[bool]], what: str, harness: Pipeline, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not await check():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout_s} s; {harness.logs()}"
+        await asyncio.sleep(0.5)
