@@ -2,8 +2,9 @@
 
 Every event carries the same ``source`` block, fixed when the backfill begins: ``snapshot: true``,
 ``ts_ms`` the time the snapshot shows (by default the file's modification time) and, if given, the
-database ``lsn`` it was taken at. A row's version is that LSN, else ``ts_ms * 1000``, as for any
-CDC event, so a backfill never undoes a change newer than its snapshot.
+database ``lsn`` it was taken at. A row's version is that LSN, else ``ts_ms`` (the offset breaking
+ties within its millisecond), as for any CDC event (``pipeline.stages.validation``), so a backfill
+never undoes a change newer than its snapshot.
 
 It resumes: ``<file>.backfill.json`` beside the input records the file's size and modification
 time, the source block and how many rows the broker has acknowledged. A run starts after those rows
