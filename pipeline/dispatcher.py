@@ -67,7 +67,7 @@ class Dispatcher:
             return [m for item in batch for m in self._failed(item, error, counts=False)]
         results = await self._send_until_not_throttled(batch)
         errors = [result.error for result in results]
-        self.lane.breaker.record(ok=not all(isinstance(e, RetryableError) for e in errors))
+        self.lane.record_call(ok=not all(isinstance(e, RetryableError) for e in errors))
         if failed_as_a_whole(errors):
             halves = [batch[: len(batch) // 2], batch[len(batch) // 2 :]]
             return [message for half in halves for message in await self._deliver(half)]

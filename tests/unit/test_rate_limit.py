@@ -75,3 +75,15 @@ async def test_pause_holds_calls_until_it_is_over() -> None:
     began = time.monotonic()
     await lane.admit_request()
     assert time.monotonic() - began >= 0.29 and lane.stats.throttled == 1
+
+
+def test_lane_counts_failed_calls_and_tells_the_breaker() -> None:
+    """A delivery that failed as a whole counts in failed_calls (GET /providers, /metrics) and
+    towards the breaker; a successful one counts nowhere and closes the run of failures."""
+    lane = ProviderLane("hubspot", HubSpotSettings(), breaker_threshold=2)
+    lane.record_call(ok=False)
+    lane.record_call(ok=True)
+    lane.record_call(ok=False)
+    assert (lane.stats.failed_calls, lane.breaker.state) == (2, "closed")
+    lane.record_call(ok=False)
+    assert (lane.stats.failed_calls, lane.breaker.state) == (3, "open")
