@@ -6,8 +6,8 @@ rows; checking them as contacts, the events, the progress and the resuming are h
 
 Every event carries the same ``source`` block, fixed when the backfill begins: ``snapshot: true``,
 ``ts_ms`` the time the snapshot shows and the database ``lsn`` it was taken at, when known. A row's
-version is that LSN, else ``ts_ms * 1000``, as for any CDC event, so a backfill never undoes a change
-newer than its snapshot.
+version is that LSN, else ``ts_ms`` (the offset breaking ties within its millisecond), as for any CDC
+event (``pipeline.stages.validation``), so a backfill never undoes a change newer than its snapshot.
 
 It resumes: a state file records what the source was (a file's size and modification time, a
 table's database and name), the source block, how many rows the broker has acknowledged and the key

@@ -25,10 +25,13 @@ from pipeline.providers.rate_limit import ProviderLane
 from pipeline.stages.dispatching import (
     Pending,
     chunks,
+    confirmed,
     failed_as_a_whole,
     plan_retry,
     select_newest,
+    unconfirmed,
     waves,
+    with_held_keys,
 )
 from pipeline.tables import rows_of
 from pipeline.topics import TopicCatalog
@@ -50,7 +53,7 @@ class Dispatcher:
     async def dispatch(self, pending: Sequence[Item]) -> list[Outgoing]:
         """Send what is newest, settle everything, and return the messages that record it."""
         to_send, superseded = select_newest(pending, self._held_version)
-        to_send = [self._with_held_key(item) for item in to_send]
+        to_send = [replace(item, record=with_held_keys(item.record, self._held(item))) for item in to_send]
         outgoing = [self._superseded(item) for item in superseded]
         for wave in waves(to_send):
             batches = chunks(wave, self.lane.settings.batch_size)
@@ -64,7 +67,7 @@ class Dispatcher:
             return [m for item in batch for m in self._failed(item, unavailable, counts=False)]
         results = await self._send_until_not_throttled(batch)
         errors = [result.error for result in results]
-        self.lane.breaker.record(ok=not all(isinstance(e, RetryableError) for e in errors))
+        self.lane.record_call(ok=not all(isinstance(e, RetryableError) for e in errors))
         if failed_as_a_whole(errors):
             halves = [batch[: len(batch) // 2], batch[len(batch) // 2 :]]
             return [message for half in halves for message in await self._deliver(half)]
@@ -117,18 +120,13 @@ class Dispatcher:
         held = self._held(item)
         return held.version if held is not None else None
 
-    def _with_held_key(self, item: Item) -> Item:
-        """Name the key the provider holds the record under, when this version moves it elsewhere."""
-        held = self._held(item)
-        if held is None or held.key == item.record.key:
-            return item
-        return replace(item, record=item.record.model_copy(update={"previous_key": held.key}))
+    def _hold(self, item: Item, row: Delivered) -> None:
+        with rows_of(item.event):
+            self.delivered_version[item.record.record_id.encode()] = row.model_dump_json().encode()
 
     def _delivered(self, item: Item, result: DeliveryResult) -> list[Outgoing]:
         record = item.record
-        with rows_of(item.event):
-            row = Delivered(version=record.version, key=record.key)
-            self.delivered_version[record.record_id.encode()] = row.model_dump_json().encode()
+        self._hold(item, confirmed(self._held(item), record))
         return [outcome(
             self.catalog.outcomes, record_id=record.record_id, provider=record.provider,
             version=record.version, state="delivered", source_ts_ms=record.source_ts_ms,
@@ -146,6 +144,9 @@ class Dispatcher:
     def _failed(self, item: Item, error: DeliveryError | None, *, counts: bool = True) -> list[Outgoing]:
         assert error is not None
         record, message = item.record, item.event.message
+        row = unconfirmed(self._held(item), record, error) if counts else None  # counts: it was sent
+        if row is not None:
+            self._hold(item, row)
         plan = plan_retry(item.retry, error, self.catalog.retry_tiers, now_ms(), counts=counts)
         log.info("delivery failed", provider=record.provider, record_id=record.record_id,
                  error_class=type(error).__name__, status=error.status, next_tier=plan.tier)

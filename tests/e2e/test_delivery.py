@@ -14,6 +14,9 @@ from typing import Any
 import httpx
 
 from pipeline.cdc_generator import Kind, expected_state, generate_events
+from pipeline.dlq.letters import read_letters
+from pipeline.local_stack import wait_until_consuming
+from pipeline.providers.mailchimp import subscriber_hash
 from pipeline.reconcile import reconcile
 from pipeline.settings import HubSpotSettings, RoutingSettings
 from pipeline.simulators.config import (
@@ -21,12 +24,10 @@ from pipeline.simulators.config import (
     HubSpotSimConfig,
     SimulatorsConfig,
 )
-from pipeline.local_stack import wait_until_consuming
 from pipeline.topics import parse_duration
 from schemas.dispatch import Outcome
 from tests.e2e.conftest import PROVIDERS, TEST_TIERS, Pipeline, new_pipeline
-
-
+from tests.e2e.crafted import plain_delete, plain_upsert
 
 
 async def sim_requests(harness: Pipeline, provider: str) -> list[dict[str, Any]]:
@@ -47,10 +48,10 @@ async def has_outcome(harness: Pipeline, provider: str, state: str) -> bool:
     return any(o.provider == provider and o.state == state for o in await outcomes(harness))
 
 
-async def until(check: Callable[[], Awaitable[bool]], timeout_s: float) -> None:
+async def until(check: Callable[[], Awaitable[bool]], what: str, harness: Pipeline, timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while not await check():
-        assert time.monotonic() < deadline, "timed out"
+        assert time.monotonic() < deadline, f"{what}: not within {timeout_s} s; {harness.logs()}"
         await asyncio.sleep(0.5)
 
 
@@ -129,7 +130,7 @@ async def test_a_daily_cap_parks_records_without_holding_up_rebalances(
             await harness.start(exits, SimulatorsConfig(hubspot=capped), env={"CONTACTSYNC_PROVIDERS__HUBSPOT__BATCH_SIZE": "5"})
             events = list(generate_events(300, records=100, seed=3))
             await harness.publish(events)
-            await until(lambda: has_outcome(harness, "hubspot", "retrying"), timeout_s=60)
+            await until(lambda: has_outcome(harness, "hubspot", "retrying"), "HubSpot records parked", harness)
             first = await wait_until_consuming(harness.bootstrap, harness.app_id, 1, 10)
 
             joined_at = time.monotonic()
@@ -170,7 +171,7 @@ async def test_two_workers_keep_a_provider_limit_and_use_it(pipeline) -> None:
     upserts = [e for e in generate_events(changes, records=changes, seed=11) if e.kind in UPSERT_KINDS]
     await harness.publish(upserts)
 
-    await until(lambda: any_requests(harness, "hubspot"), timeout_s=60)
+    await until(lambda: any_requests(harness, "hubspot"), "a first HubSpot request", harness)
     first = min(r["received_at"] for r in await sim_requests(harness, "hubspot"))
     window = (first + 10, first + 10 + measured_s)  # steady state: after one limit window
     await asyncio.sleep(max(0.0, window[1] - time.time()) + 1)
@@ -187,3 +188,55 @@ async def test_two_workers_keep_a_provider_limit_and_use_it(pipeline) -> None:
 
 async def any_requests(harness: Pipeline, provider: str) -> bool:
     return bool(await sim_requests(harness, provider))
+
+
+async def test_a_member_left_by_a_move_that_timed_out_is_archived_by_later_changes(pipeline) -> None:
+    """A Mailchimp move to a new address that the platform applies but whose answer is lost (every
+    try, until the change is dead-lettered) leaves a member the pipeline never confirmed: the next
+    change of the record archives it, and once the record is deleted none of its members is live."""
+    harness, exits = pipeline
+    await harness.start(exits)
+    assert harness.sims is not None
+    mailchimp = harness.sims.base_urls()["mailchimp"]
+    worker = f"http://127.0.0.1:{harness.workers[0].web_port}"
+    record, (outlook, gmail, hooli) = "moved-1", ("ann@outlook.example", "ann@gmail.example", "ann@hooli.example")
+    changes = [*(plain_upsert(record, seq=seq, email=email, subscribed=True)  # subscribed: to Mailchimp
+                 for seq, email in enumerate((outlook, gmail, hooli), start=1)),
+               plain_delete(record, seq=4, email=hooli)]
+    answers_lost = {"timeout": 1.0, "timeout_hold_s": 0.2, "timeout_mode": "drop_after_write"}
+
+    async with httpx.AsyncClient(timeout=30) as client:
+        async def delivered(change: int) -> bool:
+            status = (await client.get(f"{worker}/records/{record}")).json()
+            held = status.get("providers", {}).get("mailchimp", {})
+            return held.get("state") == "delivered" and held.get("version") == changes[change].version
+
+        async def dead_lettered() -> bool:
+            letters = await read_letters(harness.bootstrap, harness.catalog)
+            return any(letter.key == record.encode() for letter in letters)
+
+        async def writes_to(email: str) -> list[str]:
+            history = (await client.get(f"{mailchimp}/_sim/records/{record}/history")).json()["history"]
+            return [write["operation"] for write in history if write["native_id"] == subscriber_hash(email)]
+
+        async def faults(changes: dict[str, Any]) -> None:
+            answer = await client.put(f"{mailchimp}/_sim/config", json={"faults": changes})
+            assert answer.status_code == 200, answer.text
+
+        await harness.publish(changes[:1])
+        await until(lambda: delivered(0), "outlook delivered", harness)
+        await faults(answers_lost)
+        await harness.publish(changes[1:2])
+        await until(dead_lettered, "the move to gmail dead-lettered", harness)
+        await faults({"timeout": 0.0})
+        gmail_before = await writes_to(gmail)
+        await harness.publish(changes[2:3])
+        await until(lambda: delivered(2), "hooli delivered", harness)
+        gmail_after = await writes_to(gmail)
+        await harness.publish(changes[3:])
+        await until(lambda: delivered(3), "the delete delivered", harness)
+        view = (await client.get(f"{mailchimp}/_sim/records/{record}")).json()["record"]
+
+    assert gmail_before == ["create"], "the move whose answer was lost went through"
+    assert gmail_after == ["create", "archive"]
+    assert view["archived"] and subscriber_hash(gmail) in view["native_ids"], view

@@ -174,3 +174,13 @@ async def test_metrics_match_what_was_published_delivered_and_dead_lettered(runn
     assert _sample_sum(texts[:1], "contactsync_dead_letters_total") == letters > 0
     assert _sample_sum(texts[:1], "contactsync_stage_lag_messages") == 0
     assert _sample_sum(texts, "contactsync_provider_calls_total", provider="mailchimp") > 0
+
+
+def test_worker_logs_are_json_lines_without_terminal_escapes(running: Running) -> None:
+    """A worker's log (stdout and stderr into a file) is one JSON object per line: no cursor escape or
+    backspace from Faust's terminal spinner, no line each time the consumer renews its subscription."""
+    for worker in running.harness.workers:
+        text = worker.log_file.read_text()
+        assert "\x1b" not in text and "\b" not in text, worker.log_file
+        assert all(isinstance(json.loads(line), dict) for line in text.splitlines()), worker.log_file
+        assert "Updating subscribed topics" not in text, worker.log_file
