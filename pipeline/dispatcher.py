@@ -83,7 +83,8 @@ class Dispatcher:
         """Why nothing may be sent now: an open breaker, or a throttling pause too long to wait out
         while holding the batch (a worker holding events stalls its group's rebalances)."""
         if not self.lane.breaker.allow():
-            return RetryableError(f"circuit breaker open for {self.provider.name}")
+            breaker = self.lane.breaker
+            return RetryableError(f"circuit breaker open for {self.provider.name}", retry_after=breaker.probe_in)
         if self.lane.paused_for > self.lane.settings.throttle_wait_max_s:
             return ThrottledError(f"{self.provider.name} throttled us", retry_after=self.lane.paused_for)
         return None

@@ -59,7 +59,11 @@ def reconcile(
         if record.deleted:
             for provider in providers:
                 view = held.get(provider, {}).get(record.record_id)
-                if view is not None and not view.get("archived"):
+                if view is None or view.get("archived"):
+                    continue
+                if (record.record_id, provider, record.version) in dead_letters:
+                    result.dead_lettered += 1  # the delete itself was dead-lettered: accounted for
+                else:
                     result.stale.append(Miss(record.record_id, provider, record.version, _version(view)))
             continue
         for provider in _targets(record, routing, providers):

@@ -49,6 +49,13 @@ class CircuitBreaker:
             return "closed"
         return "half_open" if self._clock() - self._opened_at >= self._cool_off_s else "open"
 
+    @property
+    def probe_in(self) -> float:
+        """Seconds until an open breaker lets a probe through (0 when it is not open)."""
+        if self._opened_at is None:
+            return 0.0
+        return max(0.0, self._opened_at + self._cool_off_s - self._clock())
+
     def allow(self) -> bool:
         """Whether a call may go out now (in half-open state, only one probe at a time)."""
         state = self.state

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from pipeline.cdc_generator import GeneratedEvent
+from pipeline.settings import HubSpotSettings
 from tests.cli_runner import run_cli
 from tests.e2e.conftest import Pipeline, new_pipeline
 from tests.e2e.crafted import plain_upsert
@@ -193,4 +194,4 @@ async def test_rate_limit_change_applies_to_the_next_batch(admin_pipeline: Pipel
         for last in range(first, len(times)):
             assert last - first + 1 <= 2 + 2 * (times[last] - times[first]) + 1, times  # +1: the buckets' edges
     assert times[-1] - times[0] >= (len(times) - 2) / 2 - 0.5
-    assert reset["stored"] is None and reset["settings"]["rate_per_second"] == 9.0
+    assert reset["stored"] is None and reset["settings"]["rate_per_second"] == HubSpotSettings().rate_per_second

@@ -25,8 +25,10 @@ def test_breaker_opens_after_a_run_of_failures_and_probes_after_cool_off() -> No
         assert breaker.allow()
         breaker.record(ok=False)
     assert breaker.state == "open" and not breaker.allow()
+    clock.now = 4
+    assert breaker.probe_in == 6  # records meeting the open breaker wait this long in the retry chain
     clock.now = 10
-    assert breaker.state == "half_open"
+    assert breaker.state == "half_open" and breaker.probe_in == 0
     assert breaker.allow() and not breaker.allow()  # only one probe at a time
     breaker.record(ok=True)
     assert breaker.state == "closed" and breaker.allow()
