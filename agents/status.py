@@ -7,6 +7,7 @@ from faust.types import EventT, StreamT
 from pipeline.app import app, settings, tables, topics
 from pipeline.producing import Outgoing
 from pipeline.stage_loop import per_event, run_stage
+from pipeline.table_rows import set_row
 from schemas.dispatch import Outcome
 from pipeline.stages.status import apply_outcome
 from schemas.status import RecordStatus
@@ -19,8 +20,7 @@ def record_outcome(event: EventT) -> list[Outgoing]:
     key = outcome.record_id.encode()
     stored = tables.status.get(key)
     status = RecordStatus.model_validate_json(stored) if stored else RecordStatus()
-    tables.status[key] = apply_outcome(status, outcome).model_dump_json().encode()
-    return []
+    return [set_row(tables.status, event, key, apply_outcome(status, outcome).model_dump_json().encode())]
 
 
 @app.agent(topics.outcomes, name=STAGE)

@@ -30,6 +30,7 @@ from pipeline.stages.dispatching import (
     select_newest,
     waves,
 )
+from pipeline.table_rows import set_row
 from pipeline.tables import rows_of
 from pipeline.topics import TopicCatalog
 from schemas.dispatch import Delivered
@@ -112,10 +113,8 @@ class Dispatcher:
 
     def _delivered(self, item: Item, result: DeliveryResult) -> list[Outgoing]:
         record = item.record
-        with rows_of(item.event):
-            row = Delivered(version=record.version, key=record.key)
-            self.delivered_version[record.record_id.encode()] = row.model_dump_json().encode()
-        return [outcome(
+        row = Delivered(version=record.version, key=record.key).model_dump_json().encode()
+        return [set_row(self.delivered_version, item.event, record.record_id.encode(), row), outcome(
             self.catalog.outcomes, record_id=record.record_id, provider=record.provider,
             version=record.version, state="delivered", source_ts_ms=record.source_ts_ms,
             attempts=item.retry.attempts + 1, provider_id=result.provider_id,
