@@ -1,7 +1,9 @@
 """Stage 4, ``contacts.dispatch.<provider>`` → the provider: one dispatcher agent per provider.
 
 Each provider has its own agent, lane (rate limit share, throttle pause, breaker) and HTTP client,
-so a slow, throttled or failing provider never holds up the others.
+so a slow, throttled or failing provider never holds up the others. Settings changed at run time
+reach the lane at once; the next batch is chunked by the new batch size and, after any change, sent
+through a new client. (How many events a batch takes from Kafka stays as it was at the start.)
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ from collections.abc import Sequence
 
 from faust.types import EventT, StreamT
 
-from pipeline.app import app, lanes, settings, tables, topics
+from pipeline.app import app, lanes, runtime, settings, tables, topics
 from pipeline.dispatcher import Dispatcher
 from pipeline.producing import Outgoing
-from pipeline.providers import build_provider
+from pipeline.providers import Provider, build_lane_provider
+from pipeline.providers.rate_limit import ProviderLane
 from pipeline.stage_loop import decode_each, run_stage
 from pipeline.stages.dispatching import Pending
 from schemas.dispatch import DispatchRecord
@@ -37,15 +40,25 @@ def assigned_share(topic: str) -> float:
     return assigned / topics.catalog.partitions
 
 
+def new_client(lane: ProviderLane) -> Provider:
+    """The provider's adapter for the lane's settings as they are now, its requests admitted by the lane."""
+    return build_lane_provider(lane.name, lane.settings, transport=lane.transport())
+
+
 def dispatcher_agent(name: str) -> None:
     lane = lanes[name]
     topic = topics.catalog.dispatch(name)
 
     async def dispatch(stream: StreamT) -> None:
-        provider = build_provider(settings.providers, name, transport=lane.transport())
-        dispatcher = Dispatcher(provider, lane, topics.catalog, tables.delivered_version[name])
+        await runtime.caught_up.wait()  # the provider settings stored before this worker started
+        dispatcher = Dispatcher(new_client(lane), lane, topics.catalog, tables.delivered_version[name])
+        built_for = lane.generation
 
         async def handle(events: Sequence[EventT]) -> list[Outgoing]:
+            nonlocal built_for
+            if built_for != lane.generation:  # reconfigured at run time: endpoint, timeout, connections
+                await dispatcher.provider.aclose()
+                dispatcher.provider, built_for = new_client(lane), lane.generation
             lane.set_share(assigned_share(topic))
             pending, dead = decode_each(events, f"{STAGE}-{name}", decode_pending, topics.catalog.dlq)
             return dead + await dispatcher.dispatch(pending)
@@ -57,7 +70,7 @@ def dispatcher_agent(name: str) -> None:
                 within_s=settings.batch_within_s,
             )
         finally:
-            await provider.aclose()
+            await dispatcher.provider.aclose()
 
     app.agent(topics.dispatch[name], name=f"{STAGE}-{name}")(dispatch)
 

@@ -3,14 +3,14 @@
 Keeps the last known contact of every record and where it was routed, so that a delete (which may
 carry only the key) reaches every provider that holds the record and can be mapped (Mailchimp needs
 the email). A change that a rule stops is recorded as ``skipped_by_rule`` for each provider it
-would have gone to.
+would have gone to. The rules are those in force when the event is handled (``pipeline.runtime_config``).
 """
 
 from __future__ import annotations
 
 from faust.types import EventT, StreamT
 
-from pipeline.app import app, settings, tables, topics
+from pipeline.app import app, runtime, settings, tables, topics
 from pipeline.outcomes import outcome
 from pipeline.producing import Outgoing
 from pipeline.stage_loop import per_event, run_stage
@@ -27,7 +27,7 @@ def transform_event(event: EventT) -> list[Outgoing]:
     key = change.record_id.encode()
     stored = tables.last_known.get(key)
     known = KnownContact.model_validate_json(stored) if stored else None
-    result, remember = transform(change, known, settings.routing, PROVIDERS)
+    result, remember = transform(change, known, runtime.rules, PROVIDERS)
     outgoing = [Outgoing(topics.catalog.transformed, key, result.model_dump_json().encode())]
     stopped = result.stopped_by
     if stopped is not None:
@@ -53,6 +53,7 @@ def transform_event(event: EventT) -> list[Outgoing]:
 
 @app.agent(topics.validated, name=STAGE)
 async def transform_stage(stream: StreamT) -> None:
+    await runtime.caught_up.wait()  # the rules stored before this worker started are in force
     await run_stage(
         app, stream, STAGE, per_event(STAGE, topics.catalog.dlq, transform_event),
         batch_max=settings.batch_max, within_s=settings.batch_within_s,

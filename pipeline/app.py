@@ -10,7 +10,9 @@ from dataclasses import dataclass
 
 import faust
 
+from pipeline.access import access_middleware
 from pipeline.providers.rate_limit import ProviderLane
+from pipeline.runtime_config import RuntimeConfig
 from pipeline.settings import Settings
 from pipeline.tables import StageTables, create_tables
 from pipeline.topics import TopicCatalog
@@ -34,12 +36,13 @@ def create_app(settings: Settings) -> tuple[faust.App, StageTopics, StageTables]
     catalog = TopicCatalog.load(settings.kafka.topics_file, settings.kafka.topic_prefix)
     app = faust.App(
         settings.app_id,
-        broker=f"kafka://{settings.bootstrap_servers}",
+        broker=f"contactsync://{settings.bootstrap_servers}",  # Kafka, see pipeline/kafka_transport.py
         store=settings.table_store,
         datadir=str(settings.data_dir),
         autodiscover=["agents", "pipeline.web"],  # and no origin: Faust would scan all of pipeline/ too
         web_port=settings.web_port,
         web_host="127.0.0.1",
+        web_application_options={"middlewares": [access_middleware(settings.admin)]},
         topic_partitions=catalog.partitions,
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
@@ -83,3 +86,4 @@ def create_app(settings: Settings) -> tuple[faust.App, StageTopics, StageTables]
 settings = Settings()
 app, topics, tables = create_app(settings)
 lanes = {name: ProviderLane(name, lane) for name, lane in settings.providers.enabled().items()}
+runtime = RuntimeConfig(settings, lanes, topics.catalog)  # rules and lane limits as changed at run time

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
-from pipeline.errors import ConfigError
 from pipeline.key_lookup import messages_with_key
+from pipeline.settings import AdminSettings
+from pipeline.worker_api import ask_worker
 from schemas.status import RecordStatus
 
 
@@ -28,17 +27,8 @@ async def status_from_changelog(bootstrap: str, changelog: str, partitions: int,
     return None if newest is None else RecordStatus.model_validate_json(newest)
 
 
-async def status_from_worker(url: str, record_id: str) -> RecordStatus | None:
-    """Ask a worker's web server (any worker: it forwards to the one that owns the record)."""
-    address = f"{url.rstrip('/')}/records/{record_id}"
-    try:
-        async with httpx.AsyncClient(timeout=30) as client:
-            answer = await client.get(address)
-    except httpx.HTTPError as exc:
-        raise ConfigError(f"cannot reach the worker at {url}: {exc}") from None
-    if answer.status_code == 404:
-        return None
-    if answer.status_code != 200:
-        raise ConfigError(f"{address} answered {answer.status_code}: {answer.text[:200]}")
-    document = answer.json()
-    return RecordStatus.model_validate({"providers": document["providers"]})
+async def status_from_worker(admin: AdminSettings, url: str, record_id: str) -> RecordStatus | None:
+    """Ask a worker's web server (any worker: it forwards to the one that owns the record), with the API
+    key when one is configured (a worker whose views are closed asks for it)."""
+    document = await ask_worker(admin, "GET", url, f"/records/{record_id}", not_found_ok=True)
+    return None if document is None else RecordStatus.model_validate({"providers": document["providers"]})

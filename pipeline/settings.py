@@ -12,10 +12,14 @@ Build it once (``Settings()``) at the edge of the program and pass it down; test
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from schemas.contact import Contact
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,7 +64,7 @@ class ProviderSettings(_Section):
 class HubSpotSettings(ProviderSettings):
     base_url: str = "https://api.hubapi.com"
     batch_size: int = Field(default=100, gt=0, le=100)
-    rate_per_second: float = 9.0  # 100 requests / 10 s on Free/Starter, with headroom
+    rate_per_second: float = Field(default=9.0, gt=0)  # 100 requests / 10 s on Free/Starter, with headroom
     token: SecretStr = SecretStr("")
     id_property: str = Field(default="contactsync_id", description="A unique contact property in HubSpot.")
 
@@ -101,23 +105,65 @@ class ProvidersSettings(_Section):
         return {name: lane for name, lane in lanes.items() if lane.enabled}
 
 
-class RoutingSettings(_Section):
-    """Which providers a contact goes to, by contact type; subscribed contacts also go to Mailchimp."""
+def _known_provider(name: str) -> str:
+    if name not in ProvidersSettings.model_fields:
+        raise ValueError(f"unknown provider {name!r} (known: {', '.join(ProvidersSettings.model_fields)})")
+    return name
 
-    by_contact_type: dict[str, list[str]] = {
+
+def _contact_field(name: str) -> str:
+    if name not in Contact.model_fields:
+        raise ValueError(f"{name!r} is not a contact field (fields: {', '.join(Contact.model_fields)})")
+    return name
+
+
+ProviderName = Annotated[str, AfterValidator(_known_provider)]
+ContactField = Annotated[str, AfterValidator(_contact_field)]
+
+
+class RoutingSettings(_Section):
+    """Which providers a contact goes to, by contact type; subscribed contacts also go to Mailchimp.
+
+    These are the rules of the transform stage; a document stored with ``contactsync admin rules set``
+    overrides them at run time (see ``pipeline.runtime_config``).
+    """
+
+    by_contact_type: dict[str, list[ProviderName]] = {
         "lead": ["salesforce"],
         "prospect": ["salesforce"],
         "customer": ["hubspot"],
         "vendor": ["hubspot"],
     }
-    subscribed_to: list[str] = ["mailchimp"]
-    sticky: list[str] = Field(
+    subscribed_to: list[ProviderName] = ["mailchimp"]
+    sticky: list[ProviderName] = Field(
         default=["mailchimp"],
         description="Providers that keep getting a record's changes once they hold it, "
         "so that an unsubscribe or a new email reaches Mailchimp.",
     )
-    required_fields: list[str] = ["email"]
+    required_fields: list[ContactField] = ["email"]
     default_phone_region: str = "US"
+
+
+class AdminSettings(_Section):
+    """Who may change the rules and provider settings, and whether the read-only views are open.
+
+    ``CONTACTSYNC_ADMIN__API_KEYS=key1,key2``: any of these keys opens the admin endpoints (``/admin/...``
+    and ``POST`` actions), sent as ``Authorization: Bearer <key>``. No key: those endpoints refuse
+    everyone. ``CONTACTSYNC_ADMIN__OPEN_VIEWS=false`` makes the read-only views (``/lag``, ``/records``,
+    ``/providers``, ``/metrics``, ...) ask for a key too.
+    """
+
+    api_keys: Annotated[list[SecretStr], NoDecode] = []
+    open_views: bool = True
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _comma_separated(cls, keys: object) -> object:
+        if isinstance(keys, str):
+            if keys.lstrip().startswith("["):
+                return json.loads(keys)
+            return [key.strip() for key in keys.split(",") if key.strip()]
+        return keys
 
 
 class Settings(BaseSettings):
@@ -143,6 +189,7 @@ class Settings(BaseSettings):
     local_kafka: LocalKafkaSettings = LocalKafkaSettings()
     providers: ProvidersSettings = ProvidersSettings()
     routing: RoutingSettings = RoutingSettings()
+    admin: AdminSettings = AdminSettings()
 
     @property
     def bootstrap_servers(self) -> str:

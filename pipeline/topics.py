@@ -106,6 +106,14 @@ class TopicCatalog:
     def outcomes(self) -> str:
         return self._name("contacts.outcomes")
 
+    @property
+    def config_rules(self) -> str:
+        return self._name("contacts.config.rules")
+
+    @property
+    def config_providers(self) -> str:
+        return self._name("contacts.config.providers")
+
     def dispatch(self, provider: str) -> str:
         return self._name(f"contacts.dispatch.{provider}")
 

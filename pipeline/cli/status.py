@@ -23,7 +23,7 @@ def status(
     """Per provider: state, version, attempts, time, provider id and last error. Exit 1: unknown record."""
     settings = load_settings()
     if url:
-        found = asyncio.run(status_from_worker(url, record_id))
+        found = asyncio.run(status_from_worker(settings.admin, url, record_id))
     else:
         catalog = load_catalog(settings)
         changelog = catalog.table_changelog("record-status")

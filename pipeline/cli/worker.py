@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 import faust
+import structlog
 import typer
 
 from pipeline import topic_admin
@@ -34,6 +35,11 @@ def worker(
     if drift:
         raise ConfigError(f"{drift[0]}{f' (and {len(drift) - 1} more)' if len(drift) > 1 else ''}; "
                           "run `contactsync topics apply` first")
+    if not settings.admin.api_keys:
+        structlog.get_logger(__name__).warning(
+            "no admin API key: the /admin endpoints and record retries refuse every request",
+            setting="CONTACTSYNC_ADMIN__API_KEYS",
+        )
     from pipeline.app import app as faust_app  # the app reads settings at import: only now
 
     if web_port is not None:

@@ -29,7 +29,8 @@ from pipeline.settings import (
 )
 
 __all__ = [
-    "DeliveryResult", "Mapper", "Provider", "build_mappers", "build_provider", "build_providers"
+    "DeliveryResult", "Mapper", "Provider", "build_lane_provider", "build_mappers", "build_provider",
+    "build_providers",
 ]
 
 S = TypeVar("S", bound=ProviderSettings)
@@ -59,6 +60,13 @@ def build_provider(
     lane = settings.enabled().get(name)
     if lane is None:
         raise ConfigError(f"provider {name!r} is not enabled")
+    return build_lane_provider(name, lane, transport=transport)
+
+
+def build_lane_provider(
+    name: str, lane: ProviderSettings, *, transport: httpx.AsyncBaseTransport | None = None
+) -> Provider:
+    """The adapter of provider ``name`` for these settings (a lane's, as tuned at run time)."""
     return _adapter(name, lane).provider(lane, transport=transport)
 
 

@@ -38,6 +38,16 @@ class _MemberError(Answer):
     email_address: str = ""
     error: str = ""
     error_code: str = ""
+    field: str = ""
+
+    def as_error(self) -> DeliveryError:
+        """Mailchimp names the field of data it refuses; a field-less ERROR_GENERIC ("could not be
+        saved at this time", signup throttling) may pass on a later try, so it is retried and only
+        dead-lettered after the last retry tier."""
+        message = clip(f"Mailchimp {self.error_code}: {self.error}")
+        if self.field or self.error_code != "ERROR_GENERIC":
+            return PermanentError(message, code=self.error_code)
+        return RetryableError(message, code=self.error_code)
 
 
 class _BatchAnswer(Answer):
@@ -99,25 +109,28 @@ class MailchimpProvider:
         await self._http.aclose()
 
     async def _move_then_subscribe(self, entries: Sequence[Entry[MailchimpMember]]) -> list[DeliveryResult]:
-        """Members whose email changed are moved to it first, so the old address is not left subscribed."""
+        """Members whose email changed are moved to it, so the old address is not left subscribed;
+        the rest (and those with no old member to move) are subscribed in one batch."""
         moving = [entry for entry in entries if entry.record.previous_key not in (None, entry.record.key)]
-        failed = {
+        moved = {
             entry.index: result
             for entry, result in zip(moving, await asyncio.gather(*(self._move(e) for e in moving)), strict=True)
             if result is not None
         }
-        ready = [entry for entry in entries if entry.index not in failed]
+        ready = [entry for entry in entries if entry.index not in moved]
         subscribed = iter(await self._subscribe(ready) if ready else [])
-        return [failed[entry.index] if entry.index in failed else next(subscribed) for entry in entries]
+        return [moved[entry.index] if entry.index in moved else next(subscribed) for entry in entries]
 
     async def _move(self, entry: Entry[MailchimpMember]) -> DeliveryResult | None:
-        """Give the old member the new email; if the new one is a member already, archive the old.
+        """PATCH the old member with the whole new version, its new email included; when the new
+        email is a member already, archive the old one instead.
 
-        None when done (or when there was no old member); a failed result otherwise.
+        The result when the move settled the record; None when it still has to be subscribed.
         """
         old = f"{self._list_path}/members/{entry.record.previous_key}"
         try:
-            await self._http.request("PATCH", old, json={"email_address": entry.payload.email_address})
+            await self._http.request("PATCH", old, json=entry.payload.model_dump())
+            return entry.ok(subscriber_hash(entry.payload.email_address))
         except DeliveryError as error:
             if error.status == 404:
                 return None
@@ -140,9 +153,7 @@ class MailchimpProvider:
         for entry in entries:
             email = entry.payload.email_address.lower()
             if email in failed:
-                error = failed[email]
-                message = clip(f"Mailchimp {error.error_code}: {error.error}")
-                results.append(entry.failed(PermanentError(message, code=error.error_code)))
+                results.append(entry.failed(failed[email].as_error()))
             elif unattributed:
                 message = "Mailchimp reported an error it did not attribute to a member"
                 results.append(entry.failed(RetryableError(message, code="unattributed")))

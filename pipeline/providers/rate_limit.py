@@ -80,12 +80,24 @@ class ProviderLane:
     ) -> None:
         self.name = name
         self.settings = settings
+        self.generation = 0  # counts reconfigurations: a client built for an older one is rebuilt
         self.share = 1.0
         self.stats = LaneStats()
         self.breaker = CircuitBreaker(breaker_threshold, breaker_cool_off_s)
         self._paused_until = 0.0
         self._slots = asyncio.Semaphore(settings.max_in_flight)
         self._limiter = self._new_limiter()
+
+    def reconfigure(self, settings: ProviderSettings) -> None:
+        """New limits from now on: the next request waits in a bucket of the new rate and burst, the
+        next delivery for a slot of the new in-flight cap. A pause, the breaker and the counters stay."""
+        if settings == self.settings:
+            return
+        if settings.max_in_flight != self.settings.max_in_flight:
+            self._slots = asyncio.Semaphore(settings.max_in_flight)  # holders release the old one
+        self.settings = settings
+        self._limiter = self._new_limiter()
+        self.generation += 1
 
     def _new_limiter(self) -> AsyncLimiter:
         """A leaky bucket of ``burst`` requests draining at ``rate_per_second``, both times the share.

@@ -58,7 +58,8 @@ class Pipeline:
         )
         for _ in range(workers):
             self.start_worker()
-        assert await wait_until_consuming(self.bootstrap, self.app_id, workers, timeout_s=90), self.logs()
+        if workers:
+            assert await wait_until_consuming(self.bootstrap, self.app_id, workers, timeout_s=90), self.logs()
 
     def start_worker(self, data_dir: Path | None = None) -> WorkerProcess:
         assert self.stack is not None

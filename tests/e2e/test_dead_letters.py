@@ -27,6 +27,7 @@ REFUSING_HUBSPOT = SimulatorsConfig(
     hubspot=HubSpotSimConfig(faults=FaultConfig(partial_failure=1.0, partial_failure_kind="permanent"))
 )
 REPLAYED_HEADER = HEADER_PREFIX + "replayed_from"
+ADMIN_KEY = "dlq-admin-key"  # a record retry is an admin action
 EVENTS = [plain_upsert("dl-hub-1"), plain_upsert("dl-hub-2"), plain_upsert("dl-hub-3"),
           plain_upsert("dl-lead", contact_type="lead"), poison("dl-poison")]
 
@@ -37,7 +38,7 @@ async def letters_made(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFa
     harness = await new_pipeline(kafka_bootstrap, fresh_prefix(), tmp_path_factory.mktemp("dlq"))
     async with AsyncExitStack() as exits:
         try:
-            await harness.start(exits, REFUSING_HUBSPOT)
+            await harness.start(exits, REFUSING_HUBSPOT, env={"CONTACTSYNC_ADMIN__API_KEYS": ADMIN_KEY})
             await harness.publish(EVENTS)
             deadline = time.monotonic() + 60
             while len(await read_letters(kafka_bootstrap, harness.catalog)) < 4:
@@ -139,12 +140,13 @@ async def _wait_for_record(client: httpx.AsyncClient, url: str, timeout_s: float
 
 
 async def test_retrying_a_record_sends_its_newest_change_again_and_it_is_delivered(letters_made: Pipeline) -> None:
-    """POST /records/dl-hub-3/retry, once HubSpot accepts again, sends the record's CDC event through the
-    pipeline again and its status turns delivered; a record without a change event answers 404."""
+    """POST /records/dl-hub-3/retry (with the API key), once HubSpot accepts again, sends the record's CDC
+    event through the pipeline again and its status turns delivered; a record without a change event
+    answers 404."""
     harness = letters_made
     hubspot = await _hubspot_fixed(harness)
     worker = f"http://127.0.0.1:{harness.workers[0].web_port}"
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with httpx.AsyncClient(timeout=30, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as client:
         retried = await client.post(f"{worker}/records/dl-hub-3/retry")
         unknown = await client.post(f"{worker}/records/no-such-record/retry")
         deadline = time.monotonic() + 30

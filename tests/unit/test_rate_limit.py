@@ -75,3 +75,24 @@ async def test_pause_holds_calls_until_it_is_over() -> None:
     began = time.monotonic()
     await lane.admit_request()
     assert time.monotonic() - began >= 0.29 and lane.stats.throttled == 1
+
+
+async def test_reconfigured_lane_admits_at_the_new_rate_and_keeps_its_pause() -> None:
+    """Lowering the rate slows the very next requests; a pause in progress and the counters stay."""
+    lane = ProviderLane("hubspot", HubSpotSettings(rate_per_second=100, burst=10, max_in_flight=4))
+    await asyncio.gather(*(lane.admit_request() for _ in range(3)))
+    lane.pause(0.05)
+    lane.reconfigure(HubSpotSettings(rate_per_second=10, burst=1, max_in_flight=2))
+    began = time.monotonic()
+    await asyncio.gather(*(lane.admit_request() for _ in range(4)))
+    # after the pause: burst 1, then 3 more at 10/s
+    assert time.monotonic() - began >= 0.05 + 0.29
+    assert (lane.generation, lane.stats.calls, lane.stats.throttled) == (1, 7, 1)
+    assert lane.transport() is not None and lane.settings.max_in_flight == 2
+
+
+def test_reconfiguring_with_the_same_settings_changes_nothing() -> None:
+    """Applying the settings a lane already has does not count as a change (no new client)."""
+    lane = ProviderLane("hubspot", HubSpotSettings())
+    lane.reconfigure(HubSpotSettings())
+    assert lane.generation == 0

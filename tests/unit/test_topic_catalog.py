@@ -57,14 +57,18 @@ def test_prefix_applies_to_every_name(tmp_path: Path) -> None:
 
 
 def test_shipped_catalog_names_every_stage() -> None:
-    """The repository's topics.yaml loads and declares every stage topic the accessors name, all co-partitioned."""
+    """The repository's topics.yaml loads and declares every stage topic the accessors name, all co-partitioned,
+    and the run-time config topics compacted."""
     catalog = TopicCatalog.load(KafkaSettings().topics_file)
     names = {spec.name for spec in catalog.specs()}
 
     expected = {catalog.cdc, catalog.validated, catalog.transformed, catalog.dlq, catalog.outcomes}
     expected |= {catalog.dispatch(p) for p in catalog.providers}
     expected |= {catalog.retry(p, t) for p in catalog.providers for t in catalog.retry_tiers}
+    expected |= {catalog.config_rules, catalog.config_providers}
     assert expected <= names
+    compacted = {spec.name for spec in catalog.specs() if spec.config.get("cleanup.policy") == "compact"}
+    assert {catalog.config_rules, catalog.config_providers} <= compacted
     assert len({spec.partitions for spec in catalog.specs()}) == 1  # co-partitioned
 
 

@@ -62,15 +62,19 @@ async def test_base_url_comes_from_the_key_or_settings() -> None:
 
 
 async def test_member_errors_fail_only_their_members() -> None:
-    """An error in the 200 body fails the member it names (matched case-insensitively), no other."""
+    """An error in the 200 body fails the member it names (matched case-insensitively), no other:
+    refused data (a named field) for good, a field-less generic error for another try."""
     errors = [{"email_address": "BOB@example.com", "error": "looks fake or invalid",
+               "error_code": "ERROR_GENERIC", "field": "email_address"},
+              {"email_address": "cy@example.com", "error": "The member could not be saved at this time",
                "error_code": "ERROR_GENERIC"}]
     provider, _ = mailchimp(lambda request: _subscribed("ann@example.com", errors=errors))
-    batch = records(MAPPER, change("r1", email="ann@example.com"), change("r2", email="bob@example.com"))
+    batch = records(MAPPER, *(change(f"r{i}", email=f"{n}@example.com") for i, n in enumerate(("ann", "bob", "cy"))))
     results = await provider.deliver(batch)
     await provider.aclose()
     assert results[0].ok
     assert type(results[1].error) is PermanentError and results[1].error.code == "ERROR_GENERIC"
+    assert type(results[2].error) is RetryableError
 
 
 async def test_unattributed_member_error_makes_the_rest_retryable() -> None:
@@ -120,17 +124,20 @@ def _moved(record, old_email: str):  # type: ignore[no-untyped-def]
     return record.model_copy(update={"previous_key": _md5(old_email)})
 
 
-async def test_new_email_moves_the_old_member_before_subscribing() -> None:
-    """An email change PATCHes the old member to the new address, then subscribes as usual."""
+async def test_new_email_moves_the_old_member_to_the_new_version() -> None:
+    """An email change PATCHes the old member with the whole new version (new address included);
+    that settles the record, the batch subscribe carries the others."""
     provider, wire = mailchimp(lambda request: answer(200, {}) if request.method == "PATCH"
-                               else _subscribed("new@example.com"))
-    (record,) = records(MAPPER, change("r1", email="new@example.com", subscribed=True))
-    results = await provider.deliver([_moved(record, "old@example.com")])
+                               else _subscribed("ann@example.com"))
+    moved, stays = records(MAPPER, change("r1", email="new@example.com", subscribed=True),
+                           change("r2", email="ann@example.com", subscribed=True))
+    results = await provider.deliver([_moved(moved, "old@example.com"), stays])
     await provider.aclose()
     patch, post = wire.requests
     assert (patch.method, patch.url.path) == ("PATCH", f"/3.0/lists/list1/members/{_md5('old@example.com')}")
-    assert json.loads(patch.content) == {"email_address": "new@example.com"}
-    assert post.method == "POST" and results[0].ok
+    assert json.loads(patch.content) == moved.payload
+    assert [m["email_address"] for m in json.loads(post.content)["members"]] == ["ann@example.com"]
+    assert results[0].ok and results[0].provider_id == _md5("new@example.com") and results[1].ok
 
 
 async def test_old_member_is_archived_when_the_new_email_is_a_member_already() -> None:

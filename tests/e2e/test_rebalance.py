@@ -1,0 +1,47 @@
+"""Changes that arrive while workers join, rebalance and leave are neither lost nor left uncommitted."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from pipeline.cdc_generator import generate_events
+from pipeline.lag import LagReport, LagSampler, lag_reader
+from pipeline.stage_inputs import stage_inputs
+
+
+@pytest.mark.timeout(420)
+async def test_changes_published_during_rebalances_all_arrive(pipeline) -> None:
+    """Two workers start while the changes pour in (no wait for them to be ready), a third joins
+    mid-run and the first leaves: every provider ends with the newest version of every record and
+    the group commits every stage's input to its end (nothing acknowledged without being handled)."""
+    harness, exits = pipeline
+    await harness.start(exits, workers=0)
+    harness.start_worker()
+    harness.start_worker()
+    events = list(generate_events(4000, records=800, seed=7))
+    publishing = asyncio.create_task(harness.publish(events, rate=400))
+    await asyncio.sleep(6)
+    harness.start_worker()
+    await asyncio.sleep(4)
+    harness.workers[0].stop()
+    await publishing
+
+    verdict = await harness.settle(events, timeout_s=240)
+    assert (verdict.lost, verdict.stale) == ([], []), (verdict.lost[:3], verdict.stale[:3], harness.logs())
+    assert verdict.version_regressions == 0
+    report = await settled_lag(harness, timeout_s=60)
+    assert report.lag == 0, (report.to_json(), harness.logs())
+
+
+async def settled_lag(harness, timeout_s: float) -> LagReport:  # type: ignore[no-untyped-def]
+    """The group's lag once it is 0 on every stage input, or the last reading after ``timeout_s``."""
+    inputs = stage_inputs(harness.catalog, ("hubspot", "salesforce", "mailchimp"))
+    async with lag_reader(harness.bootstrap, LagSampler(harness.app_id), inputs) as reader:
+        for _ in range(int(timeout_s)):
+            report = await reader.read()
+            if report.lag == 0:
+                return report
+            await asyncio.sleep(1)
+    return report
