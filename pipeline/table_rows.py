@@ -20,21 +20,21 @@ from pipeline.producing import Outgoing
 from pipeline.tables import rows_of
 
 
-def set_row(table: faust.Table, event: EventT, key: bytes, value: bytes) -> Outgoing:
+def set_row(table: faust.Table[bytes, bytes], event: EventT[bytes], key: bytes, value: bytes) -> Outgoing:
     """Store ``value`` under ``key`` in ``event``'s partition; returns the changelog message."""
     with rows_of(event):
         table.data[key] = value
     return _changelog(table, event, key, value)
 
 
-def delete_row(table: faust.Table, event: EventT, key: bytes) -> Outgoing:
+def delete_row(table: faust.Table[bytes, bytes], event: EventT[bytes], key: bytes) -> Outgoing:
     """Remove ``key`` (it must be there); returns the changelog tombstone."""
     with rows_of(event):
         del table.data[key]
     return _changelog(table, event, key, None)
 
 
-def _changelog(table: faust.Table, event: EventT, key: bytes, value: bytes | None) -> Outgoing:
+def _changelog(table: faust.Table[bytes, bytes], event: EventT[bytes], key: bytes, value: bytes | None) -> Outgoing:
     topic = table.changelog_topic.get_topic_name()
     return Outgoing(topic, key, value, partition=event.message.partition)
 
