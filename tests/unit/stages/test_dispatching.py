@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pipeline.errors import PermanentError, RetryableError, ThrottledError
-from pipeline.stages.dispatching import Pending, failed_as_a_whole, plan_retry, select_newest, waves
+from pipeline.stages.dispatching import Pending, chunks, failed_as_a_whole, plan_retry, select_newest, waves
 from schemas.dispatch import DispatchRecord
 from schemas.retry import RetryState
 
@@ -79,3 +79,9 @@ def test_records_sharing_a_provider_key_go_in_separate_waves() -> None:
     """Two contacts with one email (one Mailchimp member) are never in one request or in flight together."""
     items = [pending("a", 1, key="m1"), pending("b", 1, key="m2"), pending("c", 1, key="m1"), pending("d", 1, key="m1")]
     assert [[i.record.record_id for i in wave] for wave in waves(items)] == [["a", "b"], ["c"], ["d"]]
+
+
+def test_deletes_and_upserts_go_in_separate_requests() -> None:
+    """Deletes are gathered into requests of their own, so their extra calls are made once per wave."""
+    items = [pending("a", 1), pending("b", 1, op="delete"), pending("c", 1), pending("d", 1, op="delete"), pending("e", 1)]
+    assert [[i.record.record_id for i in chunk] for chunk in chunks(items, 2)] == [["a", "c"], ["e"], ["b", "d"]]
