@@ -22,20 +22,38 @@ from schemas.retry import RetryState
 STAGE = "retry"
 
 
+def forward(event: EventT, topic: str) -> Outgoing:
+    message = event.message
+    return Outgoing(topic, message.key, message.value, list(message.headers or []))
+
+
+async def wait_until(epoch_s: float) -> bool:
+    """Sleep until ``epoch_s``; False as soon as the worker starts to rebalance or stop."""
+    while (left := epoch_s - time.time()) > 0:
+        if app.rebalancing or app.should_stop:
+            return False
+        await asyncio.sleep(min(left, 0.5))
+    return True
+
+
 def retry_agent(provider: str, tier: str) -> None:
     dispatch_topic = topics.catalog.dispatch(provider)
 
     async def forward_when_due(events: Sequence[EventT]) -> list[Outgoing]:
-        """Forward events in order, waiting for each one's due time; returns what is left to send."""
+        """Forward events in order, waiting for each one's due time; returns what is left to send.
+
+        A rebalance or shutdown cuts the wait short (Faust waits for every event a stream holds
+        before it lets partitions go): the events not yet due go back to the end of their tier.
+        """
         due: list[Outgoing] = []
-        for event in events:
-            message = event.message
-            wait_s = from_headers(RetryState, message.headers).not_before_ms / 1000 - time.time()
-            if wait_s > 0:
+        for index, event in enumerate(events):
+            not_before_s = from_headers(RetryState, event.message.headers).not_before_ms / 1000
+            if not_before_s > time.time():
                 await produce_all(app, due)  # what is due now goes out before we wait
                 due = []
-                await asyncio.sleep(wait_s)
-            due.append(Outgoing(dispatch_topic, message.key, message.value, list(message.headers or [])))
+                if not await wait_until(not_before_s):
+                    return [forward(later, later.message.topic) for later in events[index:]]
+            due.append(forward(event, dispatch_topic))
         return due
 
     async def retry(stream: StreamT) -> None:

@@ -17,7 +17,7 @@ STAGE = "validate"
 
 def validate_event(event: EventT) -> list[Outgoing]:
     message = event.message
-    change = decode_change(message.value, captured_at_ms=int(message.timestamp * 1000))
+    change = decode_change(message.value, captured_at_ms=int(message.timestamp * 1000), offset=message.offset)
     if change is None:
         return []  # a tombstone: it exists for log compaction, there is nothing to deliver
     return [

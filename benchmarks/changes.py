@@ -45,7 +45,7 @@ class ExpectedOutcomes:
     def add(self, events: Iterable[GeneratedEvent]) -> set[OutcomeKey]:
         """Count ``events`` in; returns the outcomes expected so far."""
         for event in events:
-            change = decode_change(event.value, captured_at_ms=0)
+            change = decode_change(event.value, captured_at_ms=0, offset=0)  # generated: LSN or plain form
             if change is None:
                 continue
             known = self._known.get(change.record_id)

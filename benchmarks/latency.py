@@ -23,7 +23,8 @@ from benchmarks.cli import run_alone
 from benchmarks.harness import Bench, PipelineRun, pipeline_run, simulators_config, unlimited_env
 from benchmarks.report import emit, medians_of, percentiles
 from pipeline.cdc_generator import GeneratedEvent, generate_events
-from pipeline.cdc_publisher import CHUNK, CHUNKS_PER_SECOND, publish
+from pipeline.cdc_publisher import CHUNK, publish
+from pipeline.pacing import chunk_size
 from schemas.dispatch import Outcome
 
 WARM_UP = (300, 150.0)  # changes, per second
@@ -46,7 +47,7 @@ class PlannedClock:
 
     def __init__(self, start: float, rate: float) -> None:
         self.start = start
-        self.chunk = max(1, min(CHUNK, int(rate / CHUNKS_PER_SECOND)))  # as cdc_publisher.publish
+        self.chunk = chunk_size(rate, CHUNK)  # as cdc_publisher.publish
         self.rate = rate
         self.made = 0
 

@@ -42,7 +42,8 @@ def create_app(settings: Settings) -> tuple[faust.App, StageTopics, StageTables]
         datadir=str(settings.data_dir),
         autodiscover=["agents", "pipeline.web"],  # and no origin: Faust would scan all of pipeline/ too
         web_port=settings.web_port,
-        web_host="127.0.0.1",
+        web_host=settings.web_host,
+        canonical_url=settings.web_canonical_url or None,
         web_application_options={"middlewares": [access_middleware(settings.admin)]},
         topic_partitions=catalog.partitions,
         topic_disable_leader=True,

@@ -9,9 +9,9 @@ from itertools import islice
 from aiokafka import AIOKafkaProducer
 
 from pipeline.cdc_generator import GeneratedEvent
+from pipeline.pacing import Pace, chunk_size
 
 CHUNK = 2000  # messages handed to the producer before waiting for their acknowledgements
-CHUNKS_PER_SECOND = 10  # with a rate: how finely sending is paced
 
 
 async def publish(events: Iterable[GeneratedEvent], bootstrap: str, topic: str, *, rate: float | None = None) -> int:
@@ -19,23 +19,19 @@ async def publish(events: Iterable[GeneratedEvent], bootstrap: str, topic: str, 
 
     With ``rate`` (messages per second), sending is paced chunk by chunk against the start time.
     """
-    if rate is not None and rate <= 0:
-        raise ValueError(f"rate must be above 0 messages per second, got {rate}")
-    size = CHUNK if rate is None else max(1, min(CHUNK, int(rate / CHUNKS_PER_SECOND)))
+    size = chunk_size(rate, CHUNK)
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5, max_batch_size=256 * 1024
     )
     try:
         await producer.start()
-        loop = asyncio.get_running_loop()
-        started, sent = loop.time(), 0
+        pace, sent = Pace(rate), 0
         pending = iter(events)
         while chunk := list(islice(pending, size)):
             deliveries = [await producer.send(topic, event.value, key=event.key) for event in chunk]
             await asyncio.gather(*deliveries)
             sent += len(chunk)
-            if rate is not None:
-                await asyncio.sleep(max(0.0, started + sent / rate - loop.time()))
+            await pace.until(sent)
         return sent
     finally:
         await producer.stop()

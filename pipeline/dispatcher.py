@@ -25,10 +25,13 @@ from pipeline.providers.rate_limit import ProviderLane
 from pipeline.stages.dispatching import (
     Pending,
     chunks,
+    confirmed,
     failed_as_a_whole,
     plan_retry,
     select_newest,
+    unconfirmed,
     waves,
+    with_held_keys,
 )
 from pipeline.table_rows import set_row
 from pipeline.tables import rows_of
@@ -51,7 +54,7 @@ class Dispatcher:
     async def dispatch(self, pending: Sequence[Item]) -> list[Outgoing]:
         """Send what is newest, settle everything, and return the messages that record it."""
         to_send, superseded = select_newest(pending, self._held_version)
-        to_send = [self._with_held_key(item) for item in to_send]
+        to_send = [replace(item, record=with_held_keys(item.record, self._held(item))) for item in to_send]
         outgoing = [self._superseded(item) for item in superseded]
         for wave in waves(to_send):
             batches = chunks(wave, self.lane.settings.batch_size)
@@ -60,22 +63,35 @@ class Dispatcher:
         return outgoing
 
     async def _deliver(self, batch: list[Item]) -> list[Outgoing]:
-        if not self.lane.breaker.allow():
-            error = RetryableError(f"circuit breaker open for {self.provider.name}")
-            return [m for item in batch for m in self._failed(item, error, counts=False)]
+        unavailable = self._unavailable()
+        if unavailable is not None:
+            return [m for item in batch for m in self._failed(item, unavailable, counts=False)]
         results = await self._send_until_not_throttled(batch)
         errors = [result.error for result in results]
-        self.lane.breaker.record(ok=not all(isinstance(e, RetryableError) for e in errors))
+        self.lane.record_call(ok=not all(isinstance(e, RetryableError) for e in errors))
         if failed_as_a_whole(errors):
             halves = [batch[: len(batch) // 2], batch[len(batch) // 2 :]]
             return [message for half in halves for message in await self._deliver(half)]
         outgoing: list[Outgoing] = []
         for item, result in zip(batch, results, strict=True):
-            outgoing += self._delivered(item, result) if result.ok else self._failed(item, result.error)
+            if result.ok:
+                outgoing += self._delivered(item, result)
+            else:
+                outgoing += self._failed(item, result.error, counts=not isinstance(result.error, ThrottledError))
         return outgoing
 
+    def _unavailable(self) -> RetryableError | None:
+        """Why nothing may be sent now: an open breaker, or a throttling pause too long to wait out
+        while holding the batch (a worker holding events stalls its group's rebalances)."""
+        if not self.lane.breaker.allow():
+            return RetryableError(f"circuit breaker open for {self.provider.name}")
+        if self.lane.paused_for > self.lane.settings.throttle_wait_max_s:
+            return ThrottledError(f"{self.provider.name} throttled us", retry_after=self.lane.paused_for)
+        return None
+
     async def _send_until_not_throttled(self, batch: list[Item]) -> list[DeliveryResult]:
-        """Send; records the provider throttled are sent again once the lane's pause is over."""
+        """Send; records the provider throttled are sent again once the lane's pause is over, unless
+        that pause is longer than the lane waits out: then they are answered throttled."""
         results: list[DeliveryResult | None] = [None] * len(batch)
         waiting = list(range(len(batch)))
         while waiting:
@@ -86,9 +102,10 @@ class Dispatcher:
                 pause = max(error.retry_after for error in throttled if error is not None)
                 self.lane.pause(pause)
                 log.warning("throttled", provider=self.provider.name, pause_s=pause, records=len(throttled))
+            wait_out = self.lane.paused_for <= self.lane.settings.throttle_wait_max_s
             still_waiting = []
             for index, answer in zip(waiting, answers, strict=True):
-                if isinstance(answer.error, ThrottledError):
+                if isinstance(answer.error, ThrottledError) and wait_out:
                     still_waiting.append(index)
                 else:
                     results[index] = answer
@@ -104,17 +121,14 @@ class Dispatcher:
         held = self._held(item)
         return held.version if held is not None else None
 
-    def _with_held_key(self, item: Item) -> Item:
-        """Name the key the provider holds the record under, when this version moves it elsewhere."""
-        held = self._held(item)
-        if held is None or held.key == item.record.key:
-            return item
-        return replace(item, record=item.record.model_copy(update={"previous_key": held.key}))
+    def _hold(self, item: Item, row: Delivered) -> Outgoing:
+        """Write the version guard row; returns its changelog message, to produce with the batch."""
+        key, value = item.record.record_id.encode(), row.model_dump_json().encode()
+        return set_row(self.delivered_version, item.event, key, value)
 
     def _delivered(self, item: Item, result: DeliveryResult) -> list[Outgoing]:
         record = item.record
-        row = Delivered(version=record.version, key=record.key).model_dump_json().encode()
-        return [set_row(self.delivered_version, item.event, record.record_id.encode(), row), outcome(
+        return [self._hold(item, confirmed(self._held(item), record)), outcome(
             self.catalog.outcomes, record_id=record.record_id, provider=record.provider,
             version=record.version, state="delivered", source_ts_ms=record.source_ts_ms,
             attempts=item.retry.attempts + 1, provider_id=result.provider_id,
@@ -131,6 +145,8 @@ class Dispatcher:
     def _failed(self, item: Item, error: DeliveryError | None, *, counts: bool = True) -> list[Outgoing]:
         assert error is not None
         record, message = item.record, item.event.message
+        row = unconfirmed(self._held(item), record, error) if counts else None  # counts: it was sent
+        held = [] if row is None else [self._hold(item, row)]
         plan = plan_retry(item.retry, error, self.catalog.retry_tiers, now_ms(), counts=counts)
         log.info("delivery failed", provider=record.provider, record_id=record.record_id,
                  error_class=type(error).__name__, status=error.status, next_tier=plan.tier)
@@ -150,4 +166,4 @@ class Dispatcher:
             version=record.version, state=state, source_ts_ms=record.source_ts_ms,
             attempts=plan.state.attempts, error=plan.state.last_error,
         ))
-        return messages
+        return held + messages

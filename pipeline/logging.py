@@ -21,6 +21,10 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 from pipeline.errors import ConfigError
 
 FOREIGN_LOGGERS = ("faust", "aiokafka", "mode", "httpx", "aiohttp")
+# Foreign loggers whose INFO lines are noise, shown from WARNING on: httpx logs every request (the
+# dispatcher's one line per batch says what matters); aiokafka logs "Updating subscribed topics"
+# each time the subscription is renewed, every few seconds in a worker.
+_CHATTY_LOGGERS = ("httpx", "aiokafka.consumer.subscription_state")
 REDACTED = "[REDACTED]"
 EMAIL = "[EMAIL]"
 PHONE = "[PHONE]"
@@ -132,8 +136,8 @@ def configure_logging(level: str, *, json: bool | None = None) -> None:
         foreign = logging.getLogger(name)
         foreign.handlers.clear()
         foreign.propagate = True
-    # httpx logs every request at INFO; the dispatcher's one line per batch says what matters.
-    logging.getLogger("httpx").setLevel(max(number, logging.WARNING))
+    for name in _CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(max(number, logging.WARNING))
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

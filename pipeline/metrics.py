@@ -96,7 +96,9 @@ def _stage_metrics(snapshot: MetricsSnapshot) -> Iterator[Metric]:
 def _lane_metrics(lanes: Mapping[str, ProviderLane]) -> Iterator[Metric]:
     calls = CounterMetricFamily("contactsync_provider_calls", "HTTP requests sent.", labels=["provider"])
     throttled = CounterMetricFamily("contactsync_provider_throttled", "Throttle answers.", labels=["provider"])
-    failed = CounterMetricFamily("contactsync_provider_failed_calls", "Failed requests.", labels=["provider"])
+    failed = CounterMetricFamily(
+        "contactsync_provider_failed_calls", "Deliveries that failed as a whole (timeout, 5xx).", labels=["provider"]
+    )
     in_flight = GaugeMetricFamily("contactsync_provider_in_flight", "Deliveries under way.", labels=["provider"])
     paused = GaugeMetricFamily(
         "contactsync_provider_paused_seconds", "Left of a throttle pause.", labels=["provider"]

@@ -59,12 +59,20 @@ class ProviderSettings(_Section):
     burst: int = Field(default=10, gt=0)
     max_in_flight: int = Field(default=4, gt=0)
     timeout_s: float = Field(default=30.0, gt=0)
+    throttle_wait_max_s: float = Field(
+        default=30.0, ge=0,
+        description="Longest throttling pause a batch waits out; records meeting a longer one (a daily "
+        "cap) wait in the retry chain instead, without using up an attempt.",
+    )
 
 
 class HubSpotSettings(ProviderSettings):
     base_url: str = "https://api.hubapi.com"
     batch_size: int = Field(default=100, gt=0, le=100)
-    rate_per_second: float = Field(default=9.0, gt=0)  # 100 requests / 10 s on Free/Starter, with headroom
+    # HubSpot allows 100 requests in any 10 s (Free/Starter; 190 on Pro/Enterprise). A lane starts at
+    # most burst + 10 × rate_per_second requests in any 10 s: 5 + 95 = 100.
+    rate_per_second: float = Field(default=9.5, gt=0)
+    burst: int = Field(default=5, gt=0)
     token: SecretStr = SecretStr("")
     id_property: str = Field(default="contactsync_id", description="A unique contact property in HubSpot.")
 
@@ -174,6 +182,14 @@ class Settings(BaseSettings):
     app_id: str = "contactsync"
     data_dir: Path = REPO_ROOT / "var" / "data"
     web_port: int = 6066
+    web_host: str = Field(
+        default="127.0.0.1",
+        description="Where the web views listen; 0.0.0.0 lets workers on other hosts forward /records "
+        "requests to each other (set admin API keys and close the views first).",
+    )
+    web_canonical_url: str = Field(
+        default="", description="How other workers reach this one (default: http://<web_host>:<web_port>)."
+    )
     log_level: str = "INFO"
     table_store: str = "rocksdb://"
     batch_max: int = Field(default=1000, gt=0, description="Events a stage takes at once.")

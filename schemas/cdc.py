@@ -30,11 +30,20 @@ class ContactRow(_Input):
 
 
 class DebeziumSource(_Input):
-    """The ``source`` block; ``lsn`` (Postgres) orders changes, else ``ts_ms`` and ``sequence``."""
+    """The ``source`` block: what orders a record's changes (see ``pipeline.stages.validation``).
+
+    ``lsn`` (Postgres) orders them; else ``ts_ms``, with the connector's position in its log as
+    tie-breaker within a millisecond: ``file``/``pos``/``row`` (MySQL, MariaDB binlog) or
+    ``sequence`` (a JSON array of positions as strings, Debezium's generic field).
+    """
 
     ts_ms: int
     lsn: int | None = None
     sequence: str | None = None
+    file: str | None = None
+    pos: int | None = None
+    row: int | None = None
+    snapshot: str | bool | None = None  # "true", "last", "incremental", ... or "false"; bool in old releases
     connector: str | None = None
     table: str | None = None
 

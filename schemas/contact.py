@@ -29,9 +29,11 @@ class Contact(_Message):
 class ContactChange(_Message):
     """One change of one contact (``contacts.validated``).
 
-    ``version`` is monotonic per record at the source: the Postgres LSN, else
-    ``ts_ms * 1000 + sequence``. One deployment uses one CDC source, so versions of a record compare.
-    A delete may carry no contact (the CDC tool only knew the key).
+    ``version`` is strictly monotonic per record at the source: the Postgres LSN, else the source
+    time with the source's log position (or the Kafka offset) as tie-breaker; the plain form's
+    ``ts * 1000 + seq`` (``pipeline.stages.validation`` says what orders what). One deployment
+    uses one CDC source, so versions of a record compare. A delete may carry no contact (the CDC
+    tool only knew the key).
     """
 
     record_id: str

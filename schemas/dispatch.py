@@ -19,6 +19,9 @@ class DispatchRecord(BaseModel):
 
     ``payload`` is the provider's own body for this record (validated by the provider's payload
     model in ``schemas.providers``); ``key`` is the provider's stable upsert key for the record.
+    ``previous_key`` and ``stray_keys`` come from the version guard (:class:`Delivered`) just before
+    the send: an adapter whose key can change (Mailchimp's is the email's hash) cleans them up; one
+    keyed by the record id never sees them differ from ``key``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -32,15 +35,25 @@ class DispatchRecord(BaseModel):
     key: str
     payload: dict[str, Any]
     previous_key: str | None = None  # set by the dispatcher: the key the provider holds it under now
+    stray_keys: tuple[str, ...] = ()  # set by the dispatcher: keys it may hold it under too (Delivered)
 
 
 class Delivered(BaseModel):
-    """A row of a provider's version guard: the newest version it holds, under which key."""
+    """A row of a provider's version guard: the newest version it holds, under which key, and the
+    keys it may hold the record under too.
+
+    ``stray_keys`` are keys an upsert went to, other than ``key``, whose outcome is unknown (a
+    timeout or a 5xx: the provider may have applied it). The dispatcher hands them to the adapter
+    with the next send, which removes whatever lives there (Mailchimp archives those members); a
+    confirmed delivery forgets the strays it cleaned. ``version`` and ``key`` are None while no
+    version of the record has been confirmed. Rows written before stray keys existed read with none.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    version: int
-    key: str
+    version: int | None
+    key: str | None
+    stray_keys: tuple[str, ...] = ()
 
 
 class Outcome(BaseModel):

@@ -10,9 +10,11 @@ from pathlib import Path
 CONTACTSYNC = str(Path(sys.executable).parent / "contactsync")
 
 
-def run_cli(env: dict[str, str], *args: str, timeout_s: float = 180) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    env: dict[str, str], *args: str, timeout_s: float = 180, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run([CONTACTSYNC, *args], env=env, capture_output=True, text=True, timeout=timeout_s,
-                          check=False)
+                          check=False, cwd=cwd)
 
 
 def cli_env(**variables: str) -> dict[str, str]:

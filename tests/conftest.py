@@ -11,6 +11,7 @@ from pipeline import topic_admin
 from pipeline.settings import KafkaSettings, Settings
 from pipeline.topics import TopicCatalog
 from tests.kafka_harness import fresh_prefix, kafka_broker
+from tests.postgres_harness import create_contacts_table, fresh_table_name, postgres_server, server_bin
 
 # --- Kafka ---------------------------------------------------------------------------------------
 
@@ -35,3 +36,24 @@ async def catalog(kafka_bootstrap: str, topic_prefix: str) -> TopicCatalog:
     applied = await topic_admin.apply(catalog, kafka_bootstrap)
     assert not applied.refused, applied.refused
     return catalog
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> Iterator[str]:
+    """The DSN of the session's throwaway PostgreSQL cluster (see tests/postgres_harness.py)."""
+    bin_dir = server_bin()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL is not installed (no initdb): apt-get install postgresql, as .ci/run does")
+    with postgres_server(bin_dir) as dsn:
+        yield dsn
+
+
+@pytest.fixture
+def contacts_table(postgres_dsn: str) -> str:
+    """The name of an empty contacts table of this test's own in the session's cluster."""
+    table = fresh_table_name()
+    create_contacts_table(postgres_dsn, table)
+    return table

@@ -12,7 +12,10 @@ from pipeline.errors import ConfigError
 from pipeline.settings import Settings
 from pipeline.topics import TopicCatalog
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, help=__doc__)
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    help="Keep HubSpot, Salesforce and Mailchimp in sync with a contacts database.",
+)
 
 
 def load_settings() -> Settings:

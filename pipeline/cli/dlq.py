@@ -67,18 +67,22 @@ def dlq(
     )
     if action is Action.list or dry_run:
         _echo_lines(letter_lines(chosen, with_handled=all_))
-        typer.echo(f"{len(chosen)} letters" + ("" if all_ or not handled else f" ({handled} handled not shown: --all)"))
+        typer.echo(_letters(len(chosen)) + ("" if all_ or not handled else f" ({handled} handled not shown: --all)"))
     elif action is Action.show:
         for letter in chosen:
             _echo_lines(letter_details(letter))
     elif action is Action.replay:
         sent = asyncio.run(replay(settings.bootstrap_servers, catalog, chosen))
         _echo_lines([f"replayed {letter.ref} to {letter.story.original_topic}" for letter in sent if letter.story])
-        typer.echo(f"replayed {len(sent)} letters" + (f" ({handled} already handled)" if handled else ""))
+        typer.echo(f"replayed {_letters(len(sent))}" + (f" ({handled} already handled)" if handled else ""))
     else:
         marked = asyncio.run(purge(settings.bootstrap_servers, catalog, chosen))
-        typer.echo(f"purged {len(marked)} letters (marked handled in {catalog.dlq_handled}; the DLQ keeps them "
-                   "until retention)")
+        typer.echo(f"purged {_letters(len(marked))} (marked handled in {catalog.dlq_handled}; the DLQ keeps "
+                   "letters until retention)")
+
+
+def _letters(count: int) -> str:
+    return f"{count} letter" if count == 1 else f"{count} letters"
 
 
 def _echo_lines(lines: list[str]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import faust
 import structlog
@@ -17,7 +18,15 @@ from pipeline.topics import TopicCatalog
 
 
 class _Worker(faust.Worker):
-    """Faust's worker with our logging: mode installs its own root handler, we replace it after."""
+    """Faust's worker with our logging: mode installs its own root handler, we replace it after.
+
+    Without Faust's terminal spinner: it writes cursor escapes (``ESC[?25l``, ``ESC[?25h``) and
+    backspaces to stdout even when that is a log file, and our log lines say when the worker is ready.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.spinner = None
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         configure_logging(logging.getLevelName(level))

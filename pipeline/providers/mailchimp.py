@@ -5,6 +5,11 @@ the 200 body's ``errors[]``); a member whose email changed is first moved to the
 ``PATCH /lists/{list_id}/members/{old_hash}``. Deletes: ``DELETE /lists/{list_id}/members/{subscriber_hash}`` (archive),
 one request per member, run together but never more than ``settings.max_in_flight`` at once for the
 whole adapter (Mailchimp refuses an 11th simultaneous connection); 404 means already gone.
+
+The member id is the MD5 of the email, so a record whose email changed lives under a new id. Besides
+the member the record is held under (``previous_key``), an earlier send whose outcome is unknown
+may have left a member under another address (``stray_keys``): those are archived once the record
+is upserted, and with it when it is deleted.
 """
 
 from __future__ import annotations
@@ -118,8 +123,23 @@ class MailchimpProvider:
             if result is not None
         }
         ready = [entry for entry in entries if entry.index not in moved]
-        subscribed = iter(await self._subscribe(ready) if ready else [])
-        return [moved[entry.index] if entry.index in moved else next(subscribed) for entry in entries]
+        try:
+            subscribed = iter(await self._subscribe(ready) if ready else [])
+        except DeliveryError as error:  # the moves that went through stand
+            subscribed = iter([entry.failed(error) for entry in ready])
+        upserted = [moved[entry.index] if entry.index in moved else next(subscribed) for entry in entries]
+        return list(await asyncio.gather(*(
+            self._archive_strays(entry, result) for entry, result in zip(entries, upserted, strict=True)
+        )))
+
+    async def _archive_strays(self, entry: Entry[MailchimpMember], upserted: DeliveryResult) -> DeliveryResult:
+        """Once the record is upserted, archive the members an unconfirmed earlier send may have
+        left under other addresses; the record is delivered when none of them is live any more."""
+        strays = [key for key in entry.record.stray_keys if key != entry.record.key]
+        if not upserted.ok or not strays:
+            return upserted
+        _, error = await self._archive_members(strays)
+        return upserted if error is None else entry.failed(error)
 
     async def _move(self, entry: Entry[MailchimpMember]) -> DeliveryResult | None:
         """PATCH the old member with the whole new version, its new email included; when the new
@@ -165,17 +185,25 @@ class MailchimpProvider:
         return list(await asyncio.gather(*(self._archive(entry) for entry in entries)))
 
     async def _archive(self, entry: Entry[MailchimpMemberRef]) -> DeliveryResult:
-        """Archive the member, and the one under the address it had if that was never moved."""
+        """Archive the member, the one under the address it had if that was never moved, and any
+        an unconfirmed send may have left elsewhere."""
+        record = entry.record
+        members = [entry.payload.subscriber_hash, *filter(None, [record.previous_key]), *record.stray_keys]
+        archived, error = await self._archive_members(list(dict.fromkeys(members)))
+        return entry.failed(error) if error is not None else entry.ok(archived[0] if archived else None)
+
+    async def _archive_members(self, members: Sequence[str]) -> tuple[list[str], DeliveryError | None]:
+        """Archive each member in turn: those that were live, and the first error that is not a 404
+        (not in the audience: already gone, like a delete that finds nothing elsewhere)."""
         archived: list[str] = []
-        for member in filter(None, [entry.payload.subscriber_hash, entry.record.previous_key]):
+        for member in members:
             try:
                 await self._http.request("DELETE", f"{self._list_path}/members/{member}")
                 archived.append(member)
             except DeliveryError as error:
-                # 404: not in the audience, already gone (like a delete that finds nothing elsewhere)
                 if error.status != 404:
-                    return entry.failed(error)
-        return entry.ok(archived[0] if archived else None)
+                    return archived, error
+        return archived, None
 
 
 def _classify(response: httpx.Response) -> DeliveryError:

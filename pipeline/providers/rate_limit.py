@@ -25,9 +25,9 @@ T = TypeVar("T")
 class LaneStats:
     """What the lane has done, for the providers view and metrics."""
 
-    calls: int = 0
-    throttled: int = 0
-    failed_calls: int = 0
+    calls: int = 0  # HTTP requests
+    throttled: int = 0  # throttling answers
+    failed_calls: int = 0  # deliveries that failed as a whole (timeout, connection error, 5xx)
     in_flight: int = 0
     started_at: float = field(default_factory=time.monotonic)
 
@@ -112,6 +112,13 @@ class ProviderLane:
         if share > 0 and share != self.share:
             self.share = share
             self._limiter = self._new_limiter()
+
+    def record_call(self, *, ok: bool) -> None:
+        """The end of one delivery: a failed one (every record a retryable error) is counted, and
+        the breaker hears of both."""
+        if not ok:
+            self.stats.failed_calls += 1
+        self.breaker.record(ok=ok)
 
     def pause(self, seconds: float) -> None:
         """The provider throttled us: no call starts before ``seconds`` from now."""

@@ -199,7 +199,7 @@ class SalesforceMapper(ChangeMapper):
             **mapping.placeholders,
             **apply_fields(contact, mapping.fields),
             self._external_id_field: change.record_id,
-            self._mapping.version: change.version,
+            self._mapping.version: str(change.version),
         }
         return change.record_id, SalesforceRecord.model_validate(record)
 

@@ -186,12 +186,15 @@ class ProviderSimulator(ABC, Generic[ConfigT]):
         fault = None if exempt else self.faults.request_fault()
         await asyncio.sleep(self.faults.delay_s())
         if refusal is not None or fault is not None:
-            # The handler will not run: name the records the refused request carried here.
+            # The handler may not run: name the records the refused request carried here.
             entry.records = _carried(await _body_or_none(request), self.store)
         if refusal is not None:
             return refusal
         if fault is not None:
-            return await self._injected_fault(request, entry, fault)
+            return await self._injected_fault(request, handler, entry, fault)
+        return await self._handled(request, handler)
+
+    async def _handled(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             return await handler(request)
         except RejectedRequest as rejection:
@@ -216,7 +219,9 @@ class ProviderSimulator(ABC, Generic[ConfigT]):
             entry.outcome = "throttled"
         return refusal
 
-    async def _injected_fault(self, request: web.Request, entry: LoggedRequest, fault: RequestFault) -> web.Response:
+    async def _injected_fault(
+        self, request: web.Request, handler: Handler, entry: LoggedRequest, fault: RequestFault
+    ) -> web.Response:
         entry.outcome = f"fault:{fault}"
         faults = self.config.faults
         if fault == "server_error":
@@ -224,8 +229,11 @@ class ProviderSimulator(ABC, Generic[ConfigT]):
             return self.error_response(RejectedRequest(status, "Injected server error", code="SERVER_ERROR"))
         if fault == "throttle":
             return self.throttle_response()
+        if faults.timeout_mode == "drop_after_write":
+            await self._handled(request, handler)  # the platform does the work; only its answer is lost
+            entry.outcome = f"fault:{fault}"  # whatever the handler noted about its answer
         await asyncio.sleep(faults.timeout_hold_s)
-        if faults.timeout_mode == "drop":
+        if faults.timeout_mode != "gateway_timeout":
             if request.transport is not None:
                 request.transport.abort()
             raise asyncio.CancelledError

@@ -38,7 +38,10 @@ class FaultConfig(_Frozen):
     server_error_status: int = Field(default=503, ge=500, le=599)
     timeout: float = Field(default=0.0, ge=0, le=1, description="Hold the request, then 504 or drop.")
     timeout_hold_s: float = Field(default=35.0, ge=0)
-    timeout_mode: Literal["gateway_timeout", "drop"] = "gateway_timeout"
+    timeout_mode: Literal["gateway_timeout", "drop", "drop_after_write"] = Field(
+        default="gateway_timeout",
+        description="drop_after_write: apply the request, then hold and drop it (the answer is lost).",
+    )
     throttle: float = Field(default=0.0, ge=0, le=1, description="Answer the platform's throttle.")
     partial_failure: float = Field(default=0.0, ge=0, le=1, description="Per record, in a 2xx batch.")
     partial_failure_kind: Literal["transient", "permanent"] = "transient"

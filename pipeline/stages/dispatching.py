@@ -8,7 +8,7 @@ from typing import Generic, TypeVar
 
 from pipeline.errors import DeliveryError, PermanentError, RetryableError
 from pipeline.topics import parse_duration
-from schemas.dispatch import DispatchRecord
+from schemas.dispatch import Delivered, DispatchRecord
 from schemas.retry import RetryState
 
 E = TypeVar("E")
@@ -48,6 +48,44 @@ def select_newest(
     return to_send, superseded
 
 
+def with_held_keys(record: DispatchRecord, held: Delivered | None) -> DispatchRecord:
+    """``record`` naming the key the provider holds it under (when this version moves it
+    elsewhere) and the keys it may hold it under too, so the adapter can clean them up."""
+    update: dict[str, object] = {}
+    if held is not None and held.key is not None and held.key != record.key:
+        update["previous_key"] = held.key
+    if held is not None and held.stray_keys:
+        update["stray_keys"] = held.stray_keys
+    return record.model_copy(update=update) if update else record
+
+
+def confirmed(held: Delivered | None, record: DispatchRecord) -> Delivered:
+    """The guard row once ``record`` (sent with ``with_held_keys``) is delivered: its version and key.
+
+    The adapter cleaned the stray keys the record carried; its own key is the held key now. Strays
+    learnt since the record was sent stay.
+    """
+    cleaned = {record.key, *record.stray_keys}
+    strays = tuple(key for key in held.stray_keys if key not in cleaned) if held is not None else ()
+    return Delivered(version=record.version, key=record.key, stray_keys=strays)
+
+
+def unconfirmed(held: Delivered | None, record: DispatchRecord, error: DeliveryError) -> Delivered | None:
+    """The guard row after a send of ``record`` failed with ``error``; None when it stays as it is.
+
+    An upsert that failed with a retryable error (timeout, 5xx) may have been applied all the same,
+    so the provider may now hold the record under its key: that key becomes a stray key unless it
+    is the held key already. A refusal (permanent error) created nothing, and neither does a delete.
+    """
+    if record.op != "upsert" or not isinstance(error, RetryableError):
+        return None
+    if held is None:
+        return Delivered(version=None, key=None, stray_keys=(record.key,))
+    if record.key == held.key or record.key in held.stray_keys:
+        return None
+    return held.model_copy(update={"stray_keys": (*held.stray_keys, record.key)})
+
+
 def chunks(items: Sequence[Pending[E]], size: int) -> list[list[Pending[E]]]:
     """Requests of at most ``size`` records, upserts and deletes apart.
 
@@ -79,12 +117,14 @@ def waves(items: Sequence[Pending[E]]) -> list[list[Pending[E]]]:
 
 
 def failed_as_a_whole(errors: Sequence[DeliveryError | None]) -> bool:
-    """True when one permanent error answered for every record: the call, not a record, was refused."""
-    first = errors[0] if errors else None
+    """True when one permanent error answered for every record that failed (more than one): a call,
+    not a record, was refused. Records the adapter settled in another call may have succeeded."""
+    failed = [error for error in errors if error is not None]
+    first = failed[0] if failed else None
     return (
-        len(errors) > 1
+        len(failed) > 1
         and isinstance(first, PermanentError)
-        and all(error is first for error in errors)
+        and all(error is first for error in failed)
     )
 
 

@@ -6,6 +6,7 @@ Each test gets its own topic prefix, app id and data dirs, and retry tiers of 1 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack
@@ -19,15 +20,18 @@ from pipeline import topic_admin
 from pipeline.cdc_generator import GeneratedEvent
 from pipeline.cdc_publisher import publish
 from pipeline.demo import free_port, held_records, wait_until_settled
+from pipeline.lag import LagReport, LagSampler, lag_reader
 from pipeline.local_stack import StackConfig, WorkerProcess, read_topic, wait_until_consuming
 from pipeline.reconcile import Held, Reconciliation
 from pipeline.settings import KafkaSettings, Settings
 from pipeline.simulators.config import SimulatorsConfig
 from pipeline.simulators.runner import RunningSimulators, run_simulators
+from pipeline.stage_inputs import stage_inputs
 from pipeline.topics import TopicCatalog
 from tests.cli_runner import cli_env
 
 TEST_TIERS = ["1s", "2s", "4s"]
+PROVIDERS = ("hubspot", "salesforce", "mailchimp")
 
 
 @dataclass
@@ -79,6 +83,16 @@ class Pipeline:
             events, self.bootstrap, self.catalog, Settings(), self.sims.base_urls(), timeout_s
         )
 
+    async def settled_lag(self, timeout_s: float = 60) -> LagReport:
+        """The group's lag once it is 0 on every stage input, or the last reading after ``timeout_s``."""
+        async with lag_reader(self.bootstrap, LagSampler(self.app_id), stage_inputs(self.catalog, PROVIDERS)) as reader:
+            for _ in range(int(timeout_s)):
+                report = await reader.read()
+                if report.lag == 0:
+                    break
+                await asyncio.sleep(1)
+        return report
+
     async def held(self) -> Held:
         assert self.sims is not None
         return await held_records(self.sims.base_urls())
@@ -100,10 +114,12 @@ class Pipeline:
             worker.stop()
 
 
-async def new_pipeline(bootstrap: str, topic_prefix: str, tmp: Path) -> Pipeline:
+async def new_pipeline(
+    bootstrap: str, topic_prefix: str, tmp: Path, tiers: Sequence[str] = TEST_TIERS
+) -> Pipeline:
     """A pipeline on fresh topics (test-sized retry tiers), nothing started yet."""
     catalog_file = yaml.safe_load(KafkaSettings().topics_file.read_text())
-    catalog_file["retry_tiers"] = TEST_TIERS
+    catalog_file["retry_tiers"] = list(tiers)
     topics_file = tmp / "topics.yaml"
     topics_file.write_text(yaml.safe_dump(catalog_file))
     catalog = TopicCatalog.load(topics_file, topic_prefix)

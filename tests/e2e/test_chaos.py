@@ -66,6 +66,8 @@ async def test_no_loss_and_no_stale_overwrite_under_faults_and_crashes(pipeline)
     verdict = await harness.settle(events, timeout_s=300)
     assert (verdict.lost, verdict.stale) == ([], []), (verdict.lost[:3], verdict.stale[:3], harness.logs())
     assert verdict.version_regressions == 0, await regressions(harness)
+    report = await harness.settled_lag()
+    assert report.lag == 0, (report.to_json(), harness.logs())
 
     letters = await harness.messages(harness.catalog.dlq)
     poison = {m.value for m in letters if from_headers(DeadLetter, m.headers).stage == "validate"}

@@ -99,7 +99,7 @@ async def test_replay_redelivers_exactly_the_selected_letter_once(letters_made: 
         other = await client.get(f"{hubspot}/_sim/records/dl-hub-2")
 
     assert first.returncode == 0, first.stderr
-    assert first.stdout.splitlines()[-1] == "replayed 1 letters"
+    assert first.stdout.splitlines()[-1] == "replayed 1 letter"
     assert second.stdout.splitlines()[-1] == "replayed 0 letters (1 already handled)"
     assert held == 200 and other.status_code == 404
     letter = _letter(await read_letters(harness.bootstrap, harness.catalog), "dl-hub-1")
@@ -121,7 +121,7 @@ def test_purge_marks_letters_handled_so_list_and_replay_pass_them_over(letters_m
     replayed = run_cli(env, "dlq", "replay", "--stage", "validate")
 
     assert unselected.returncode == 2 and unselected.stderr.startswith("contactsync: purge needs a selection")
-    assert purged.stdout.startswith("purged 1 letters")
+    assert purged.stdout.startswith("purged 1 letter (")
     assert listed.stdout == "0 letters (1 handled not shown: --all)\n"
     row = with_handled.stdout.splitlines()[1].split()
     assert (row[6], row[-1]) == ("purged", "dl-poison")

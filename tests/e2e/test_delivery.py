@@ -3,24 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from pipeline.cdc_generator import expected_state, generate_events
+from pipeline.cdc_generator import Kind, expected_state, generate_events
+from pipeline.dlq.letters import read_letters
+from pipeline.local_stack import wait_until_consuming
+from pipeline.providers.mailchimp import subscriber_hash
 from pipeline.reconcile import reconcile
-from pipeline.settings import RoutingSettings
+from pipeline.settings import HubSpotSettings, RoutingSettings
 from pipeline.simulators.config import (
     FaultConfig,
     HubSpotSimConfig,
     SimulatorsConfig,
 )
 from pipeline.topics import parse_duration
-from tests.e2e.conftest import TEST_TIERS, Pipeline
-
-PROVIDERS = ("hubspot", "salesforce", "mailchimp")
+from schemas.dispatch import Outcome
+from tests.e2e.conftest import PROVIDERS, TEST_TIERS, Pipeline, new_pipeline
+from tests.e2e.crafted import plain_delete, plain_upsert
 
 
 async def sim_requests(harness: Pipeline, provider: str) -> list[dict[str, Any]]:
@@ -28,6 +35,24 @@ async def sim_requests(harness: Pipeline, provider: str) -> list[dict[str, Any]]
     async with httpx.AsyncClient(timeout=30) as client:
         answer = await client.get(f"{harness.sims.base_urls()[provider]}/_sim/requests")
     return list(answer.json()["requests"])
+
+
+UPSERT_KINDS = (Kind.CREATE, Kind.UPDATE, Kind.SNAPSHOT)
+
+
+async def outcomes(harness: Pipeline) -> list[Outcome]:
+    return [Outcome.model_validate_json(m.value) for m in await harness.messages(harness.catalog.outcomes)]
+
+
+async def has_outcome(harness: Pipeline, provider: str, state: str) -> bool:
+    return any(o.provider == provider and o.state == state for o in await outcomes(harness))
+
+
+async def until(check: Callable[[], Awaitable[bool]], what: str, harness: Pipeline, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not await check():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout_s} s; {harness.logs()}"
+        await asyncio.sleep(0.5)
 
 
 async def test_retries_are_never_early(pipeline) -> None:
@@ -90,3 +115,128 @@ async def test_throttled_hubspot_does_not_slow_salesforce_or_mailchimp(pipeline)
     assert done_at["salesforce"] < done_at["hubspot"] / 2, done_at
     assert done_at["mailchimp"] < done_at["hubspot"] / 2, done_at
     assert max(done_at["salesforce"], done_at["mailchimp"]) < 30, done_at
+
+
+async def test_a_daily_cap_parks_records_without_holding_up_rebalances(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    """HubSpot at its daily cap: the lane stops calling it, its records wait in the retry chain
+    without using up attempts (none is dead-lettered), and a worker that joins meanwhile gets its
+    partitions at once although the retry tier holds records due hours from now."""
+    harness = await new_pipeline(kafka_bootstrap, topic_prefix, tmp_path, tiers=["30s"])
+    capped = HubSpotSimConfig(daily_limit=2)
+    async with AsyncExitStack() as exits:
+        try:
+            await harness.start(exits, SimulatorsConfig(hubspot=capped), env={"CONTACTSYNC_PROVIDERS__HUBSPOT__BATCH_SIZE": "5"})
+            events = list(generate_events(300, records=100, seed=3))
+            await harness.publish(events)
+            await until(lambda: has_outcome(harness, "hubspot", "retrying"), "HubSpot records parked", harness)
+            first = await wait_until_consuming(harness.bootstrap, harness.app_id, 1, 10)
+
+            joined_at = time.monotonic()
+            harness.start_worker()
+            both = await wait_until_consuming(harness.bootstrap, harness.app_id, 2, 60)
+            assert both and len(both - first) == 1, harness.logs()
+            rebalance_s = time.monotonic() - joined_at
+
+            requests = await sim_requests(harness, "hubspot")
+            states = Counter(o.state for o in await outcomes(harness) if o.provider == "hubspot")
+        finally:
+            harness.stop()
+    assert rebalance_s < 25, rebalance_s  # Faust waits for every held event: a 30 s wait would show
+    capped_at = min(r["received_at"] for r in requests if r["status"] == 429)
+    after_cap = [r for r in requests if r["received_at"] > capped_at]
+    assert len(after_cap) < HubSpotSettings().max_in_flight, "the lane stops calling at the cap"
+    assert states["retrying"] > 0 and states["dead_lettered"] == 0, states
+
+
+async def test_two_workers_keep_a_provider_limit_and_use_it(pipeline) -> None:
+    """Two workers share HubSpot's rolling limit of L requests per 10 s: the simulator never sees
+    more than L requests in any 10 s (so it never throttles), and while the dispatch topic has work
+    the records delivered per second reach at least 90 % of L/10 × batch size. The lanes together
+    start at most burst + 10 × rate requests in any 10 s: 2 + 38 = L. Upserts only: a HubSpot
+    delete costs two calls (find the object ids, then archive), which is not what this measures."""
+    harness, exits = pipeline
+    per_10s, batch = 40, 10
+    everyone_to_hubspot = {contact_type: ["hubspot"] for contact_type in RoutingSettings().by_contact_type}
+    env = {
+        "CONTACTSYNC_PROVIDERS__HUBSPOT__RATE_PER_SECOND": "3.8",
+        "CONTACTSYNC_PROVIDERS__HUBSPOT__BURST": "2",
+        "CONTACTSYNC_PROVIDERS__HUBSPOT__BATCH_SIZE": str(batch),
+        "CONTACTSYNC_ROUTING__BY_CONTACT_TYPE": json.dumps(everyone_to_hubspot),
+    }
+    await harness.start(exits, SimulatorsConfig(hubspot=HubSpotSimConfig(requests_per_10s=per_10s)), workers=2, env=env)
+    measured_s = 30.0
+    changes = int(1.5 * per_10s / 10 * batch * (10 + measured_s))
+    upserts = [e for e in generate_events(changes, records=changes, seed=11) if e.kind in UPSERT_KINDS]
+    await harness.publish(upserts)
+
+    await until(lambda: any_requests(harness, "hubspot"), "a first HubSpot request", harness)
+    first = min(r["received_at"] for r in await sim_requests(harness, "hubspot"))
+    window = (first + 10, first + 10 + measured_s)  # steady state: after one limit window
+    await asyncio.sleep(max(0.0, window[1] - time.time()) + 1)
+    requests = [r for r in await sim_requests(harness, "hubspot") if r["status"] is not None]
+
+    starts = sorted(r["received_at"] for r in requests)
+    busiest = max(sum(1 for t in starts if s <= t < s + 10) for s in starts)
+    assert busiest <= per_10s and not [r for r in requests if r["status"] == 429], busiest
+    in_window = [r for r in requests if window[0] <= r["received_at"] < window[1]]
+    delivered = sum(len(r["records"]) for r in in_window if r["status"] < 300)
+    sizes = Counter((r["path"].rsplit("/", 1)[-1], len(r["records"])) for r in in_window)
+    assert delivered / measured_s >= 0.9 * per_10s / 10 * batch, (delivered / measured_s, sizes)
+
+
+async def any_requests(harness: Pipeline, provider: str) -> bool:
+    return bool(await sim_requests(harness, provider))
+
+
+async def test_a_member_left_by_a_move_that_timed_out_is_archived_by_later_changes(pipeline) -> None:
+    """A Mailchimp move to a new address that the platform applies but whose answer is lost (every
+    try, until the change is dead-lettered) leaves a member the pipeline never confirmed: the next
+    change of the record archives it, and once the record is deleted none of its members is live."""
+    harness, exits = pipeline
+    await harness.start(exits)
+    assert harness.sims is not None
+    mailchimp = harness.sims.base_urls()["mailchimp"]
+    worker = f"http://127.0.0.1:{harness.workers[0].web_port}"
+    record, (outlook, gmail, hooli) = "moved-1", ("ann@outlook.example", "ann@gmail.example", "ann@hooli.example")
+    changes = [*(plain_upsert(record, seq=seq, email=email, subscribed=True)  # subscribed: to Mailchimp
+                 for seq, email in enumerate((outlook, gmail, hooli), start=1)),
+               plain_delete(record, seq=4, email=hooli)]
+    answers_lost = {"timeout": 1.0, "timeout_hold_s": 0.2, "timeout_mode": "drop_after_write"}
+
+    async with httpx.AsyncClient(timeout=30) as client:
+        async def delivered(change: int) -> bool:
+            status = (await client.get(f"{worker}/records/{record}")).json()
+            held = status.get("providers", {}).get("mailchimp", {})
+            return held.get("state") == "delivered" and held.get("version") == changes[change].version
+
+        async def dead_lettered() -> bool:
+            letters = await read_letters(harness.bootstrap, harness.catalog)
+            return any(letter.key == record.encode() for letter in letters)
+
+        async def writes_to(email: str) -> list[str]:
+            history = (await client.get(f"{mailchimp}/_sim/records/{record}/history")).json()["history"]
+            return [write["operation"] for write in history if write["native_id"] == subscriber_hash(email)]
+
+        async def faults(changes: dict[str, Any]) -> None:
+            answer = await client.put(f"{mailchimp}/_sim/config", json={"faults": changes})
+            assert answer.status_code == 200, answer.text
+
+        await harness.publish(changes[:1])
+        await until(lambda: delivered(0), "outlook delivered", harness)
+        await faults(answers_lost)
+        await harness.publish(changes[1:2])
+        await until(dead_lettered, "the move to gmail dead-lettered", harness)
+        await faults({"timeout": 0.0})
+        gmail_before = await writes_to(gmail)
+        await harness.publish(changes[2:3])
+        await until(lambda: delivered(2), "hooli delivered", harness)
+        gmail_after = await writes_to(gmail)
+        await harness.publish(changes[3:])
+        await until(lambda: delivered(3), "the delete delivered", harness)
+        view = (await client.get(f"{mailchimp}/_sim/records/{record}")).json()["record"]
+
+    assert gmail_before == ["create"], "the move whose answer was lost went through"
+    assert gmail_after == ["create", "archive"]
+    assert view["archived"] and subscriber_hash(gmail) in view["native_ids"], view

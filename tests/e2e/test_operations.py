@@ -17,6 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.cdc_generator import GeneratedEvent, generate_events
+from pipeline.settings import ProvidersSettings
 from schemas.dispatch import Outcome
 from tests.cli_runner import run_cli
 from tests.e2e.conftest import Pipeline, new_pipeline
@@ -126,7 +127,8 @@ async def test_providers_view_shows_limits_shares_and_calls_of_each_worker(runni
     that add up to the whole limit, and calls made with nothing throttled and every breaker closed."""
     views = [(await get_json(running.url(worker) + "/providers"))[1] for worker in (0, 1)]
 
-    for name, limit in (("hubspot", 9.0), ("salesforce", 10.0), ("mailchimp", 10.0)):
+    for name in ("hubspot", "salesforce", "mailchimp"):
+        limit = getattr(ProvidersSettings(), name).rate_per_second
         lanes = [view[name] for view in views]
         assert [lane["limit"]["rate_per_second"] for lane in lanes] == [limit, limit]
         assert sum(lane["share"] for lane in lanes) == pytest.approx(1.0)
@@ -172,3 +174,13 @@ async def test_metrics_match_what_was_published_delivered_and_dead_lettered(runn
     assert _sample_sum(texts[:1], "contactsync_dead_letters_total") == letters > 0
     assert _sample_sum(texts[:1], "contactsync_stage_lag_messages") == 0
     assert _sample_sum(texts, "contactsync_provider_calls_total", provider="mailchimp") > 0
+
+
+def test_worker_logs_are_json_lines_without_terminal_escapes(running: Running) -> None:
+    """A worker's log (stdout and stderr into a file) is one JSON object per line: no cursor escape or
+    backspace from Faust's terminal spinner, no line each time the consumer renews its subscription."""
+    for worker in running.harness.workers:
+        text = worker.log_file.read_text()
+        assert "\x1b" not in text and "\b" not in text, worker.log_file
+        assert all(isinstance(json.loads(line), dict) for line in text.splitlines()), worker.log_file
+        assert "Updating subscribed topics" not in text, worker.log_file

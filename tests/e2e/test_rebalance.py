@@ -7,8 +7,6 @@ import asyncio
 import pytest
 
 from pipeline.cdc_generator import generate_events
-from pipeline.lag import LagReport, LagSampler, lag_reader
-from pipeline.stage_inputs import stage_inputs
 
 
 @pytest.mark.timeout(420)
@@ -31,17 +29,5 @@ async def test_changes_published_during_rebalances_all_arrive(pipeline) -> None:
     verdict = await harness.settle(events, timeout_s=240)
     assert (verdict.lost, verdict.stale) == ([], []), (verdict.lost[:3], verdict.stale[:3], harness.logs())
     assert verdict.version_regressions == 0
-    report = await settled_lag(harness, timeout_s=60)
+    report = await harness.settled_lag()
     assert report.lag == 0, (report.to_json(), harness.logs())
-
-
-async def settled_lag(harness, timeout_s: float) -> LagReport:  # type: ignore[no-untyped-def]
-    """The group's lag once it is 0 on every stage input, or the last reading after ``timeout_s``."""
-    inputs = stage_inputs(harness.catalog, ("hubspot", "salesforce", "mailchimp"))
-    async with lag_reader(harness.bootstrap, LagSampler(harness.app_id), inputs) as reader:
-        for _ in range(int(timeout_s)):
-            report = await reader.read()
-            if report.lag == 0:
-                return report
-            await asyncio.sleep(1)
-    return report

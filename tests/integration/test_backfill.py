@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.backfill import BackfillState, snapshot_source, state_path
+from pipeline.backfill import BackfillState
 from pipeline.local_stack import read_topic
+from pipeline.snapshot_file import FileRows
 from pipeline.stages.validation import decode_change
 from pipeline.topics import TopicCatalog
 from tests.cli_runner import cli_env, run_cli
@@ -25,7 +26,8 @@ async def test_jsonl_and_csv_rows_become_snapshot_events_at_the_snapshot_version
     kafka_bootstrap: str, catalog, tmp_path: Path
 ) -> None:
     """Each row is one `r` event keyed by its id that decodes to an upsert of that row, versioned by
-    --lsn when given and by the snapshot time (--as-of) otherwise; CSV flags and blanks are read."""
+    --lsn when given and by the snapshot time (--as-of, its offset breaking ties) otherwise; CSV
+    flags and blanks are read."""
     jsonl = tmp_path / "contacts.jsonl"
     jsonl.write_text('{"id": 1, "email": "a@example.com", "unknown_column": 5}\n\n{"id": "c-2", "subscribed": true}\n')
     table = tmp_path / "contacts.csv"
@@ -37,11 +39,13 @@ async def test_jsonl_and_csv_rows_become_snapshot_events_at_the_snapshot_version
 
     assert from_jsonl.returncode == 0 and from_csv.returncode == 0, from_jsonl.stderr + from_csv.stderr
     messages = sorted(await read_topic(kafka_bootstrap, catalog.cdc), key=lambda m: m.key)
-    changes = {m.key: decode_change(m.value, captured_at_ms=0) for m in messages}
+    changes = {m.key: decode_change(m.value, captured_at_ms=0, offset=m.offset) for m in messages}
+    offsets = {m.key: m.offset for m in messages}
     assert list(changes) == [b"1", b"7", b"8", b"c-2"]
     assert all(json.loads(m.value)["op"] == "r" for m in messages)
+    as_of = 1_769_817_600_000 * 10**20
     assert {key: (c.op, c.version) for key, c in changes.items() if c} == {
-        b"1": ("upsert", 1_769_817_600_000_000), b"c-2": ("upsert", 1_769_817_600_000_000),
+        b"1": ("upsert", as_of + offsets[b"1"]), b"c-2": ("upsert", as_of + offsets[b"c-2"]),
         b"7": ("upsert", 4242), b"8": ("upsert", 4242),
     }
     seven, eight = changes[b"7"].contact, changes[b"8"].contact
@@ -54,10 +58,10 @@ async def test_a_stopped_backfill_resumes_after_the_rows_sent(kafka_bootstrap: s
     nothing, and a changed file is refused with one line."""
     rows = tmp_path / "big.jsonl"
     rows.write_text("".join(json.dumps({"id": n, "email": f"p{n}@example.com"}) + "\n" for n in range(1, 2501)))
-    stat = rows.stat()
-    stopped = BackfillState(size=stat.st_size, mtime_ns=stat.st_mtime_ns,
-                            source=snapshot_source(rows, as_of_ms=None, lsn=None), rows_done=1000)
-    state_path(rows).write_text(stopped.model_dump_json())
+    source = FileRows(rows)
+    stopped = BackfillState(origin=source.origin(), source=source.snapshot_source(as_of_ms=None, lsn=None),
+                            rows_done=1000, last_key=1000)
+    source.state_file.write_text(stopped.model_dump_json())
     env = _env(kafka_bootstrap, catalog)
 
     resumed = run_cli(env, "backfill", "--from", str(rows))

@@ -13,6 +13,15 @@ from tests.cli_runner import cli_env as _env
 from tests.cli_runner import run_cli as _run
 
 
+def test_help_says_what_the_command_is_for() -> None:
+    """contactsync --help opens with what the tool does, not a developer's note about its modules."""
+    done = _run(_env(), "--help")
+    assert done.returncode == 0, done.stderr
+    lines = [line.strip() for line in done.stdout.splitlines()]
+    assert "Keep HubSpot, Salesforce and Mailchimp in sync with a contacts database." in lines
+    assert "module" not in done.stdout
+
+
 def test_kafka_start_twice_then_stop_leaves_no_process(tmp_path: Path) -> None:
     """A second start reports the running broker instead of starting another, and stop ends it for good."""
     local = with_free_ports(Settings().local_kafka)

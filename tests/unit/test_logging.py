@@ -139,6 +139,18 @@ def test_foreign_stdlib_logs_are_rendered_and_redacted(
     assert "jo@x.io" not in str(second["exception"])
 
 
+def test_chatty_foreign_info_lines_are_left_out(restore_logging: None, capsys: pytest.CaptureFixture[str]) -> None:
+    """httpx's line per request and aiokafka's repeated subscription update are not logged at INFO;
+    their warnings are."""
+    configure_logging("INFO", json=True)
+    subscription = logging.getLogger("aiokafka.consumer.subscription_state")
+    subscription.info("Updating subscribed topics to: %s", frozenset({"contacts.cdc"}))
+    logging.getLogger("httpx").info("HTTP Request: POST https://x.test/ 200")
+    subscription.warning("subscription lost")
+    logging.getLogger("aiokafka.consumer.group_coordinator").info("Joined group")
+    assert [line["event"] for line in json_lines(capsys.readouterr().err)] == ["subscription lost", "Joined group"]
+
+
 def test_unknown_level_is_a_config_error() -> None:
     """A misspelt level is reported as a one-line configuration error."""
     with pytest.raises(ConfigError, match="unknown log level"):

@@ -96,3 +96,15 @@ def test_reconfiguring_with_the_same_settings_changes_nothing() -> None:
     lane = ProviderLane("hubspot", HubSpotSettings())
     lane.reconfigure(HubSpotSettings())
     assert lane.generation == 0
+
+
+def test_lane_counts_failed_calls_and_tells_the_breaker() -> None:
+    """A delivery that failed as a whole counts in failed_calls (GET /providers, /metrics) and
+    towards the breaker; a successful one counts nowhere and closes the run of failures."""
+    lane = ProviderLane("hubspot", HubSpotSettings(), breaker_threshold=2)
+    lane.record_call(ok=False)
+    lane.record_call(ok=True)
+    lane.record_call(ok=False)
+    assert (lane.stats.failed_calls, lane.breaker.state) == (2, "closed")
+    lane.record_call(ok=False)
+    assert (lane.stats.failed_calls, lane.breaker.state) == (3, "open")

@@ -74,6 +74,18 @@ async def test_timeout_fault_holds_then_504_or_drops(hubspot: httpx.AsyncClient)
     assert outcomes == ["fault:timeout", "dropped"]
 
 
+async def test_drop_after_write_applies_the_request_and_loses_the_answer(hubspot: httpx.AsyncClient) -> None:
+    """In drop_after_write mode the platform holds what the request wrote, but the client never hears
+    back: the outcome a client cannot know."""
+    faults = {"timeout": 1.0, "timeout_hold_s": 0.1, "timeout_mode": "drop_after_write"}
+    await hubspot.put("/_sim/config", json={"faults": faults})
+    with pytest.raises(httpx.RemoteProtocolError):
+        await hubspot.post(UPSERT, json=inputs(2))
+    assert sorted((await hubspot.get("/_sim/records")).json()["records"]) == ["r0", "r1"]
+    (entry,) = (await hubspot.get("/_sim/requests")).json()["requests"]
+    assert entry["outcome"] == "dropped" and [r["record_id"] for r in entry["records"]] == ["r0", "r1"]
+
+
 async def test_latency_delays_every_answer(hubspot: httpx.AsyncClient) -> None:
     """A fixed latency of 200 ms makes each answer take at least that long."""
     await hubspot.put("/_sim/config", json={"latency": {"fixed_ms": 200, "jitter_ms": 50}})

@@ -166,6 +166,18 @@ async def test_failed_move_fails_only_that_member() -> None:
     assert isinstance(results[0].error, RetryableError) and results[1].ok
 
 
+async def test_a_move_stands_when_the_batch_subscribe_of_the_same_call_fails() -> None:
+    """A member moved to its new address is delivered even if the batch subscribe carrying the
+    other records fails: the platform holds the move, the others get the subscribe's error."""
+    provider, _ = mailchimp(lambda request: answer(200, {}) if request.method == "PATCH"
+                            else answer(503, {"title": "Unavailable"}))
+    moved, plain = records(MAPPER, change("r1", email="gmail@x.org"), change("r2", email="b@x.org"))
+    results = await provider.deliver([_moved(moved, "outlook@x.org"), plain])
+    await provider.aclose()
+    assert results[0].ok and results[0].provider_id == _md5("gmail@x.org")
+    assert isinstance(results[1].error, RetryableError) and results[1].error.status == 503
+
+
 async def test_delete_also_archives_the_member_under_the_held_address() -> None:
     """A delete whose email changed since the last delivery archives the old member too."""
     provider, wire = mailchimp(lambda request: answer(204))
@@ -174,3 +186,45 @@ async def test_delete_also_archives_the_member_under_the_held_address() -> None:
     await provider.aclose()
     paths = sorted(r.url.path.rsplit("/", 1)[-1] for r in wire.requests if r.method == "DELETE")
     assert paths == sorted([_md5("new@example.com"), _md5("old@example.com")]) and results[0].ok
+
+
+def _strays(record, *emails: str):  # type: ignore[no-untyped-def]
+    return record.model_copy(update={"stray_keys": tuple(_md5(e) for e in emails)})
+
+
+async def test_stray_members_are_archived_once_the_record_is_upserted() -> None:
+    """After the batch subscribe, the members an unconfirmed send may have left are archived (a 404
+    is fine), never the member just written; a stray that cannot be archived fails the record."""
+    statuses = {_md5("gmail@x.org"): 204, _md5("lost@x.org"): 404, _md5("stuck@x.org"): 503}
+    provider, wire = mailchimp(lambda request: answer(statuses[request.url.path.rsplit("/", 1)[-1]])
+                               if request.method == "DELETE" else _subscribed("hooli@x.org", "b@x.org"))
+    hooli, stuck = records(MAPPER, change("r1", email="hooli@x.org"), change("r2", email="b@x.org"))
+    results = await provider.deliver([_strays(hooli, "gmail@x.org", "lost@x.org", "hooli@x.org"),
+                                      _strays(stuck, "stuck@x.org")])
+    await provider.aclose()
+    assert wire.requests[0].method == "POST"
+    deleted = sorted(r.url.path.rsplit("/", 1)[-1] for r in wire.requests if r.method == "DELETE")
+    assert deleted == sorted(statuses)
+    assert results[0].ok and results[0].provider_id == _md5("hooli@x.org")
+    assert isinstance(results[1].error, RetryableError) and results[1].error.status == 503
+
+
+async def test_strays_are_kept_when_the_upsert_fails() -> None:
+    """A record whose upsert failed archives nothing: its strays wait for the send that succeeds."""
+    provider, wire = mailchimp(lambda request: answer(503, {"title": "Unavailable"}))
+    (record,) = records(MAPPER, change("r1", email="hooli@x.org"))
+    results = await provider.deliver([_strays(record, "gmail@x.org")])
+    await provider.aclose()
+    assert [r.method for r in wire.requests] == ["POST"] and isinstance(results[0].error, RetryableError)
+
+
+async def test_delete_archives_the_stray_members_too() -> None:
+    """A delete archives its member, the held one and every stray; those already gone answer 404."""
+    gone = {_md5("gmail@x.org")}
+    provider, wire = mailchimp(lambda request: answer(404 if request.url.path.rsplit("/", 1)[-1] in gone else 204))
+    (record,) = records(MAPPER, change("r1", "delete", email="hooli@x.org"))
+    results = await provider.deliver([_strays(_moved(record, "outlook@x.org"), "gmail@x.org", "yahoo@x.org")])
+    await provider.aclose()
+    deleted = sorted(r.url.path.rsplit("/", 1)[-1] for r in wire.requests if r.method == "DELETE")
+    assert deleted == sorted(_md5(f"{n}@x.org") for n in ("hooli", "outlook", "gmail", "yahoo"))
+    assert results[0].ok and results[0].provider_id == _md5("hooli@x.org")

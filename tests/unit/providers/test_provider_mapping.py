@@ -68,7 +68,7 @@ def test_salesforce_lead_gets_documented_placeholders() -> None:
     record = SalesforceMapper(SALESFORCE)(change("r1", version=3, email="a@b.co", contact_type="lead"))
     assert record.payload == {"attributes": {"type": "Lead"}, "LastName": "[not provided]",
                               "Company": "[not provided]", "Email": "a@b.co",
-                              "ContactSync_Id__c": "r1", "ContactSync_Version__c": 3}
+                              "ContactSync_Id__c": "r1", "ContactSync_Version__c": "3"}
     SalesforceRecord.model_validate(record.payload)
 
 

@@ -50,7 +50,7 @@ async def test_password_grant_then_bearer_upsert() -> None:
     assert upsert.headers["Authorization"] == "Bearer 00Dxx!token-1"
     assert json.loads(upsert.content) == {"allOrNone": False, "records": [{
         "attributes": {"type": "Lead"}, "LastName": "Li", "Company": "[not provided]",
-        "ContactSync_Id__c": "r1", "ContactSync_Version__c": 7}]}
+        "ContactSync_Id__c": "r1", "ContactSync_Version__c": "7"}]}
     assert results[0].ok and results[0].provider_id == "00Q1"
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pipeline.errors import PermanentError, RetryableError, ThrottledError
-from pipeline.stages.dispatching import Pending, chunks, failed_as_a_whole, plan_retry, select_newest, waves
-from schemas.dispatch import DispatchRecord
+from pipeline.stages.dispatching import (
+    Pending, chunks, confirmed, failed_as_a_whole, plan_retry, select_newest, unconfirmed, waves, with_held_keys
+)
+from schemas.dispatch import Delivered, DispatchRecord
 from schemas.retry import RetryState
 
 TIERS = ("5s", "1m", "10m")
@@ -43,6 +45,14 @@ def test_failed_as_a_whole_needs_one_shared_permanent_error() -> None:
     assert not failed_as_a_whole([retry, retry])
 
 
+def test_failed_as_a_whole_looks_at_the_records_that_failed() -> None:
+    """One refused call among others (a batch subscribe after moves that went through, upserts
+    beside deletes) is still split to find the record it refused."""
+    shared = PermanentError("bad request", status=400)
+    assert failed_as_a_whole([None, shared, shared])
+    assert not failed_as_a_whole([None, shared])
+
+
 def test_retryable_errors_climb_the_tiers_then_dead_letter() -> None:
     """Each retryable failure goes one tier up, due after that tier's delay; after the last, DLQ."""
     state = RetryState()
@@ -79,6 +89,53 @@ def test_records_sharing_a_provider_key_go_in_separate_waves() -> None:
     """Two contacts with one email (one Mailchimp member) are never in one request or in flight together."""
     items = [pending("a", 1, key="m1"), pending("b", 1, key="m2"), pending("c", 1, key="m1"), pending("d", 1, key="m1")]
     assert [[i.record.record_id for i in wave] for wave in waves(items)] == [["a", "b"], ["c"], ["d"]]
+
+
+def _sent(held: Delivered | None, key: str, version: int = 9, op: str = "upsert") -> DispatchRecord:
+    """The record the dispatcher sends: mapped under ``key``, with what the guard row says."""
+    return with_held_keys(pending("r1", version, op=op, key=key).record, held)
+
+
+def test_rows_written_before_stray_keys_existed_still_read() -> None:
+    """A version guard row from the changelog of an older release reads with no stray keys."""
+    row = Delivered.model_validate_json(b'{"version": 5, "key": "old-hash"}')
+    assert (row.version, row.key, row.stray_keys) == (5, "old-hash", ())
+
+
+def test_an_upsert_with_an_unknown_outcome_under_a_new_key_leaves_a_stray_key() -> None:
+    """A timeout or 5xx under a key other than the held one: the provider may hold the record there
+    now, so the row remembers that key, once, and the next send carries it to the adapter."""
+    held = Delivered(version=1, key="outlook")
+    row = unconfirmed(held, _sent(held, "gmail"), RetryableError("timed out", code="timeout"))
+    assert row == Delivered(version=1, key="outlook", stray_keys=("gmail",))
+    assert unconfirmed(row, _sent(row, "gmail"), RetryableError("503", status=503)) is None
+    again = _sent(row, "hooli")
+    assert (again.previous_key, again.stray_keys) == ("outlook", ("gmail",))
+
+
+def test_a_first_send_with_an_unknown_outcome_leaves_a_row_with_no_version() -> None:
+    """With nothing delivered yet, the row only remembers the stray key; the guard holds no version."""
+    row = unconfirmed(None, _sent(None, "gmail"), RetryableError("timed out"))
+    assert row == Delivered(version=None, key=None, stray_keys=("gmail",))
+    assert _sent(row, "hooli").previous_key is None
+
+
+def test_refusals_deletes_and_the_held_key_leave_no_stray() -> None:
+    """A permanent error created nothing, a delete creates nothing, and the held key is no stray."""
+    held = Delivered(version=1, key="outlook")
+    assert unconfirmed(held, _sent(held, "gmail"), PermanentError("invalid", status=400)) is None
+    assert unconfirmed(held, _sent(held, "gmail", op="delete"), RetryableError("timed out")) is None
+    assert unconfirmed(held, _sent(held, "outlook"), RetryableError("timed out")) is None
+
+
+def test_a_confirmed_delivery_forgets_the_strays_it_cleaned() -> None:
+    """Delivered: the row holds the new version and key; the strays the send carried, and its own
+    key, are gone; a stray learnt after the send stays."""
+    held = Delivered(version=1, key="outlook", stray_keys=("gmail", "hooli"))
+    record = _sent(held, "hooli", version=4)
+    later = held.model_copy(update={"stray_keys": (*held.stray_keys, "yahoo")})
+    assert confirmed(later, record) == Delivered(version=4, key="hooli", stray_keys=("yahoo",))
+    assert confirmed(None, _sent(None, "gmail")) == Delivered(version=9, key="gmail")
 
 
 def test_deletes_and_upserts_go_in_separate_requests() -> None:

@@ -22,8 +22,8 @@ def encode(document: object) -> bytes:
 
 def test_debezium_create_with_and_without_wrapper_decode_the_same() -> None:
     """The schema/payload wrapper is optional and changes nothing in the result."""
-    bare = decode_change(encode(debezium("c", after=ROW)), captured_at_ms=5)
-    wrapped = decode_change(encode({"schema": {"type": "struct"}, "payload": debezium("c", after=ROW)}), 5)
+    bare = decode_change(encode(debezium("c", after=ROW)), captured_at_ms=5, offset=0)
+    wrapped = decode_change(encode({"schema": {"type": "struct"}, "payload": debezium("c", after=ROW)}), 5, 0)
     assert bare == wrapped
     assert bare is not None
     assert (bare.record_id, bare.op, bare.version, bare.captured_at_ms) == ("7", "upsert", 100, 5)
@@ -32,8 +32,8 @@ def test_debezium_create_with_and_without_wrapper_decode_the_same() -> None:
 
 def test_snapshot_read_is_an_upsert_and_delete_uses_before_image() -> None:
     """Snapshot `r` events upsert; `d` events delete the record named in `before`."""
-    read = decode_change(encode(debezium("r", after=ROW)), 0)
-    deleted = decode_change(encode(debezium("d", before=ROW, lsn=200)), 0)
+    read = decode_change(encode(debezium("r", after=ROW)), 0, 0)
+    deleted = decode_change(encode(debezium("d", before=ROW, lsn=200)), 0, 0)
     assert read is not None and read.op == "upsert"
     assert deleted is not None and (deleted.op, deleted.record_id, deleted.version) == ("delete", "7", 200)
     assert deleted.contact is not None
@@ -41,25 +41,59 @@ def test_snapshot_read_is_an_upsert_and_delete_uses_before_image() -> None:
 
 def test_delete_with_key_only_before_image_carries_no_contact() -> None:
     """A delete whose before-image holds only the key has no contact to route by."""
-    deleted = decode_change(encode(debezium("d", before={"id": 7})), 0)
+    deleted = decode_change(encode(debezium("d", before={"id": 7})), 0, 0)
     assert deleted is not None and deleted.contact is None
 
 
-def test_version_falls_back_to_source_time_without_lsn() -> None:
-    """Without an LSN the version is the source time in ms times 1000."""
-    change = decode_change(encode(debezium("u", after=ROW, lsn=None, ts_ms=1234)), 0)
-    assert change is not None and change.version == 1_234_000
+def version(source: dict[str, object], offset: int) -> int:
+    """The version of an update of ROW whose ``source`` block is ``source`` (no LSN), read at ``offset``."""
+    change = decode_change(encode({"op": "u", "after": ROW, "source": source}), 0, offset)
+    assert change is not None
+    return change.version
+
+
+def test_without_lsn_changes_in_one_millisecond_are_ordered_by_their_offset() -> None:
+    """Without an LSN or a log position, the source time orders changes and the partition offset
+    breaks ties: two changes of a record in one millisecond no longer share a version."""
+    first, second = version({"ts_ms": 1234}, 41), version({"ts_ms": 1234}, 42)
+    assert first < second and first == 1234 * 10**20 + 41
+    assert version({"ts_ms": 1235}, 0) > second
+    assert first > 1234 * 1000 + 999  # above any version of the former ts_ms * 1000 scheme
+
+
+def test_mysql_changes_are_ordered_by_binlog_coordinates_within_a_millisecond() -> None:
+    """MySQL's file, position and row order changes within one millisecond, across a binlog
+    rotation too; an event the connector emits again gets the same version, wherever it lands;
+    a snapshot read ranks before a change streamed from the same coordinates."""
+    def binlog(file: str, pos: int, row: int, snapshot: str = "false") -> dict[str, object]:
+        return {"ts_ms": 1234, "connector": "mysql", "file": file, "pos": pos, "row": row, "snapshot": snapshot}
+
+    ordered = [binlog("mysql-bin.000003", 900, 0, snapshot="last"), binlog("mysql-bin.000003", 900, 0),
+               binlog("mysql-bin.000003", 900, 1), binlog("mysql-bin.000003", 4_294_967_000, 0),
+               binlog("mysql-bin.000004", 4, 0)]
+    versions = [version(source, offset) for source, offset in zip(ordered, (50, 40, 30, 20, 10), strict=True)]
+    assert versions == sorted(set(versions))
+    assert version(ordered[2], 99) == versions[2]
+    assert version({**ordered[0], "ts_ms": 1235}, 0) > max(versions)
+
+
+def test_debezium_sequence_orders_changes_within_a_millisecond() -> None:
+    """The last position of source.sequence breaks ties; an unreadable sequence falls back to the offset."""
+    earlier = version({"ts_ms": 1234, "sequence": '["100","205"]'}, 9)
+    later = version({"ts_ms": 1234, "sequence": '["205","310"]'}, 8)
+    assert earlier < later and earlier == version({"ts_ms": 1234, "sequence": '["100","205"]'}, 70)
+    assert version({"ts_ms": 1234, "sequence": "[null, \"x\"]"}, 7) == 1234 * 10**20 + 7
 
 
 def test_plain_form_uses_ts_and_sequence_as_version() -> None:
     """The plain {op,id,ts,seq,data} form decodes with version ts*1000+seq."""
-    change = decode_change(encode({"op": "upsert", "id": "a1", "ts": 10, "seq": 3, "data": {"email": "x@y.io"}}), 0)
+    change = decode_change(encode({"op": "upsert", "id": "a1", "ts": 10, "seq": 3, "data": {"email": "x@y.io"}}), 0, 0)
     assert change is not None and (change.record_id, change.version) == ("a1", 10_003)
 
 
 def test_tombstone_decodes_to_nothing() -> None:
     """A tombstone (no value) is not a change."""
-    assert decode_change(None, 0) is None
+    assert decode_change(None, 0, 0) is None
 
 
 @pytest.mark.parametrize(
@@ -75,11 +109,11 @@ def test_tombstone_decodes_to_nothing() -> None:
 def test_poison_events_are_rejected_with_a_reason(value: bytes, reason: str) -> None:
     """Each kind of poison event raises InvalidEventError that says what is wrong."""
     with pytest.raises(InvalidEventError, match=reason):
-        decode_change(value, 0)
+        decode_change(value, 0, 0)
 
 
 def test_rejection_reason_never_echoes_the_email() -> None:
     """The reason goes into headers and logs, so it must not contain the address."""
     with pytest.raises(InvalidEventError) as caught:
-        decode_change(encode(debezium("c", after={**ROW, "email": "secret-person@@x"})), 0)
+        decode_change(encode(debezium("c", after={**ROW, "email": "secret-person@@x"})), 0, 0)
     assert "secret-person" not in str(caught.value)
