@@ -1,31 +1,50 @@
-"""Record status, ``contacts.outcomes`` → the record-status table: the newest outcome per provider."""
+"""Record status, ``contacts.outcomes`` → the record-status table: the newest outcome per provider.
+
+A batch's outcomes are folded per record first, so each record's row is read and written once per
+batch. The stage also counts the outcomes for ``/metrics``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from faust.types import EventT, StreamT
 
-from pipeline.app import app, settings, tables, topics
+from pipeline.app import app, outcome_counts, settings, tables, topics
 from pipeline.producing import Outgoing
-from pipeline.stage_loop import per_event, run_stage
+from pipeline.stage_loop import decode_each, run_stage
+from pipeline.stages.status import statuses_after
+from pipeline.table_rows import set_row
+from pipeline.tables import rows_of
 from schemas.dispatch import Outcome
-from pipeline.stages.status import apply_outcome
 from schemas.status import RecordStatus
 
 STAGE = "status"
 
 
-def record_outcome(event: EventT) -> list[Outgoing]:
-    outcome = Outcome.model_validate_json(event.message.value)
-    key = outcome.record_id.encode()
-    stored = tables.status.get(key)
-    status = RecordStatus.model_validate_json(stored) if stored else RecordStatus()
-    tables.status[key] = apply_outcome(status, outcome).model_dump_json().encode()
-    return []
+def decode_outcome(event: EventT) -> tuple[EventT, Outcome]:
+    return event, Outcome.model_validate_json(event.message.value)
+
+
+async def record_outcomes(events: Sequence[EventT]) -> list[Outgoing]:
+    decoded, dead = decode_each(events, STAGE, decode_outcome, topics.catalog.dlq)
+    outcome_counts.count(outcome for _, outcome in decoded)
+    event_of = {outcome.record_id: event for event, outcome in decoded}  # the record's partition
+
+    def stored(record_id: str) -> RecordStatus:
+        with rows_of(event_of[record_id]):
+            value = tables.status.get(record_id.encode())
+        return RecordStatus.model_validate_json(value) if value else RecordStatus()
+
+    statuses = statuses_after((outcome for _, outcome in decoded), stored)
+    return dead + [
+        set_row(tables.status, event_of[record_id], record_id.encode(), status.model_dump_json().encode())
+        for record_id, status in statuses.items()
+    ]
 
 
 @app.agent(topics.outcomes, name=STAGE)
 async def status(stream: StreamT) -> None:
     await run_stage(
-        app, stream, STAGE, per_event(STAGE, topics.catalog.dlq, record_outcome),
-        batch_max=settings.batch_max, within_s=settings.batch_within_s,
+        app, stream, STAGE, record_outcomes, batch_max=settings.batch_max, within_s=settings.batch_within_s
     )

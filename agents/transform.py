@@ -15,6 +15,7 @@ from pipeline.outcomes import outcome
 from pipeline.producing import Outgoing
 from pipeline.stage_loop import per_event, run_stage
 from pipeline.stages.transformation import transform
+from pipeline.table_rows import delete_row, set_row
 from schemas.contact import ContactChange, KnownContact
 
 STAGE = "transform"
@@ -27,10 +28,6 @@ def transform_event(event: EventT) -> list[Outgoing]:
     stored = tables.last_known.get(key)
     known = KnownContact.model_validate_json(stored) if stored else None
     result, remember = transform(change, known, runtime.rules, PROVIDERS)
-    if remember is None:
-        tables.last_known.pop(key, None)
-    else:
-        tables.last_known[key] = remember.model_dump_json().encode()
     outgoing = [Outgoing(topics.catalog.transformed, key, result.model_dump_json().encode())]
     stopped = result.stopped_by
     if stopped is not None:
@@ -47,6 +44,10 @@ def transform_event(event: EventT) -> list[Outgoing]:
             )
             for provider in result.targets
         ]
+    if remember is not None:  # the row last: nothing after it can fail and drop its changelog message
+        outgoing.append(set_row(tables.last_known, event, key, remember.model_dump_json().encode()))
+    elif stored is not None:
+        outgoing.append(delete_row(tables.last_known, event, key))
     return outgoing
 
 

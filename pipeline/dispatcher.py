@@ -33,6 +33,7 @@ from pipeline.stages.dispatching import (
     waves,
     with_held_keys,
 )
+from pipeline.table_rows import set_row
 from pipeline.tables import rows_of
 from pipeline.topics import TopicCatalog
 from schemas.dispatch import Delivered
@@ -121,14 +122,14 @@ class Dispatcher:
         held = self._held(item)
         return held.version if held is not None else None
 
-    def _hold(self, item: Item, row: Delivered) -> None:
-        with rows_of(item.event):
-            self.delivered_version[item.record.record_id.encode()] = row.model_dump_json().encode()
+    def _hold(self, item: Item, row: Delivered) -> Outgoing:
+        """Write the version guard row; returns its changelog message, to produce with the batch."""
+        key, value = item.record.record_id.encode(), row.model_dump_json().encode()
+        return set_row(self.delivered_version, item.event, key, value)
 
     def _delivered(self, item: Item, result: DeliveryResult) -> list[Outgoing]:
         record = item.record
-        self._hold(item, confirmed(self._held(item), record))
-        return [outcome(
+        return [self._hold(item, confirmed(self._held(item), record)), outcome(
             self.catalog.outcomes, record_id=record.record_id, provider=record.provider,
             version=record.version, state="delivered", source_ts_ms=record.source_ts_ms,
             attempts=item.retry.attempts + 1, provider_id=result.provider_id,
@@ -146,8 +147,7 @@ class Dispatcher:
         assert error is not None
         record, message = item.record, item.event.message
         row = unconfirmed(self._held(item), record, error) if counts else None  # counts: it was sent
-        if row is not None:
-            self._hold(item, row)
+        held = [] if row is None else [self._hold(item, row)]
         plan = plan_retry(item.retry, error, self.catalog.retry_tiers, now_ms(), counts=counts)
         log.info("delivery failed", provider=record.provider, record_id=record.record_id,
                  error_class=type(error).__name__, status=error.status, next_tier=plan.tier)
@@ -167,4 +167,4 @@ class Dispatcher:
             version=record.version, state=state, source_ts_ms=record.source_ts_ms,
             attempts=plan.state.attempts, error=plan.state.last_error,
         ))
-        return messages
+        return held + messages

@@ -21,7 +21,6 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from pydantic import ValidationError
 
 from pipeline.lag import LagReport
 from pipeline.providers.rate_limit import ProviderLane
@@ -32,19 +31,13 @@ CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # the text format generate_latest write
 
 
 class OutcomeCounts:
-    """Delivery outcomes seen by this worker, per provider and state."""
+    """Delivery outcomes seen by this worker (the status stage counts them), per provider and state."""
 
     def __init__(self) -> None:
         self.by_provider_state: Counter[tuple[str, str]] = Counter()
 
-    def count(self, values: Iterable[bytes | None]) -> None:
-        """Count each outcome message; one that does not decode is not an outcome and is passed over."""
-        for value in values:
-            try:
-                outcome = Outcome.model_validate_json(value or b"")
-            except ValidationError:
-                continue
-            self.by_provider_state[(outcome.provider, outcome.state)] += 1
+    def count(self, outcomes: Iterable[Outcome]) -> None:
+        self.by_provider_state.update((outcome.provider, outcome.state) for outcome in outcomes)
 
 
 @dataclass(frozen=True)

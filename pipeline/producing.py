@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import faust
 import structlog
+from faust.types import RecordMetadata
 
 log = structlog.get_logger(__name__)
 
@@ -21,24 +22,27 @@ EXIT_PRODUCE_FAILED = 75  # EX_TEMPFAIL: a supervisor restarts the worker, which
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One message to produce."""
+    """One message to produce; the partition is the key's unless set (table changelogs set it)."""
 
     topic: str
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, bytes]] = field(default_factory=list)
+    partition: int | None = None
 
 
-async def produce_all(app: faust.App, messages: Iterable[Outgoing]) -> None:
-    """Send every message and wait until the broker acknowledged all of them, and every table
-    change the batch made (Faust buffers changelog writes): a version recorded as delivered must
-    be durable before the offsets that led to it are committed."""
+async def produce_all(app: faust.App, messages: Sequence[Outgoing]) -> list[RecordMetadata]:
+    """Send every message and wait until the broker acknowledged all of them (acks=all).
+
+    Table rows are written with ``pipeline.table_rows``, whose changelog messages are among
+    ``messages``: a version recorded as delivered is durable before the offsets that led to it are
+    committed. (Nothing goes through Faust's producer buffer, so there is nothing to flush.)
+    """
     futures = [
-        await app.producer.send(m.topic, m.key, m.value, None, None, m.headers or None)
+        await app.producer.send(m.topic, m.key, m.value, m.partition, None, m.headers or None)
         for m in messages
     ]
-    await asyncio.gather(*futures)
-    await app.producer.flush()
+    return list(await asyncio.gather(*futures))
 
 
 def fail_stop(stage: str, exc: BaseException) -> None:

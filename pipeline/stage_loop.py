@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from pipeline.dead_letters import dead_letter
 from pipeline.errors import ContactSyncError, invalid_event
 from pipeline.producing import Outgoing, fail_stop, produce_all
+from pipeline.table_rows import remember_changelog_offsets
 from pipeline.tables import rows_of
 
 log = structlog.get_logger(__name__)
@@ -41,7 +42,7 @@ async def run_stage(
         try:
             started = time.perf_counter()
             outgoing = await handle(events)
-            await produce_all(app, outgoing)
+            remember_changelog_offsets(app, outgoing, await produce_all(app, outgoing))
             log.info(
                 "batch",
                 stage=stage,

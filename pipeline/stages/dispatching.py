@@ -87,7 +87,15 @@ def unconfirmed(held: Delivered | None, record: DispatchRecord, error: DeliveryE
 
 
 def chunks(items: Sequence[Pending[E]], size: int) -> list[list[Pending[E]]]:
-    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+    """Requests of at most ``size`` records, upserts and deletes apart.
+
+    A delete costs calls of its own (HubSpot reads the object ids, then archives them), so deletes
+    spread over every upsert batch would make those calls once per batch for a record or two.
+    """
+    by_op: dict[str, list[Pending[E]]] = {}
+    for item in items:
+        by_op.setdefault(item.record.op, []).append(item)
+    return [group[i : i + size] for group in by_op.values() for i in range(0, len(group), size)]
 
 
 def waves(items: Sequence[Pending[E]]) -> list[list[Pending[E]]]:

@@ -1,6 +1,8 @@
-"""How an outcome changes a record's status."""
+"""How outcomes change a record's status."""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterable
 
 from schemas.dispatch import Outcome
 from schemas.status import ProviderStatus, RecordStatus
@@ -27,3 +29,16 @@ def apply_outcome(status: RecordStatus, outcome: Outcome) -> RecordStatus:
         at_ms=outcome.at_ms,
     )
     return RecordStatus(providers={**status.providers, outcome.provider: entry})
+
+
+def statuses_after(
+    outcomes: Iterable[Outcome], stored: Callable[[str], RecordStatus]
+) -> dict[str, RecordStatus]:
+    """Each record's status after ``outcomes`` (in arrival order), starting from ``stored``: one
+    entry per record, so a batch writes each record's row once."""
+    statuses: dict[str, RecordStatus] = {}
+    for outcome in outcomes:
+        record_id = outcome.record_id
+        status = statuses[record_id] if record_id in statuses else stored(record_id)
+        statuses[record_id] = apply_outcome(status, outcome)
+    return statuses

@@ -1,31 +1,14 @@
-"""``GET /metrics`` (Prometheus), and the agent that counts delivery outcomes for it.
-
-The counting agent reads ``contacts.outcomes`` beside the status stage, in batches; it decodes
-leniently and cannot raise, so it never holds back the topic's commits.
-"""
+"""``GET /metrics`` (Prometheus); the status stage counts the delivery outcomes it shows."""
 
 from __future__ import annotations
 
-from typing import cast
-
 from aiokafka import TopicPartition
-from faust import Stream
-from faust.types import StreamT
 from faust.web import Request, Response, View
 
-from pipeline.app import app, lanes, settings, topics
+from pipeline.app import app, lanes, outcome_counts, settings, topics
 from pipeline.kafka_clients import groupless_consumer
-from pipeline.metrics import CONTENT_TYPE, MetricsSnapshot, OutcomeCounts, render_metrics
+from pipeline.metrics import CONTENT_TYPE, MetricsSnapshot, render_metrics
 from pipeline.web.lag import sampler
-
-outcome_counts = OutcomeCounts()
-
-
-@app.agent(topics.outcomes, name="metrics-outcomes")
-async def count_outcomes(stream: StreamT[bytes]) -> None:
-    batches = cast(Stream[bytes], stream).take_events(settings.batch_max, within=settings.batch_within_s)
-    async for events in batches:  # (StreamT does not declare take_events)
-        outcome_counts.count(event.message.value for event in events)
 
 
 async def dead_letters_written() -> int:

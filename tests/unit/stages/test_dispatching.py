@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pipeline.errors import PermanentError, RetryableError, ThrottledError
 from pipeline.stages.dispatching import (
-    Pending, confirmed, failed_as_a_whole, plan_retry, select_newest, unconfirmed, waves, with_held_keys
+    Pending, chunks, confirmed, failed_as_a_whole, plan_retry, select_newest, unconfirmed, waves, with_held_keys
 )
 from schemas.dispatch import Delivered, DispatchRecord
 from schemas.retry import RetryState
@@ -136,3 +136,9 @@ def test_a_confirmed_delivery_forgets_the_strays_it_cleaned() -> None:
     later = held.model_copy(update={"stray_keys": (*held.stray_keys, "yahoo")})
     assert confirmed(later, record) == Delivered(version=4, key="hooli", stray_keys=("yahoo",))
     assert confirmed(None, _sent(None, "gmail")) == Delivered(version=9, key="gmail")
+
+
+def test_deletes_and_upserts_go_in_separate_requests() -> None:
+    """Deletes are gathered into requests of their own, so their extra calls are made once per wave."""
+    items = [pending("a", 1), pending("b", 1, op="delete"), pending("c", 1), pending("d", 1, op="delete"), pending("e", 1)]
+    assert [[i.record.record_id for i in chunk] for chunk in chunks(items, 2)] == [["a", "c"], ["e"], ["b", "d"]]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.stages.status import apply_outcome
+from pipeline.stages.status import apply_outcome, statuses_after
 from schemas.dispatch import Outcome
 from schemas.status import RecordStatus
 
@@ -28,3 +28,18 @@ def test_superseded_redelivery_does_not_hide_delivered() -> None:
     status = apply_outcome(status, outcome(1, "skipped_by_rule", provider="mailchimp"))
     assert status.providers["hubspot"].state == "delivered"
     assert status.providers["mailchimp"].state == "skipped_by_rule"
+
+
+def test_a_batch_of_outcomes_gives_one_status_per_record() -> None:
+    """Outcomes are folded per record in arrival order, each from its stored status, read once."""
+    reads: list[str] = []
+
+    def stored(record_id: str) -> RecordStatus:
+        reads.append(record_id)
+        return apply_outcome(RecordStatus(), outcome(5, "delivered")) if record_id == "1" else RecordStatus()
+
+    other = Outcome(record_id="2", provider="hubspot", version=1, state="delivered", at_ms=1, source_ts_ms=0)
+    statuses = statuses_after([outcome(4, "delivered"), other, outcome(6, "retrying"), outcome(6, "delivered")], stored)
+    assert reads == ["1", "2"]
+    assert (statuses["1"].providers["hubspot"].version, statuses["1"].providers["hubspot"].state) == (6, "delivered")
+    assert statuses["2"].providers["hubspot"].version == 1
