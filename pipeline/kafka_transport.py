@@ -1,19 +1,26 @@
-"""Faust's aiokafka transport, changed so that an offset is committed only once a stream handled it,
-and so that a partition whose messages went missing inside the worker is fetched again.
+"""Faust's aiokafka transport, changed so that the group commits an offset only once a stream
+handled every message before it, and so that messages that went missing inside the worker are read
+again.
 
-Faust's stream drops the messages it fetched before a rebalance, or while flow control was suspended
-for one, and acknowledges them anyway (``Stream._py_aiter``: ``do_ack or value is skipped_value``);
-its commit also steps over one missing offset at the committed position (``Consumer._new_offset``).
-Either way the group's commit could pass messages no stream handled, and the next owner of the
-partition started after them: changes lost in worker start-ups and rebalances.
+Faust loses messages around rebalances and worker start-ups: its stream drops the messages it
+fetched before a rebalance (or while flow control was suspended for one) and acknowledges them
+anyway (``Stream._py_aiter``: ``do_ack or value is skipped_value``); its fetch loop counts offsets it
+jumped over as handled (``Consumer._add_gap``); and its commit steps over one missing offset at the
+committed position, and over any number of them while a partition has no commit yet
+(``Consumer._new_offset``). Whatever the next owner of the partition finds committed, it starts
+after.
 
-Here a message that reaches a stream is tracked before the agent sees it, a dropped one never is:
-the consumer refuses to acknowledge untracked messages and never commits past one, nor past
-offsets the fetch jumped over (Faust counts those as handled) unless reading again shows the same
-jump. A partition whose commit waits like that, or that has messages after its commit none of
-which is queued or in flight, is sought back to its commit and read again; what was handled after
-the gap is handled twice, which every stage tolerates (the version guard settles repeated
-deliveries as superseded).
+Here:
+
+* a message that reaches a stream is tracked before the agent sees it, a dropped one never is, so
+  the consumer refuses to acknowledge untracked messages;
+* the commit is one past the unbroken run of acknowledged offsets that starts at the committed
+  offset (for a partition never committed, at its log start): a message nobody handled holds it;
+* an offset counts as missing from the log (a transaction marker, a compacted record) only when a
+  read straight from the broker shows it is not there;
+* a partition whose commit is held that way, with nothing of it queued or in flight for
+  ``STUCK_AFTER_S``, is read again from its commit. What was handled after the gap is handled twice,
+  which every stage tolerates (the version guard settles repeated deliveries as superseded).
 
 Used through the ``faust.transports`` entry point (pyproject.toml) as the ``contactsync://`` scheme.
 """
@@ -24,111 +31,143 @@ import time
 from typing import Any
 
 import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.transport.drivers import aiokafka
 from faust.types import TP, Message
 from mode import Service
 
 log = structlog.get_logger(__name__)
 
-STUCK_AFTER_S = 10.0  # a partition with work but nothing queued or in flight this long is read again
+STUCK_AFTER_S = 10.0
 
 
 class Consumer(aiokafka.Consumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._unhandled: dict[TP, set[int]] = {}
-        self._idle_since: dict[TP, float] = {}
-        self._gaps_seen: dict[TP, tuple[int, int]] = {}
+        self._log_start: dict[TP, int] = {}  # where a partition with no commit yet starts
+        self._stuck_since: dict[TP, float] = {}
+        self._log_reader: AIOKafkaConsumer | None = None
 
     def ack(self, message: Message) -> bool:
-        if message.tracked:
-            self._unhandled.get(message.tp, set()).discard(message.offset)
-            return super().ack(message)
-        if self.app.topics.acks_enabled_for(message.topic):
-            self._unhandled.setdefault(message.tp, set()).add(message.offset)
-        return False
-
-    def _new_offset(self, tp: TP) -> int | None:
-        first_unhandled = self._first_unhandled(tp)
-        acked = self._acked[tp]
-        start = min(acked) if acked else None
-        offset = super()._new_offset(tp)
-        if offset is None or first_unhandled is None or offset <= first_unhandled:
-            return offset
-        # Faust's batch ran past a message no stream handled: give the batch back.
-        assert start is not None
-        batch = range(start, offset)
-        acked.extend(batch)
-        acked.sort()
-        self._acked_index[tp].update(batch)
-        return None
+        return message.tracked and super().ack(message)
 
     async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
-        """Faust counts offsets the fetcher jumped over as handled. Offsets can be missing from a log
-        (transaction markers, compaction), but a jump is also what messages dropped inside the
-        worker look like; so a gap counts only when reading the partition again shows it again."""
-        if self._gaps_seen.get(tp) == (offset_from, offset_to):
-            await super()._add_gap(tp, offset_from, offset_to)
-            return
-        self._gaps_seen[tp] = (offset_from, offset_to)
-        log.warning("offsets skipped by the fetch; reading them again", topic=tp.topic,
-                    partition=tp.partition, first=offset_from, last=offset_to)
-        self._unhandled.setdefault(tp, set()).add(offset_from)
+        """Faust would count the offsets its fetch jumped over as handled; here they hold the
+        commit until the broker shows they are not in the log (see ``_read_stuck_partitions_again``)."""
+        log.warning("offsets skipped by the fetch", topic=tp.topic, partition=tp.partition,
+                    first=offset_from, last=offset_to)
 
-    def _first_unhandled(self, tp: TP) -> int | None:
-        unhandled = self._unhandled.get(tp)
-        if not unhandled:
+    def _new_offset(self, tp: TP) -> int | None:
+        base = self._commit_base(tp)
+        if base is None:
             return None
+        acked, missing = self._acked[tp], self._gap[tp]
+        done = set(acked)
+        offset = base
+        while offset in done or missing.overlaps(offset):
+            offset += 1
+        if offset == base:
+            return None
+        acked[:] = [later for later in acked if later >= offset]
+        self._acked_index[tp] = {later for later in self._acked_index[tp] if later >= offset}
+        missing.chop(0, offset)
+        return offset
+
+    def _commit_base(self, tp: TP) -> int | None:
         committed = self._committed_offset[tp]
-        if committed is not None:
-            unhandled.difference_update([offset for offset in unhandled if offset < committed])
-        return min(unhandled, default=None)
+        return committed if committed is not None else self._log_start.get(tp)
 
     @Service.task
     async def _read_stuck_partitions_again(self) -> None:
         async for _ in self.itertimer(STUCK_AFTER_S / 4, name="stuck-partitions"):
             if not self.flow_active or self.app.rebalancing:
-                self._idle_since.clear()
+                self._stuck_since.clear()
                 continue
+            await self._learn_log_starts()
             now = time.monotonic()
             for tp in self._stuck_now():
-                since = self._idle_since.setdefault(tp, now)
-                if now - since >= STUCK_AFTER_S:
-                    committed = self._committed_offset[tp]
-                    assert committed is not None
-                    log.warning("reading a stuck partition again", topic=tp.topic, partition=tp.partition,
-                                offset=committed, end=self.highwater(tp), read=self._read_offset[tp])
-                    self._idle_since.pop(tp)
-                    await self.seek(tp, committed)
+                if now - self._stuck_since.setdefault(tp, now) >= STUCK_AFTER_S:
+                    del self._stuck_since[tp]
+                    await self._unstick(tp)
+
+    async def _learn_log_starts(self) -> None:
+        unknown = [
+            tp for tp in self.assignment()
+            if self._committed_offset[tp] is None and tp not in self._log_start
+            and self.app.topics.acks_enabled_for(tp.topic)
+        ]
+        if unknown:
+            self._log_start.update(await self.earliest_offsets(*unknown))
 
     def _stuck_now(self) -> set[TP]:
-        """Partitions whose commit waits for a message no stream handled, and partitions with
-        messages after their commit none of which is queued for a stream or being handled by one
-        (whatever was fetched after the commit was lost inside the worker)."""
-        in_flight = {message.tp for message in self._unacked_messages if not message.acked}
+        """Partitions whose commit waits for a message that is neither in flight nor acknowledged:
+        later ones were acknowledged, or nothing of the partition is queued or in flight at all."""
+        in_flight = {(message.tp, message.offset) for message in self._unacked_messages if not message.acked}
+        busy = {tp for tp, _ in in_flight}
         stuck = set()
         for tp in self.assignment():
-            committed = self._committed_offset[tp]
+            base = self._commit_base(tp)
             if (
-                committed is None
+                base is None
+                or (tp, base) in in_flight
                 or tp in self._paused_partitions
                 or not self.app.topics.acks_enabled_for(tp.topic)
-                or self.highwater(tp) <= committed
+                or self.highwater(tp) <= base
             ):
                 continue
-            if self._first_unhandled(tp) is not None:
-                stuck.add(tp)
-            elif tp not in in_flight and all(
+            acked = self._acked.get(tp)
+            idle = tp not in busy and all(
                 channel.queue.empty() for channel in self.app.topics._tp_index.get(tp, ())
-            ):
+            )
+            if idle or (acked and min(acked) > base):
                 stuck.add(tp)
-        for tp in set(self._idle_since) - stuck:
-            del self._idle_since[tp]
+        for tp in set(self._stuck_since) - stuck:
+            del self._stuck_since[tp]
         return stuck
+
+    async def _unstick(self, tp: TP) -> None:
+        """Read ``tp`` again from its commit base, or count the offsets from there to the next
+        record the broker holds as missing from the log."""
+        base = self._commit_base(tp)
+        assert base is not None
+        first = await self._first_offset_from(tp, base)
+        if first is None or first > base:
+            upto = self.highwater(tp) if first is None else first
+            log.warning("offsets missing from the log", topic=tp.topic, partition=tp.partition,
+                        first=base, last=upto - 1)
+            self._gap[tp].addi(base, upto)
+            return
+        log.warning("reading a stuck partition again", topic=tp.topic, partition=tp.partition,
+                    offset=base, end=self.highwater(tp))
+        await self.seek(tp, base)
+
+    async def _first_offset_from(self, tp: TP, offset: int) -> int | None:
+        """The offset of the first record at or after ``offset``, read straight from the broker."""
+        reader = await self._reader()
+        partition = TopicPartition(tp.topic, tp.partition)
+        reader.assign([partition])
+        reader.seek(partition, offset)
+        records = await reader.getmany(partition, timeout_ms=5000, max_records=1)
+        return min((record.offset for record in records.get(partition, [])), default=None)
+
+    async def _reader(self) -> AIOKafkaConsumer:
+        if self._log_reader is None:
+            transport = self.transport
+            self._log_reader = AIOKafkaConsumer(
+                bootstrap_servers=aiokafka.server_list(transport.url, transport.default_port),
+                enable_auto_commit=False, client_id=f"{self.app.conf.id}-log-reader",
+            )
+            await self._log_reader.start()
+        return self._log_reader
+
+    async def on_stop(self) -> None:
+        if self._log_reader is not None:
+            await self._log_reader.stop()
+        await super().on_stop()
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         for tp in revoked:
-            self._unhandled.pop(tp, None)
+            self._log_start.pop(tp, None)
         await super().on_partitions_revoked(revoked)
 
 

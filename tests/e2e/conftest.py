@@ -13,6 +13,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
@@ -92,6 +93,20 @@ class Pipeline:
                     break
                 await asyncio.sleep(1)
         return report
+
+    async def regressions(self) -> list[tuple[str, str, list[tuple[float, str, str, int]]]]:
+        """(provider, record id, its writes) of every record whose version went backwards somewhere."""
+        found = []
+        async with httpx.AsyncClient(timeout=30) as client:
+            for provider, records in (await self.held()).items():
+                for record_id, view in records.items():
+                    if view.get("version_regressions"):
+                        url = f"{self.sims.base_urls()[provider]}/_sim/records/{record_id}/history"  # type: ignore[union-attr]
+                        history = (await client.get(url)).json()["history"]
+                        found.append((provider, record_id, [
+                            (w["at"], w["operation"], w["version"], w["request_seq"]) for w in history
+                        ]))
+        return found
 
     async def held(self) -> Held:
         assert self.sims is not None

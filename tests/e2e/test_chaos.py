@@ -65,7 +65,7 @@ async def test_no_loss_and_no_stale_overwrite_under_faults_and_crashes(pipeline)
 
     verdict = await harness.settle(events, timeout_s=300)
     assert (verdict.lost, verdict.stale) == ([], []), (verdict.lost[:3], verdict.stale[:3], harness.logs())
-    assert verdict.version_regressions == 0, await regressions(harness)
+    assert verdict.version_regressions == 0, await harness.regressions()
     report = await harness.settled_lag()
     assert report.lag == 0, (report.to_json(), harness.logs())
 
@@ -100,16 +100,3 @@ async def injected_faults(harness) -> Counter[str]:  # type: ignore[no-untyped-d
                 if request["outcome"] not in ("ok", "rejected"):
                     counts[f"{name}:{request['outcome']}"] += 1
     return counts
-
-
-async def regressions(harness) -> list:  # type: ignore[no-untyped-def]
-    """The histories of the records whose version went backwards at a provider."""
-    found = []
-    async with httpx.AsyncClient(timeout=30) as client:
-        for provider, records in (await harness.held()).items():
-            for record_id, view in records.items():
-                if view.get("version_regressions"):
-                    url = f"{harness.sims.base_urls()[provider]}/_sim/records/{record_id}/history"
-                    history = (await client.get(url)).json()["history"]
-                    found.append((provider, record_id, [(w["at"], w["operation"], w["version"], w["request_seq"]) for w in history]))
-    return found

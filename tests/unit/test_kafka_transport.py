@@ -9,15 +9,15 @@ TOPIC = "contacts.cdc"
 PARTITION = TP(TOPIC, 0)
 
 
-def consumer_of(tmp_path) -> faust.types.ConsumerT:  # type: ignore[no-untyped-def]
+def consumer_of(tmp_path, committed: int | None = 80):  # type: ignore[no-untyped-def]
     app = faust.App("ack-test", broker="contactsync://127.0.0.1:9", datadir=str(tmp_path))
     app.topics.acking_topics.add(TOPIC)
     consumer = app.consumer
-    consumer._committed_offset[PARTITION] = 80
+    consumer._committed_offset[PARTITION] = committed
     return consumer
 
 
-def message(offset: int, *, handled: bool) -> Message:
+def message(offset: int, *, handled: bool = True) -> Message:
     """A fetched message; ``handled``: a stream tracked it before its agent saw it."""
     fetched = Message(TOPIC, 0, offset, 0.0, 0, None, b"k", b"v", None)
     fetched.tracked = handled
@@ -28,15 +28,39 @@ def test_a_dropped_message_holds_the_commit_until_it_is_handled(tmp_path) -> Non
     consumer = consumer_of(tmp_path)
     assert consumer.ack(message(80, handled=False)) is False  # dropped by a stream after a rebalance
     for offset in range(81, 86):
-        assert consumer.ack(message(offset, handled=True))
+        assert consumer.ack(message(offset))
     assert consumer._new_offset(PARTITION) is None  # Faust alone would commit 86, past offset 80
 
-    assert consumer.ack(message(80, handled=True))  # fetched again and handled
+    assert consumer.ack(message(80))  # fetched again and handled
     assert consumer._new_offset(PARTITION) == 86
 
 
 def test_handled_messages_commit_as_before(tmp_path) -> None:  # type: ignore[no-untyped-def]
     consumer = consumer_of(tmp_path)
     for offset in range(80, 83):
-        consumer.ack(message(offset, handled=True))
+        consumer.ack(message(offset))
     assert consumer._new_offset(PARTITION) == 83
+
+
+def test_a_partition_never_committed_commits_from_its_log_start(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Faust would commit from the first acknowledged offset, past everything before it."""
+    consumer = consumer_of(tmp_path, committed=None)
+    for offset in range(145, 150):
+        consumer.ack(message(offset))
+    assert consumer._new_offset(PARTITION) is None  # the log start is not known yet
+    consumer._log_start[PARTITION] = 0
+    assert consumer._new_offset(PARTITION) is None  # 0..144 were never handled
+    for offset in range(145):
+        consumer.ack(message(offset))
+    assert consumer._new_offset(PARTITION) == 150
+
+
+async def test_skipped_offsets_count_only_once_the_broker_shows_them_missing(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    consumer = consumer_of(tmp_path)
+    await consumer._add_gap(PARTITION, 81, 84)  # the fetch jumped from 80 to 85
+    for offset in (80, 85):
+        consumer.ack(message(offset))
+    assert consumer._new_offset(PARTITION) == 81  # Faust would commit 86
+    consumer._committed_offset[PARTITION] = 81  # as after that commit
+    consumer._gap[PARTITION].addi(81, 85)  # what _unstick does when the broker has no 81..84
+    assert consumer._new_offset(PARTITION) == 86
