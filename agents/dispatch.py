@@ -14,7 +14,7 @@ from faust.types import EventT, StreamT
 
 from pipeline.app import app, lanes, runtime, settings, tables, topics
 from pipeline.dispatcher import Dispatcher
-from pipeline.producing import Outgoing
+from pipeline.producing import Outgoing, produce_all
 from pipeline.providers import Provider, build_lane_provider
 from pipeline.providers.rate_limit import ProviderLane
 from pipeline.stage_loop import decode_each, run_stage
@@ -51,7 +51,10 @@ def dispatcher_agent(name: str) -> None:
 
     async def dispatch(stream: StreamT) -> None:
         await runtime.caught_up.wait()  # the provider settings stored before this worker started
-        dispatcher = Dispatcher(new_client(lane), lane, topics.catalog, tables.delivered_version[name])
+        dispatcher = Dispatcher(
+            new_client(lane), lane, topics.catalog, tables.delivered_version[name],
+            write_ahead=lambda rows: produce_all(app, rows),
+        )
         built_for = lane.generation
 
         async def handle(events: Sequence[EventT]) -> list[Outgoing]:

@@ -9,7 +9,7 @@ same records are sent again after the pause, without using up an attempt.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 
 import faust
@@ -27,8 +27,10 @@ from pipeline.stages.dispatching import (
     chunks,
     confirmed,
     failed_as_a_whole,
+    guard_version,
     plan_retry,
     select_newest,
+    sending,
     unconfirmed,
     waves,
     with_held_keys,
@@ -50,11 +52,13 @@ class Dispatcher:
     lane: ProviderLane
     catalog: TopicCatalog
     delivered_version: faust.Table  # record id (bytes) -> Delivered JSON: the version guard
+    write_ahead: Callable[[list[Outgoing]], Awaitable[object]]  # produces rows before their requests
 
     async def dispatch(self, pending: Sequence[Item]) -> list[Outgoing]:
         """Send what is newest, settle everything, and return the messages that record it."""
-        to_send, superseded = select_newest(pending, self._held_version)
+        to_send, superseded = select_newest(pending, lambda item: guard_version(self._held(item)))
         to_send = [replace(item, record=with_held_keys(item.record, self._held(item))) for item in to_send]
+        await self.write_ahead([self._hold(item, sending(self._held(item), item.record)) for item in to_send])
         outgoing = [self._superseded(item) for item in superseded]
         for wave in waves(to_send):
             batches = chunks(wave, self.lane.settings.batch_size)
@@ -117,10 +121,6 @@ class Dispatcher:
         with rows_of(item.event):
             held = self.delivered_version.get(item.record.record_id.encode())
         return Delivered.model_validate_json(held) if held is not None else None
-
-    def _held_version(self, item: Item) -> int | None:
-        held = self._held(item)
-        return held.version if held is not None else None
 
     def _hold(self, item: Item, row: Delivered) -> Outgoing:
         """Write the version guard row; returns its changelog message, to produce with the batch."""

@@ -47,6 +47,11 @@ class Delivered(BaseModel):
     with the next send, which removes whatever lives there (Mailchimp archives those members); a
     confirmed delivery forgets the strays it cleaned. ``version`` and ``key`` are None while no
     version of the record has been confirmed. Rows written before stray keys existed read with none.
+
+    ``sent_version`` is the newest version ever sent, written (and its changelog acknowledged)
+    before the request goes out: after a crash between a send and its answer, the provider may hold
+    that version, so anything older is superseded, and a replay never writes an older version over
+    a newer one that landed.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -54,6 +59,7 @@ class Delivered(BaseModel):
     version: int | None
     key: str | None
     stray_keys: tuple[str, ...] = ()
+    sent_version: int | None = None
 
 
 class Outcome(BaseModel):

@@ -48,6 +48,21 @@ def select_newest(
     return to_send, superseded
 
 
+def guard_version(held: Delivered | None) -> int | None:
+    """The version a send must be newer than: the one the provider holds, and every version below
+    the newest one sent (it may have landed although its answer never came)."""
+    if held is None:
+        return None
+    below_sent = None if held.sent_version is None else held.sent_version - 1
+    return max((v for v in (held.version, below_sent) if v is not None), default=None)
+
+
+def sending(held: Delivered | None, record: DispatchRecord) -> Delivered:
+    """The guard row written ahead of sending ``record``."""
+    row = held if held is not None else Delivered(version=None, key=None)
+    return row.model_copy(update={"sent_version": max(record.version, row.sent_version or record.version)})
+
+
 def with_held_keys(record: DispatchRecord, held: Delivered | None) -> DispatchRecord:
     """``record`` naming the key the provider holds it under (when this version moves it
     elsewhere) and the keys it may hold it under too, so the adapter can clean them up."""
@@ -67,7 +82,8 @@ def confirmed(held: Delivered | None, record: DispatchRecord) -> Delivered:
     """
     cleaned = {record.key, *record.stray_keys}
     strays = tuple(key for key in held.stray_keys if key not in cleaned) if held is not None else ()
-    return Delivered(version=record.version, key=record.key, stray_keys=strays)
+    sent = held.sent_version if held is not None else None
+    return Delivered(version=record.version, key=record.key, stray_keys=strays, sent_version=sent)
 
 
 def unconfirmed(held: Delivered | None, record: DispatchRecord, error: DeliveryError) -> Delivered | None:

@@ -108,6 +108,13 @@ class Pipeline:
                         ]))
         return found
 
+    @staticmethod
+    def report_regressions(found: list[tuple[str, str, list[tuple[float, str, str, int]]]]) -> str:
+        """Print each record's full history (pytest shortens assertion messages) and sum them up."""
+        for provider, record_id, writes in found:
+            print(provider, record_id, *writes, sep="\n  ")
+        return f"{len(found)} records went back in version; their writes are printed in the captured output"
+
     async def held(self) -> Held:
         assert self.sims is not None
         return await held_records(self.sims.base_urls())

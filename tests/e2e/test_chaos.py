@@ -65,7 +65,7 @@ async def test_no_loss_and_no_stale_overwrite_under_faults_and_crashes(pipeline)
 
     verdict = await harness.settle(events, timeout_s=300)
     assert (verdict.lost, verdict.stale) == ([], []), (verdict.lost[:3], verdict.stale[:3], harness.logs())
-    assert verdict.version_regressions == 0, await harness.regressions()
+    assert verdict.version_regressions == 0, harness.report_regressions(await harness.regressions())
     report = await harness.settled_lag()
     assert report.lag == 0, (report.to_json(), harness.logs())
 

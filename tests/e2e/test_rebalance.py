@@ -28,6 +28,6 @@ async def test_changes_published_during_rebalances_all_arrive(pipeline) -> None:
 
     verdict = await harness.settle(events, timeout_s=240)
     assert (verdict.lost, verdict.stale) == ([], []), (verdict.lost[:3], verdict.stale[:3], harness.logs())
-    assert verdict.version_regressions == 0, await harness.regressions()
+    assert verdict.version_regressions == 0, harness.report_regressions(await harness.regressions())
     report = await harness.settled_lag()
     assert report.lag == 0, (report.to_json(), harness.logs())

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pipeline.errors import PermanentError, RetryableError, ThrottledError
 from pipeline.stages.dispatching import (
-    Pending, chunks, confirmed, failed_as_a_whole, plan_retry, select_newest, unconfirmed, waves, with_held_keys
+    Pending, chunks, confirmed, failed_as_a_whole, guard_version, plan_retry, select_newest, sending, unconfirmed,
+    waves, with_held_keys,
 )
 from schemas.dispatch import Delivered, DispatchRecord
 from schemas.retry import RetryState
@@ -33,6 +34,22 @@ def test_select_newest_skips_versions_the_provider_already_holds() -> None:
     to_send, superseded = select_newest(items, lambda item: held.get(item.record.record_id))
     assert sorted(i.record.record_id for i in to_send) == ["b", "c"]
     assert [i.record.record_id for i in superseded] == ["a"]
+
+
+def test_a_version_sent_before_a_crash_supersedes_older_ones_but_not_itself() -> None:
+    """The row written ahead of a send: if the worker dies before the answer, the provider may hold
+    that version, so a replay of an older one is superseded, while the same version is sent again."""
+    held = Delivered(version=3, key="a")
+    row = sending(held, pending("a", 9).record)
+    assert (row.version, row.sent_version) == (3, 9)
+    guard = {"a": guard_version(row)}
+    to_send, superseded = select_newest([pending("a", 7)], lambda item: guard[item.record.record_id])
+    assert (to_send, [i.record.version for i in superseded]) == ([], [7])
+    to_send, _ = select_newest([pending("a", 9)], lambda item: guard[item.record.record_id])
+    assert [i.record.version for i in to_send] == [9]
+    assert sending(row, pending("a", 5).record).sent_version == 9  # never goes back
+    assert confirmed(row, pending("a", 9).record).sent_version == 9
+    assert guard_version(None) is None and guard_version(Delivered(version=None, key=None)) is None
 
 
 def test_failed_as_a_whole_needs_one_shared_permanent_error() -> None:
