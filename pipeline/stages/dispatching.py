@@ -58,9 +58,15 @@ def guard_version(held: Delivered | None) -> int | None:
 
 
 def sending(held: Delivered | None, record: DispatchRecord) -> Delivered:
-    """The guard row written ahead of sending ``record``."""
+    """The guard row written ahead of sending ``record``: its version as the newest sent, and for an
+    upsert under a new key that key as a stray, in case the worker dies before the answer (the
+    provider may hold the record there then; ``confirmed`` drops it once the send is answered)."""
     row = held if held is not None else Delivered(version=None, key=None)
-    return row.model_copy(update={"sent_version": max(record.version, row.sent_version or record.version)})
+    strays = row.stray_keys
+    if record.op == "upsert" and record.key not in (row.key, *strays):
+        strays = (*strays, record.key)
+    sent = max(record.version, row.sent_version or record.version)
+    return row.model_copy(update={"sent_version": sent, "stray_keys": strays})
 
 
 def with_held_keys(record: DispatchRecord, held: Delivered | None) -> DispatchRecord:

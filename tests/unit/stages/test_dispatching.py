@@ -52,6 +52,18 @@ def test_a_version_sent_before_a_crash_supersedes_older_ones_but_not_itself() ->
     assert guard_version(None) is None and guard_version(Delivered(version=None, key=None)) is None
 
 
+def test_a_new_key_sent_before_a_crash_is_remembered_until_the_answer() -> None:
+    """Mailchimp: an email change sent just before the worker died may have created that member;
+    the row written ahead keeps its key as a stray, and the delivery's confirmation drops it."""
+    held = Delivered(version=3, key="old")
+    moving = pending("a", 9, key="new").record
+    row = sending(held, moving)
+    assert row.stray_keys == ("new",)
+    assert sending(row, moving).stray_keys == ("new",)  # not twice
+    assert confirmed(row, moving) == Delivered(version=9, key="new", sent_version=9)
+    assert sending(held, pending("a", 9, op="delete", key="old").record).stray_keys == ()
+
+
 def test_failed_as_a_whole_needs_one_shared_permanent_error() -> None:
     """Only the same permanent error for every record means the call itself was refused."""
     shared = PermanentError("bad request", status=400)
