@@ -66,7 +66,7 @@ async def test_table_rows_become_snapshot_events_at_the_wal_position(
     messages = sorted(await read_topic(kafka_bootstrap, catalog.cdc), key=lambda m: int(m.key))
     assert [m.key for m in messages] == [b"1", b"2", b"10"]
     assert all(json.loads(m.value)["op"] == "r" for m in messages)
-    changes = [decode_change(m.value, captured_at_ms=0) for m in messages]
+    changes = [decode_change(m.value, captured_at_ms=0, offset=m.offset) for m in messages]
     assert all(change is not None and change.op == "upsert" for change in changes)
     versions = {change.version for change in changes if change}
     assert len(versions) == 1 and before <= versions.pop() <= _wal_lsn(postgres_dsn)
@@ -130,7 +130,7 @@ async def test_an_interrupted_backfill_resumes_and_sends_every_row(
     assert set(copies) == set(range(1, 3002))
     resent = {key for key, count in copies.items() if count > 1}
     assert max(copies.values()) <= 2 and resent <= set(range(killed_at.rows_done + 1, killed_at.rows_done + _CHUNK + 1))
-    changes = [decode_change(m.value, captured_at_ms=0) for m in messages]
+    changes = [decode_change(m.value, captured_at_ms=0, offset=m.offset) for m in messages]
     assert len({change.model_dump_json() for change in changes if change}) == 3001  # copies are the same change
     lsn = stopped_at.source["lsn"]
     assert {change.version for change in changes if change} == {lsn} and lsn < _wal_lsn(postgres_dsn)
