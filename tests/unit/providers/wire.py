@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Awaitable, Callable
-from pathlib import Path
+from importlib import resources
 from typing import Any, Literal
 
 import httpx
@@ -20,7 +20,7 @@ from pipeline.settings import HubSpotSettings, MailchimpSettings, SalesforceSett
 from schemas.contact import Contact, ContactChange
 from schemas.dispatch import DispatchRecord
 
-SPECS = Path(__file__).resolve().parents[4] / "shared" / "specs"
+SPECS = resources.files("pipeline.simulators") / "specs"  # the providers' specs, shipped with the simulators
 
 Handler = Callable[[httpx.Request], httpx.Response | Awaitable[httpx.Response]]
 
@@ -71,12 +71,12 @@ def raising(exc: Exception) -> Handler:
 
 
 def spec_validator(spec_file: str, schema: str, *, closed: tuple[str, ...] = ()) -> Draft7Validator:
-    """A validator for ``#/components/schemas/<schema>`` of a spec in ../shared/specs.
+    """A validator for ``#/components/schemas/<schema>`` of a provider's spec (copies of ../shared/specs).
 
     The specs leave objects open; ``closed`` names component schemas that get
     ``additionalProperties: false`` here, so a misspelt or invented field fails the test.
     """
-    components = copy.deepcopy(json.loads((SPECS / spec_file).read_text())["components"])
+    components = copy.deepcopy(json.loads((SPECS / spec_file).read_text(encoding="utf-8"))["components"])
     for name in closed:
         components["schemas"][name]["additionalProperties"] = False
     if spec_file.startswith("mailchimp"):
