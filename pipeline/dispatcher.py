@@ -56,9 +56,12 @@ class Dispatcher:
 
     async def dispatch(self, pending: Sequence[Item]) -> list[Outgoing]:
         """Send what is newest, settle everything, and return the messages that record it."""
-        to_send, superseded = select_newest(pending, lambda item: guard_version(self._held(item)))
-        to_send = [replace(item, record=with_held_keys(item.record, self._held(item))) for item in to_send]
-        await self.write_ahead([self._hold(item, sending(self._held(item), item.record)) for item in to_send])
+        held = {item.record.record_id: self._held(item) for item in pending}  # one guard read per record
+        to_send, superseded = select_newest(pending, lambda item: guard_version(held[item.record.record_id]))
+        to_send = [replace(item, record=with_held_keys(item.record, held[item.record.record_id])) for item in to_send]
+        await self.write_ahead(
+            [self._hold(item, sending(held[item.record.record_id], item.record)) for item in to_send]
+        )
         outgoing = [self._superseded(item) for item in superseded]
         for wave in waves(to_send):
             batches = chunks(wave, self.lane.settings.batch_size)
