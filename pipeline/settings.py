@@ -220,7 +220,7 @@ class AdminSettings(_Section):
     ``CONTACTSYNC_ADMIN__API_KEYS=key1,key2``: any of these keys opens the admin endpoints (``/admin/...``
     and ``POST`` actions), sent as ``Authorization: Bearer <key>``. No key: those endpoints refuse
     everyone. ``CONTACTSYNC_ADMIN__OPEN_VIEWS=false`` makes the read-only views (``/lag``, ``/records``,
-    ``/providers``, ``/metrics``, ...) ask for a key too.
+    ``/providers``, ``/metrics``, ...) ask for a key too; Faust's own views always do (``pipeline.access``).
     """
 
     api_keys: Annotated[list[SecretStr], NoDecode] = []
