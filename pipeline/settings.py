@@ -71,6 +71,8 @@ def _upper(value: object) -> object:
 
 
 Port = Annotated[int, Field(ge=1, le=65535)]
+RatePerSecond = Annotated[float, Field(gt=0, le=10_000)]
+Burst = Annotated[int, Field(gt=0, le=10_000)]
 HostPortList = Annotated[str, AfterValidator(_host_port_list)]
 Host = Annotated[str, AfterValidator(_host)]
 HttpUrlText = Annotated[str, AfterValidator(_http_url)]
@@ -112,10 +114,8 @@ class ProviderSettings(_Section):
     enabled: bool = True
     base_url: HttpUrlText
     batch_size: int = Field(gt=0)
-    rate_per_second: float = Field(
-        default=10.0, gt=0, le=10_000, description="Requests/s for all workers together."
-    )
-    burst: int = Field(default=10, gt=0, le=10_000)
+    rate_per_second: RatePerSecond = Field(default=10.0, description="Requests/s for all workers together.")
+    burst: Burst = 10
     max_in_flight: int = Field(default=4, gt=0, le=100)
     timeout_s: float = Field(default=30.0, gt=0, le=300)
     throttle_wait_max_s: float = Field(
@@ -130,8 +130,8 @@ class HubSpotSettings(ProviderSettings):
     batch_size: int = Field(default=100, gt=0, le=100)
     # HubSpot allows 100 requests in any 10 s (Free/Starter; 190 on Pro/Enterprise). A lane starts at
     # most burst + 10 × rate_per_second requests in any 10 s: 5 + 95 = 100.
-    rate_per_second: float = Field(default=9.5, gt=0, le=10_000)
-    burst: int = Field(default=5, gt=0, le=10_000)
+    rate_per_second: RatePerSecond = 9.5
+    burst: Burst = 5
     token: SecretStr = SecretStr("")
     id_property: str = Field(default="contactsync_id", description="A unique contact property in HubSpot.")
 

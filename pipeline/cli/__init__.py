@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
 
 import typer
 from aiokafka.errors import KafkaError
@@ -35,7 +34,7 @@ def load_settings() -> Settings:
         raise ConfigError(f"invalid settings: {json_problem(exc, os.environ)}") from None
 
 
-def warn(message: Any) -> None:
+def warn(message: str) -> None:
     """One warning line on stderr, before logging is set up."""
     print(f"contactsync: warning: {message}", file=sys.stderr)
 
