@@ -1,9 +1,16 @@
 """Who may call what on a worker's web server.
 
-- Admin endpoints need an API key: every path under ``/admin/`` and every request that changes
-  something (any method but GET, HEAD and OPTIONS; ``POST /records/{id}/retry`` too).
-- Read-only views (``/lag``, ``/records/{id}``, ``/providers``, ``/metrics`` and Faust's own pages)
-  are open, or need a key too when ``settings.admin.open_views`` is false.
+- Our read-only views (``READ_VIEWS``: ``/lag``, ``/lag/page``, ``/records/{id}``, ``/providers``,
+  ``/metrics``) are open to GET, or need a key too when ``settings.admin.open_views`` is false.
+- Everything else needs an API key: the admin endpoints (``/admin/...``), every request that changes
+  something (any method but GET, HEAD and OPTIONS; ``POST /records/{id}/retry`` too), and every
+  view Faust registers itself: ``/table/...`` (table rows, contacts included), ``/router/...``
+  (which worker holds what), ``/`` and, when enabled, ``/graph``, ``/assignment``, ``/performance``.
+  Faust's ``table_route`` does not need them: a worker forwards ``/records/{id}`` to the key's
+  owner with the caller's own headers, routed by the group's assignment.
+
+A view is known by the route pattern that answers the request, not by its path text, so no spelling
+of a path reaches a view by another rule; a view not listed in ``READ_VIEWS`` needs a key.
 
 The key comes as ``Authorization: Bearer <key>``: none is 401, one that is not configured is 403
 (with no key configured, admin endpoints refuse everyone). Keys are compared in constant time, with
@@ -22,10 +29,12 @@ from pydantic import SecretStr
 from pipeline.settings import AdminSettings
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+READ_VIEWS = frozenset({"/lag", "/lag/page", "/records/{id}", "/providers", "/metrics"})
 
 
-def needs_key(method: str, path: str, *, open_views: bool) -> bool:
-    if path == "/admin" or path.startswith("/admin/") or method.upper() not in READ_METHODS:
+def needs_key(method: str, route: str | None, *, open_views: bool) -> bool:
+    """Whether a request for the view at route pattern ``route`` (None: no view) needs a key."""
+    if route not in READ_VIEWS or method.upper() not in READ_METHODS:
         return True
     return not open_views
 
@@ -47,7 +56,9 @@ def access_middleware(settings: AdminSettings) -> Middleware:
 
     @web.middleware
     async def check_access(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if needs_key(request.method, request.path, open_views=settings.open_views):
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else None
+        if needs_key(request.method, route, open_views=settings.open_views):
             status = refusal(request.headers.get("Authorization"), settings.api_keys)
             if status is not None:
                 return _refused(status, configured=bool(settings.api_keys))

@@ -41,10 +41,12 @@ def create_app(settings: Settings) -> tuple[faust.App, StageTopics, StageTables]
         store=settings.table_store,
         datadir=str(settings.data_dir),
         autodiscover=["agents", "pipeline.web"],  # and no origin: Faust would scan all of pipeline/ too
+        env={},  # Faust's own variables (WEB_BIND, WEB_PORT, APP_WEB_*_ENABLED, ...) do not apply: Settings does
         web_port=settings.web_port,
         web_host=settings.web_host,
+        web_bind=settings.web_host,  # listen where other workers reach us, not on every interface
         canonical_url=settings.web_canonical_url or None,
-        web_application_options={"middlewares": [access_middleware(settings.admin)]},
+        web_application_options={"middlewares": [access_middleware(settings.admin)]},  # Faust's views too
         topic_partitions=catalog.partitions,
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",

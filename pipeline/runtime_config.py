@@ -27,8 +27,11 @@ from typing import Any
 import structlog
 from aiokafka import TopicPartition
 from pydantic import ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from pipeline.errors import ConfigError
 from pipeline.kafka_clients import groupless_consumer
+from pipeline.providers import check_lane_credentials
 from pipeline.providers.rate_limit import ProviderLane
 from pipeline.settings import ProviderSettings, RoutingSettings, Settings
 from pipeline.topic_admin import partition_counts, require_topics
@@ -56,10 +59,19 @@ def rules_document(body: bytes, defaults: RoutingSettings) -> RoutingSettings:
     return defaults.model_copy(update={name: getattr(given, name) for name in given.model_fields_set})
 
 
-def tuned(settings: ProviderSettings, tuning: ProviderTuning) -> ProviderSettings:
-    """The provider's settings with the tuning's fields over them, checked against the provider's own
-    bounds (ValidationError naming each bad field)."""
-    return type(settings).model_validate({**settings.model_dump(), **tuning.changed()})
+def tuned(name: str, settings: ProviderSettings, tuning: ProviderTuning) -> ProviderSettings:
+    """Provider ``name``'s settings with the tuning's fields over them, checked against the provider's
+    own bounds and as its adapter reads its credentials (ValidationError naming each bad field)."""
+    lane = type(settings).model_validate({**settings.model_dump(), **tuning.changed()})
+    try:
+        check_lane_credentials(name, lane)
+    except ConfigError as exc:  # only the endpoint is tunable among what credentials depend on (Mailchimp's)
+        problem = InitErrorDetails(
+            type=PydanticCustomError("credentials", "{reason}", {"reason": str(exc)}),
+            loc=("base_url",), input=lane.base_url,
+        )
+        raise ValidationError.from_exception_data(type(lane).__name__, [problem]) from None
+    return lane
 
 
 def tunable_view(settings: ProviderSettings) -> dict[str, Any]:
@@ -104,7 +116,7 @@ class RuntimeConfig:
 
     def _apply_tuning(self, name: str, value: bytes | None) -> None:
         tuning = ProviderTuning.model_validate_json(value) if value is not None else ProviderTuning()
-        self.lanes[name].reconfigure(tuned(self.defaults.providers.enabled()[name], tuning))
+        self.lanes[name].reconfigure(tuned(name, self.defaults.providers.enabled()[name], tuning))
         if value is None:
             self.tuning.pop(name, None)
         else:

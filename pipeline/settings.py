@@ -13,10 +13,15 @@ Build it once (``Settings()``) at the edge of the program and pass it down; test
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
+import phonenumbers
+from pydantic import (
+    AfterValidator, AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from schemas.contact import Contact
@@ -24,15 +29,69 @@ from schemas.contact import Contact
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def _host_port(entry: str) -> str:
+    """``host:port`` or ``[ipv6]:port``, the port 1 to 65535."""
+    host, colon, port = entry.strip().rpartition(":")
+    if not colon or not host.strip("[]") or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{entry.strip()!r} is not host:port (a port is 1 to 65535), e.g. broker1:9092")
+    return entry.strip()
+
+
+def _host_port_list(value: str) -> str:
+    """Comma-separated ``host:port`` entries (empty: not set)."""
+    return ",".join(_host_port(entry) for entry in value.split(",")) if value.strip() else ""
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an http:// or https:// URL with a host")
+    return value
+
+
+def _http_url_or_empty(value: str) -> str:
+    return value and _http_url(value)
+
+
+def _host(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9.:_-]+", value):
+        raise ValueError(f"{value!r} is not a host name or IP address (no scheme, no port)")
+    return value
+
+
+def _phone_region(value: str) -> str:
+    region = value.upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(f"{value!r} is not a region phonenumbers knows; use a two-letter country code like US, GB, DE")
+    return region
+
+
+def _upper(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
+
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+RatePerSecond = Annotated[float, Field(gt=0, le=10_000)]
+Burst = Annotated[int, Field(gt=0, le=10_000)]
+HostPortList = Annotated[str, AfterValidator(_host_port_list)]
+Host = Annotated[str, AfterValidator(_host)]
+HttpUrlText = Annotated[str, AfterValidator(_http_url)]
+HttpUrlTextOrEmpty = Annotated[str, AfterValidator(_http_url_or_empty)]
+KafkaName = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]*$", max_length=200)]  # Kafka's topic and group characters
+LogLevel = Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)]
+# Faust's table stores: RocksDB on disk, or memory (tables rebuilt from their changelogs at every start).
+TableStore = Literal["rocksdb://", "memory://"]
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class KafkaSettings(_Section):
     """Where the broker is. Empty ``bootstrap_servers`` means: start the local Apache Kafka."""
 
-    bootstrap_servers: str = ""
-    topic_prefix: str = Field(default="", description="Prepended to every topic name of topics.yaml.")
+    bootstrap_servers: HostPortList = ""
+    topic_prefix: KafkaName = Field(default="", description="Prepended to every topic name of topics.yaml.")
     topics_file: Path = REPO_ROOT / "topics.yaml"
 
 
@@ -42,43 +101,43 @@ class LocalKafkaSettings(_Section):
     version: str = "4.1.1"
     cache_dir: Path = Path.home() / ".cache" / "contactsync" / "kafka"
     run_dir: Path = REPO_ROOT / "var" / "kafka"
-    host: str = "127.0.0.1"
-    port: int = 19092
-    controller_port: int = 19093
+    host: Host = "127.0.0.1"
+    port: Port = 19092
+    controller_port: Port = 19093
     heap: str = "-Xms256m -Xmx512m"
-    start_timeout_s: float = 90.0
+    start_timeout_s: float = Field(default=90.0, gt=0, le=3600)
 
 
 class ProviderSettings(_Section):
     """What every provider lane has: where to send, how big, how fast."""
 
     enabled: bool = True
-    base_url: str
+    base_url: HttpUrlText
     batch_size: int = Field(gt=0)
-    rate_per_second: float = Field(default=10.0, gt=0, description="Requests/s for all workers together.")
-    burst: int = Field(default=10, gt=0)
-    max_in_flight: int = Field(default=4, gt=0)
-    timeout_s: float = Field(default=30.0, gt=0)
+    rate_per_second: RatePerSecond = Field(default=10.0, description="Requests/s for all workers together.")
+    burst: Burst = 10
+    max_in_flight: int = Field(default=4, gt=0, le=100)
+    timeout_s: float = Field(default=30.0, gt=0, le=300)
     throttle_wait_max_s: float = Field(
-        default=30.0, ge=0,
+        default=30.0, ge=0, le=3600,
         description="Longest throttling pause a batch waits out; records meeting a longer one (a daily "
         "cap) wait in the retry chain instead, without using up an attempt.",
     )
 
 
 class HubSpotSettings(ProviderSettings):
-    base_url: str = "https://api.hubapi.com"
+    base_url: HttpUrlText = "https://api.hubapi.com"
     batch_size: int = Field(default=100, gt=0, le=100)
     # HubSpot allows 100 requests in any 10 s (Free/Starter; 190 on Pro/Enterprise). A lane starts at
     # most burst + 10 × rate_per_second requests in any 10 s: 5 + 95 = 100.
-    rate_per_second: float = Field(default=9.5, gt=0)
-    burst: int = Field(default=5, gt=0)
+    rate_per_second: RatePerSecond = 9.5
+    burst: Burst = 5
     token: SecretStr = SecretStr("")
     id_property: str = Field(default="contactsync_id", description="A unique contact property in HubSpot.")
 
 
 class SalesforceSettings(ProviderSettings):
-    base_url: str = "https://login.salesforce.com"  # the token endpoint's host; records go to instance_url
+    base_url: HttpUrlText = "https://login.salesforce.com"  # the token endpoint's host; records go to instance_url
     batch_size: int = Field(default=200, gt=0, le=200)
     api_version: str = "v62.0"
     client_id: str = ""
@@ -87,12 +146,15 @@ class SalesforceSettings(ProviderSettings):
     password: SecretStr = SecretStr("")
     external_id_field: str = "ContactSync_Id__c"
     limit_retry_after_s: float = Field(
-        default=60.0, gt=0, description="Pause after 403 REQUEST_LIMIT_EXCEEDED, which has no Retry-After."
+        default=60.0, gt=0, le=86_400,
+        description="Pause after 403 REQUEST_LIMIT_EXCEEDED, which has no Retry-After.",
     )
 
 
 class MailchimpSettings(ProviderSettings):
-    base_url: str = Field(default="", description="Empty: https://<dc>.api.mailchimp.com/3.0 from api_key.")
+    base_url: HttpUrlTextOrEmpty = Field(
+        default="", description="Empty: https://<dc>.api.mailchimp.com/3.0 from api_key."
+    )
     batch_size: int = Field(default=500, gt=0, le=500)
     max_in_flight: int = Field(default=4, gt=0, le=10)  # Mailchimp refuses an 11th connection
     api_key: SecretStr = SecretStr("")
@@ -149,7 +211,7 @@ class RoutingSettings(_Section):
         "so that an unsubscribe or a new email reaches Mailchimp.",
     )
     required_fields: list[ContactField] = ["email"]
-    default_phone_region: str = "US"
+    default_phone_region: Annotated[str, AfterValidator(_phone_region)] = "US"
 
 
 class AdminSettings(_Section):
@@ -158,7 +220,7 @@ class AdminSettings(_Section):
     ``CONTACTSYNC_ADMIN__API_KEYS=key1,key2``: any of these keys opens the admin endpoints (``/admin/...``
     and ``POST`` actions), sent as ``Authorization: Bearer <key>``. No key: those endpoints refuse
     everyone. ``CONTACTSYNC_ADMIN__OPEN_VIEWS=false`` makes the read-only views (``/lag``, ``/records``,
-    ``/providers``, ``/metrics``, ...) ask for a key too.
+    ``/providers``, ``/metrics``, ...) ask for a key too; Faust's own views always do (``pipeline.access``).
     """
 
     api_keys: Annotated[list[SecretStr], NoDecode] = []
@@ -176,28 +238,29 @@ class AdminSettings(_Section):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="CONTACTSYNC_", env_nested_delimiter="__", frozen=True, extra="forbid"
+        env_prefix="CONTACTSYNC_", env_nested_delimiter="__", frozen=True, extra="forbid", allow_inf_nan=False
     )
 
-    app_id: str = "contactsync"
+    app_id: KafkaName = Field(default="contactsync", min_length=1)
     data_dir: Path = REPO_ROOT / "var" / "data"
-    web_port: int = 6066
-    web_host: str = Field(
+    web_port: Port = 6066
+    web_host: Host = Field(
         default="127.0.0.1",
         description="Where the web views listen; 0.0.0.0 lets workers on other hosts forward /records "
         "requests to each other (set admin API keys and close the views first).",
     )
-    web_canonical_url: str = Field(
+    web_canonical_url: HttpUrlTextOrEmpty = Field(
         default="", description="How other workers reach this one (default: http://<web_host>:<web_port>)."
     )
-    log_level: str = "INFO"
-    table_store: str = "rocksdb://"
-    batch_max: int = Field(default=1000, gt=0, description="Events a stage takes at once.")
-    batch_within_s: float = Field(default=0.2, gt=0, description="Longest wait to fill a batch.")
+    log_level: LogLevel = "INFO"
+    table_store: TableStore = "rocksdb://"
+    batch_max: int = Field(default=1000, gt=0, le=100_000, description="Events a stage takes at once.")
+    batch_within_s: float = Field(default=0.2, gt=0, le=60, description="Longest wait to fill a batch.")
     session_timeout_s: float = Field(
-        default=10.0, gt=0, description="How soon a crashed worker's partitions move to the others."
+        default=10.0, ge=6, le=1800,  # the range a Kafka broker accepts by default (group.min/max.session.timeout.ms)
+        description="How soon a crashed worker's partitions move to the others.",
     )
-    kafka_bootstrap_servers: str = Field(
+    kafka_bootstrap_servers: HostPortList = Field(
         default="",
         validation_alias=AliasChoices("CONTACTSYNC_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
     )

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from pipeline.errors import ConfigError
 from pipeline.settings import Settings
+from pipeline.settings_env import json_problem, unknown_variables, validation_problems
 from pipeline.topics import TopicCatalog
 
 app = typer.Typer(
@@ -19,15 +22,21 @@ app = typer.Typer(
 
 
 def load_settings() -> Settings:
-    """Build the settings once; a bad variable becomes one line saying which and why."""
+    """Build the settings once; a bad variable becomes one line saying which and why, and a
+    ``CONTACTSYNC_`` variable that no setting reads a warning line naming the nearest one."""
+    for warning in unknown_variables(os.environ):
+        warn(warning)
     try:
         return Settings()
     except ValidationError as exc:
-        problems = "; ".join(
-            f"CONTACTSYNC_{'__'.join(str(part).upper() for part in error['loc'])}: {error['msg']}"
-            for error in exc.errors()
-        )
-        raise ConfigError(f"invalid settings: {problems}") from None
+        raise ConfigError(f"invalid settings: {validation_problems(exc)}") from None
+    except SettingsError as exc:  # a list or map variable that is not JSON
+        raise ConfigError(f"invalid settings: {json_problem(exc, os.environ)}") from None
+
+
+def warn(message: str) -> None:
+    """One warning line on stderr, before logging is set up."""
+    print(f"contactsync: warning: {message}", file=sys.stderr)
 
 
 def load_catalog(settings: Settings) -> TopicCatalog:

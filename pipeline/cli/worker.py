@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import Any
 
 import faust
 import structlog
 import typer
+from pydantic import TypeAdapter, ValidationError
 
 from pipeline import topic_admin
-from pipeline.cli import app, load_settings
+from pipeline.cli import app, load_catalog, load_settings
 from pipeline.errors import ConfigError
 from pipeline.logging import configure_logging
-from pipeline.topics import TopicCatalog
+from pipeline.providers import check_credentials
+from pipeline.settings import Port, Settings
+from pipeline.worker_claims import check_web_port, data_dir_lock
 
 
 class _Worker(faust.Worker):
@@ -36,23 +40,40 @@ class _Worker(faust.Worker):
 def worker(
     web_port: int = typer.Option(None, help="Port of this worker's web views (default: settings.web_port)."),
 ) -> None:
-    """Run a worker. Start several (each with its own --web-port and data dir) to share the load."""
+    """Run a worker. Start several (each with its own --web-port and data dir) to share the load.
+
+    Every setting is checked before the worker joins the group (a problem is one line and exit code 2):
+    the values, each enabled provider's credentials, the data dir (locked for the worker's lifetime),
+    the web port, and the topics against topics.yaml.
+    """
+    if web_port is not None:
+        try:
+            TypeAdapter(Port).validate_python(web_port)
+        except ValidationError as exc:
+            raise ConfigError(f"--web-port {web_port}: {exc.errors()[0]['msg']}") from None
+        # the app reads its settings from the environment when it is imported, its canonical URL too
+        os.environ["CONTACTSYNC_WEB_PORT"] = str(web_port)
     settings = load_settings()
     configure_logging(settings.log_level)
-    catalog = TopicCatalog.load(settings.kafka.topics_file, settings.kafka.topic_prefix)
-    drift = asyncio.run(topic_admin.check(catalog, settings.bootstrap_servers))
+    check_credentials(settings.providers)
+    with data_dir_lock(settings.data_dir):
+        check_web_port(settings.web_host, settings.web_port)
+        check_topics(settings)
+        if not settings.admin.api_keys:
+            structlog.get_logger(__name__).warning(
+                "no admin API key: the /admin endpoints and record retries refuse every request",
+                setting="CONTACTSYNC_ADMIN__API_KEYS",
+            )
+        from pipeline.app import app as faust_app  # the app reads settings at import: only now
+
+        _Worker(
+            faust_app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False
+        ).execute_from_commandline()
+
+
+def check_topics(settings: Settings) -> None:
+    """ConfigError naming the first difference between the broker's topics and topics.yaml."""
+    drift = asyncio.run(topic_admin.check(load_catalog(settings), settings.bootstrap_servers))
     if drift:
         raise ConfigError(f"{drift[0]}{f' (and {len(drift) - 1} more)' if len(drift) > 1 else ''}; "
                           "run `contactsync topics apply` first")
-    if not settings.admin.api_keys:
-        structlog.get_logger(__name__).warning(
-            "no admin API key: the /admin endpoints and record retries refuse every request",
-            setting="CONTACTSYNC_ADMIN__API_KEYS",
-        )
-    from pipeline.app import app as faust_app  # the app reads settings at import: only now
-
-    if web_port is not None:
-        faust_app.conf.web_port = web_port
-    _Worker(
-        faust_app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False
-    ).execute_from_commandline()

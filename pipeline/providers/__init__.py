@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 import httpx
 
 from pipeline.errors import ConfigError
+from pipeline.providers import hubspot, mailchimp, salesforce_api
 from pipeline.providers.base import DeliveryResult, Mapper, Provider
 from pipeline.providers.hubspot import HubSpotMapper, HubSpotProvider
 from pipeline.providers.mailchimp import MailchimpMapper, MailchimpProvider
@@ -30,7 +31,7 @@ from pipeline.settings import (
 
 __all__ = [
     "DeliveryResult", "Mapper", "Provider", "build_lane_provider", "build_mappers", "build_provider",
-    "build_providers",
+    "build_providers", "check_credentials", "check_lane_credentials",
 ]
 
 S = TypeVar("S", bound=ProviderSettings)
@@ -41,12 +42,13 @@ class _Adapter(Generic[S]):
     settings_type: type[S]
     provider: Callable[..., Provider]  # (settings, *, transport=None)
     mapper: Callable[[S], Mapper]
+    credentials: Callable[[S], object]  # what the adapter authenticates with; ConfigError when it cannot
 
 
 _ADAPTERS: dict[str, _Adapter[Any]] = {
-    "hubspot": _Adapter(HubSpotSettings, HubSpotProvider, HubSpotMapper),
-    "salesforce": _Adapter(SalesforceSettings, SalesforceProvider, SalesforceMapper),
-    "mailchimp": _Adapter(MailchimpSettings, MailchimpProvider, MailchimpMapper),
+    "hubspot": _Adapter(HubSpotSettings, HubSpotProvider, HubSpotMapper, hubspot.credentials),
+    "salesforce": _Adapter(SalesforceSettings, SalesforceProvider, SalesforceMapper, salesforce_api.credentials),
+    "mailchimp": _Adapter(MailchimpSettings, MailchimpProvider, MailchimpMapper, mailchimp.credentials),
 }
 
 
@@ -78,6 +80,24 @@ def build_providers(settings: ProvidersSettings) -> dict[str, Provider]:
 def build_mappers(settings: ProvidersSettings) -> dict[str, Mapper]:
     """The mapping step of each enabled provider, by name: ``ContactChange -> DispatchRecord``."""
     return {name: _adapter(name, lane).mapper(lane) for name, lane in settings.enabled().items()}
+
+
+def check_lane_credentials(name: str, lane: ProviderSettings) -> None:
+    """ConfigError when provider ``name``'s adapter could not authenticate with ``lane``'s credentials."""
+    _adapter(name, lane).credentials(lane)
+
+
+def check_credentials(settings: ProvidersSettings) -> None:
+    """One ConfigError naming every enabled provider whose credentials are missing or malformed, read
+    as its adapter reads them (a worker checks this before it joins the group)."""
+    problems = []
+    for name, lane in settings.enabled().items():
+        try:
+            check_lane_credentials(name, lane)
+        except ConfigError as exc:
+            problems.append(f"{name}: {exc} (or turn {name} off: CONTACTSYNC_PROVIDERS__{name.upper()}__ENABLED=false)")
+    if problems:
+        raise ConfigError("; ".join(problems))
 
 
 def _adapter(name: str, lane: ProviderSettings) -> _Adapter[Any]:

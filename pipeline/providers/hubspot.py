@@ -16,6 +16,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from pipeline.errors import DeliveryError, MappingError, RetryableError
 from pipeline.providers.base import DeliveryResult
+from pipeline.providers.credentials import credential
 from pipeline.providers.http import (
     Answer, ProviderClient, classify_status, error_body, error_for_status, parse
 )
@@ -69,6 +70,11 @@ _BATCH_ANSWER = TypeAdapter(_Batch)
 _ERROR_ANSWER = TypeAdapter(_Error)
 
 
+def credentials(settings: HubSpotSettings) -> str:
+    """The private app token (ConfigError when it is missing or malformed)."""
+    return credential(settings.token, "CONTACTSYNC_PROVIDERS__HUBSPOT__TOKEN")
+
+
 class HubSpotProvider:
     """Delivers dispatch records to HubSpot contacts with a private app token."""
 
@@ -82,7 +88,7 @@ class HubSpotProvider:
             settings,
             base_url=settings.base_url,
             classify=_classify,
-            headers={"Authorization": f"Bearer {settings.token.get_secret_value()}"},
+            headers={"Authorization": f"Bearer {credentials(settings)}"},
             transport=transport,
         )
 

@@ -23,6 +23,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from pipeline.errors import ConfigError, DeliveryError, MappingError, PermanentError, RetryableError
 from pipeline.providers.base import DeliveryResult
+from pipeline.providers.credentials import credential
 from pipeline.providers.http import (
     Answer, ProviderClient, classify_status, clip, error_body, parse
 )
@@ -73,18 +74,20 @@ def subscriber_hash(email: str) -> str:
     return hashlib.md5(email.lower().encode(), usedforsecurity=False).hexdigest()
 
 
-def api_base_url(settings: MailchimpSettings) -> str:
-    """``settings.base_url``, else ``https://<dc>.api.mailchimp.com/3.0`` from the key's ``-<dc>``."""
+def credentials(settings: MailchimpSettings) -> tuple[str, str]:
+    """The API key, and the API's base URL: ``settings.base_url``, else
+    ``https://<dc>.api.mailchimp.com/3.0`` from the key's ``-<dc>`` (ConfigError when either is missing)."""
+    key = credential(settings.api_key, "CONTACTSYNC_PROVIDERS__MAILCHIMP__API_KEY")
     if settings.base_url:
-        return settings.base_url
-    _, dash, dc = settings.api_key.get_secret_value().rpartition("-")
+        return key, settings.base_url
+    _, dash, dc = key.rpartition("-")
     if not dash or not dc.isalnum():
         raise ConfigError(
             "the Mailchimp API key has no data center suffix (like -us6): set "
             "CONTACTSYNC_PROVIDERS__MAILCHIMP__API_KEY to the whole key, or "
             "CONTACTSYNC_PROVIDERS__MAILCHIMP__BASE_URL"
         )
-    return f"https://{dc}.api.mailchimp.com/3.0"
+    return key, f"https://{dc}.api.mailchimp.com/3.0"
 
 
 class MailchimpProvider:
@@ -95,12 +98,13 @@ class MailchimpProvider:
     def __init__(
         self, settings: MailchimpSettings, *, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
+        key, base_url = credentials(settings)
         self._list_path = f"/lists/{settings.list_id}"
         self._http = ProviderClient(
             settings,
-            base_url=api_base_url(settings),
+            base_url=base_url,
             classify=_classify,
-            auth=httpx.BasicAuth("contactsync", settings.api_key.get_secret_value()),
+            auth=httpx.BasicAuth("contactsync", key),
             transport=transport,
         )
 

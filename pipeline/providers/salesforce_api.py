@@ -15,6 +15,7 @@ import httpx
 from pydantic import TypeAdapter
 
 from pipeline.errors import DeliveryError, RetryableError, ThrottledError
+from pipeline.providers.credentials import credential
 from pipeline.providers.http import Answer, ProviderClient, classify_status, clip, error_body, parse
 from pipeline.settings import SalesforceSettings
 
@@ -33,6 +34,21 @@ class _Error(Answer):  # [{message, errorCode}] from the REST API, {error, ...} 
 
 _TOKEN = TypeAdapter(_Token)
 _ERRORS = TypeAdapter(list[_Error] | _Error)
+
+
+def credentials(settings: SalesforceSettings) -> dict[str, str]:
+    """The OAuth2 grant: password with a username, else client_credentials (ConfigError when a part
+    is missing or malformed)."""
+    prefix = "CONTACTSYNC_PROVIDERS__SALESFORCE__"
+    client = {
+        "client_id": credential(settings.client_id, f"{prefix}CLIENT_ID"),
+        "client_secret": credential(settings.client_secret, f"{prefix}CLIENT_SECRET"),
+    }
+    if not settings.username:
+        return {"grant_type": "client_credentials", **client}
+    username = credential(settings.username, f"{prefix}USERNAME")
+    password = credential(settings.password, f"{prefix}PASSWORD", spaces=True)
+    return {"grant_type": "password", **client, "username": username, "password": password}
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +71,7 @@ class SalesforceApi:
         transport: httpx.AsyncBaseTransport | None,
     ) -> None:
         self._settings = settings
+        self._grant = credentials(settings)
         self._http = ProviderClient(
             settings, base_url=settings.base_url, classify=self._classify, transport=transport
         )
@@ -81,21 +98,10 @@ class SalesforceApi:
     async def _current_session(self) -> _Session:
         async with self._login:  # concurrent callers share one login
             if self._session is None:
-                answer = await self._http.request("POST", "/services/oauth2/token", data=self._grant())
+                answer = await self._http.request("POST", "/services/oauth2/token", data=self._grant)
                 token = parse(answer, _TOKEN)
                 self._session = _Session(token.access_token, token.instance_url.rstrip("/"))
             return self._session
-
-    def _grant(self) -> dict[str, str]:
-        settings = self._settings
-        client = {
-            "client_id": settings.client_id,
-            "client_secret": settings.client_secret.get_secret_value(),
-        }
-        if not settings.username:
-            return {"grant_type": "client_credentials", **client}
-        password = settings.password.get_secret_value()
-        return {"grant_type": "password", **client, "username": settings.username, "password": password}
 
     def _classify(self, response: httpx.Response) -> DeliveryError:
         """Salesforce's status and error body as our error."""

@@ -90,7 +90,7 @@ class AdminProvider(View):
         try:
             update = ProviderTuning.model_validate_json(await request.read())
             tuning = runtime.tuning.get(name, ProviderTuning()).updated(update)
-            tuned(settings.providers.enabled()[name], tuning)
+            tuned(name, settings.providers.enabled()[name], tuning)
         except ValidationError as exc:
             return invalid(self, f"settings for {name}", exc)
         value = tuning.model_dump_json(exclude_none=True).encode()

@@ -123,9 +123,11 @@ class Pipeline:
         return await read_topic(self.bootstrap, topic)
 
     def cli_env(self) -> dict[str, str]:
-        """The environment of a ``contactsync`` command aimed at this pipeline (as its workers see it)."""
+        """The environment of a ``contactsync`` command aimed at this pipeline (as its workers see it),
+        its web port that of the first worker (the commands' default --url)."""
         assert self.stack is not None
-        return cli_env(**self.stack.worker_env(self.tmp / "cli-data", 0))
+        web_port = self.workers[0].web_port if self.workers else Settings().web_port
+        return cli_env(**self.stack.worker_env(self.tmp / "cli-data", web_port))
 
     def logs(self) -> str:
         """Where the workers' logs are, for assertion messages."""

@@ -167,6 +167,31 @@ async def test_invalid_rules_and_settings_are_refused_naming_the_field_and_why(a
     assert admin_cli(harness, "providers", "show", "hubspot")["stored"] is None
 
 
+@pytest.mark.parametrize(
+    ("path", "document", "field", "why"),
+    [
+        ("/admin/rules", {"default_phone_region": "ZZ"}, "default_phone_region", "not a region phonenumbers knows"),
+        ("/admin/providers/hubspot", {"base_url": "not-a-url"}, "base_url", "not an http:// or https:// URL"),
+        ("/admin/providers/hubspot", {"base_url": "file:///etc/passwd"}, "base_url", "not an http:// or https:// URL"),
+        ("/admin/providers/salesforce", {"timeout_s": 1e308}, "timeout_s", "less than or equal to 300"),
+        ("/admin/providers/mailchimp", {"rate_per_second": 1e6}, "rate_per_second", "less than or equal to 10000"),
+    ],
+)
+async def test_the_settings_rules_hold_for_the_admin_endpoints(
+    admin_pipeline: Pipeline, path: str, document: dict[str, object], field: str, why: str
+) -> None:
+    """A phone region phonenumbers does not know, an endpoint that is not http(s), and a timeout or rate
+    past its bound are refused with 422 naming the field, as they are in the environment; nothing is stored."""
+    async with httpx.AsyncClient(timeout=30, headers=WITH_KEY) as client:
+        method = client.put if path == "/admin/rules" else client.patch
+        answer = await method(url(admin_pipeline) + path, json=document)
+        stored = (await client.get(url(admin_pipeline) + path)).json()["stored"]
+
+    assert answer.status_code == 422, answer.text
+    assert [p["field"] for p in answer.json()["problems"]] == [field] and why in answer.json()["problems"][0]["message"]
+    assert stored is None
+
+
 async def test_rate_limit_change_applies_to_the_next_batch(admin_pipeline: Pipeline) -> None:
     """After `admin providers set hubspot --rate-per-second 2 --burst 2 --batch-size 1`, both workers' GET
     /providers show the new limit, and HubSpot receives the next records one per request, never more

@@ -12,23 +12,37 @@ KEYS = [SecretStr("first-key"), SecretStr("second-key")]
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "open_views", "expected"),
+    ("method", "route", "open_views", "expected"),
     [
         ("GET", "/admin/rules", True, True),
-        ("PATCH", "/admin/providers/hubspot", True, True),
-        ("POST", "/records/r1/retry", True, True),  # an action, not a view
+        ("PATCH", "/admin/providers/{name}", True, True),
+        ("POST", "/records/{id}/retry", True, True),  # an action, not a view
+        ("POST", "/records/{id}", True, True),  # a read view read with another method
         ("GET", "/lag", True, False),
-        ("GET", "/records/r1", True, False),
+        ("HEAD", "/lag/page", True, False),
+        ("GET", "/records/{id}", True, False),
+        ("GET", "/providers", True, False),
+        ("GET", "/metrics", True, False),
         ("GET", "/lag", False, True),
         ("GET", "/metrics", False, True),
-        ("GET", "/administrators", True, False),  # only the /admin/ tree
     ],
 )
 def test_admin_paths_and_actions_need_a_key_views_only_when_closed(
-    method: str, path: str, open_views: bool, expected: bool
+    method: str, route: str, open_views: bool, expected: bool
 ) -> None:
     """/admin/... and non-GET requests always need a key; read-only views only when they are closed."""
-    assert needs_key(method, path, open_views=open_views) is expected
+    assert needs_key(method, route, open_views=open_views) is expected
+
+
+@pytest.mark.parametrize(
+    "route",
+    ["/", "/table/", "/table/{name}/", "/table/{name}/{key}/", "/router/", "/router/topics", "/router/{name}/{key}/",
+     "/graph/", "/assignment/", "/performance/", "/administrators", None],
+)
+def test_faust_views_and_unknown_routes_need_a_key_even_with_open_views(route: str | None) -> None:
+    """Faust's own views (table rows, routing, stats), any view not listed as ours, and a path no view
+    answers all need a key, open views or not."""
+    assert needs_key("GET", route, open_views=True) is True
 
 
 @pytest.mark.parametrize(

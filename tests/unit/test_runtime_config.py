@@ -5,17 +5,19 @@ from __future__ import annotations
 import json
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from pipeline.providers.rate_limit import ProviderLane
 from pipeline.runtime_config import RULES_KEY, RuntimeConfig, field_problems, rules_document, tunable_view, tuned
 from pipeline.settings import (
-    HubSpotSettings, KafkaSettings, ProviderSettings, ProvidersSettings, RoutingSettings, Settings,
+    HubSpotSettings, KafkaSettings, MailchimpSettings, ProviderSettings, ProvidersSettings, RoutingSettings,
+    Settings,
 )
 from pipeline.topics import TopicCatalog
 from schemas.runtime_config import ProviderTuning
 
 ENV_ROUTING = RoutingSettings(required_fields=["email", "last_name"])
+HUBSPOT = HubSpotSettings(token=SecretStr("pat-na1-test"), rate_per_second=9)
 
 
 def problems(call: object, *args: object) -> dict[str, str]:
@@ -44,19 +46,54 @@ def test_invalid_rules_name_each_field_and_why() -> None:
     assert list(problems(rules_document, b"{not json", ENV_ROUTING)) == ["(document)"]
 
 
+def test_rules_take_only_phone_regions_phonenumbers_knows() -> None:
+    """A phone region phonenumbers does not know is refused by name; a known one in lower case is kept upper."""
+    found = problems(rules_document, b'{"default_phone_region": "ZZ"}', ENV_ROUTING)
+
+    assert "'ZZ' is not a region phonenumbers knows" in found["default_phone_region"]
+    assert rules_document(b'{"default_phone_region": "gb"}', ENV_ROUTING).default_phone_region == "GB"
+
+
 def test_tuning_is_checked_against_the_providers_own_bounds() -> None:
     """HubSpot takes at most 100 records a request and a rate above zero; credentials cannot be tuned."""
-    found = problems(tuned, HubSpotSettings(), ProviderTuning(batch_size=500, rate_per_second=0))
+    found = problems(tuned, "hubspot", HUBSPOT, ProviderTuning(batch_size=500, rate_per_second=0))
 
     assert set(found) == {"batch_size", "rate_per_second"}
     assert "100" in found["batch_size"]
     assert list(problems(ProviderTuning.model_validate, {"token": "pat-1"})) == ["token"]
 
 
+@pytest.mark.parametrize(
+    ("tuning", "message"),
+    [
+        ({"base_url": "not-a-url"}, "is not an http:// or https:// URL"),
+        ({"base_url": "file:///etc/passwd"}, "is not an http:// or https:// URL"),
+        ({"timeout_s": 1e308}, "less than or equal to 300"),
+        ({"rate_per_second": 1e9}, "less than or equal to 10000"),
+        ({"max_in_flight": 1000}, "less than or equal to 100"),
+    ],
+)
+def test_tuning_takes_http_urls_and_bounded_numbers_only(tuning: dict[str, object], message: str) -> None:
+    """An endpoint that is not http(s), and a timeout, rate or concurrency past its bound, are refused by field."""
+    found = problems(tuned, "hubspot", HUBSPOT, ProviderTuning.model_validate(tuning))
+
+    assert list(found) == list(tuning) and message in found[next(iter(tuning))]
+
+
+def test_a_tuning_the_adapter_could_not_authenticate_with_is_refused_on_base_url() -> None:
+    """Mailchimp with a key lacking its data center needs a base URL: a tuning that empties it is refused,
+    as the adapter would refuse it, naming base_url."""
+    env = MailchimpSettings(api_key=SecretStr("0123456789abcdef"), base_url="http://127.0.0.1:18083/3.0")
+
+    found = problems(tuned, "mailchimp", env, ProviderTuning(base_url=""))
+
+    assert list(found) == ["base_url"] and "no data center suffix" in found["base_url"]
+
+
 def test_tuning_overrides_only_its_fields_and_keeps_credentials() -> None:
     """A tuned lane has the tuning's fields, the environment's others, and its token untouched."""
     env = HubSpotSettings(token="pat-secret", burst=3)
-    lane = tuned(env, ProviderTuning(rate_per_second=2.5).updated(ProviderTuning(batch_size=10)))
+    lane = tuned("hubspot", env, ProviderTuning(rate_per_second=2.5).updated(ProviderTuning(batch_size=10)))
 
     assert (lane.rate_per_second, lane.batch_size, lane.burst) == (2.5, 10, 3)
     assert isinstance(lane, HubSpotSettings) and lane.token.get_secret_value() == "pat-secret"
@@ -69,7 +106,7 @@ def test_every_tunable_field_is_a_provider_setting() -> None:
 
 
 def _runtime() -> RuntimeConfig:
-    settings = Settings(routing=ENV_ROUTING, providers=ProvidersSettings(hubspot=HubSpotSettings(rate_per_second=9)))
+    settings = Settings(routing=ENV_ROUTING, providers=ProvidersSettings(hubspot=HUBSPOT))
     lanes = {name: ProviderLane(name, lane) for name, lane in settings.providers.enabled().items()}
     return RuntimeConfig(settings, lanes, TopicCatalog.load(KafkaSettings().topics_file, "p."))
 
@@ -94,7 +131,7 @@ def test_provider_tuning_reconfigures_the_lane_and_its_tombstone_restores_it() -
     assert (lane.settings.rate_per_second, lane.settings.batch_size, lane.generation) == (1.5, 5, 1)
     assert runtime.tuning["hubspot"] == ProviderTuning(rate_per_second=1.5, batch_size=5)
     runtime.apply("p.contacts.config.providers", b"hubspot", None)
-    assert lane.settings == HubSpotSettings(rate_per_second=9) and "hubspot" not in runtime.tuning
+    assert lane.settings == HUBSPOT and "hubspot" not in runtime.tuning
 
 
 def test_a_stored_document_that_does_not_hold_leaves_the_configuration_as_it_was() -> None:
