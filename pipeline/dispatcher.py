@@ -18,7 +18,7 @@ from faust.types import EventT
 
 from pipeline.dead_letters import dead_letter, now_ms
 from pipeline.errors import DeliveryError, RetryableError, ThrottledError
-from pipeline.outcomes import outcome
+from pipeline.outcomes import record_outcome
 from pipeline.producing import Outgoing
 from pipeline.providers import DeliveryResult, Provider
 from pipeline.providers.rate_limit import ProviderLane
@@ -132,19 +132,13 @@ class Dispatcher:
 
     def _delivered(self, item: Item, result: DeliveryResult) -> list[Outgoing]:
         record = item.record
-        return [self._hold(item, confirmed(self._held(item), record)), outcome(
-            self.catalog.outcomes, record_id=record.record_id, provider=record.provider,
-            version=record.version, state="delivered", source_ts_ms=record.source_ts_ms,
-            attempts=item.retry.attempts + 1, provider_id=result.provider_id,
+        return [self._hold(item, confirmed(self._held(item), record)), record_outcome(
+            self.catalog.outcomes, record, "delivered", attempts=item.retry.attempts + 1,
+            provider_id=result.provider_id,
         )]
 
     def _superseded(self, item: Item) -> Outgoing:
-        record = item.record
-        return outcome(
-            self.catalog.outcomes, record_id=record.record_id, provider=record.provider,
-            version=record.version, state="superseded", source_ts_ms=record.source_ts_ms,
-            attempts=item.retry.attempts,
-        )
+        return record_outcome(self.catalog.outcomes, item.record, "superseded", attempts=item.retry.attempts)
 
     def _failed(self, item: Item, error: DeliveryError | None, *, counts: bool = True) -> list[Outgoing]:
         assert error is not None
@@ -165,9 +159,7 @@ class Dispatcher:
             topic = self.catalog.retry(record.provider, plan.tier)
             messages = [Outgoing(topic, message.key, message.value, to_headers(plan.state))]
             state = "retrying"
-        messages.append(outcome(
-            self.catalog.outcomes, record_id=record.record_id, provider=record.provider,
-            version=record.version, state=state, source_ts_ms=record.source_ts_ms,
-            attempts=plan.state.attempts, error=plan.state.last_error,
+        messages.append(record_outcome(
+            self.catalog.outcomes, record, state, attempts=plan.state.attempts, error=plan.state.last_error,
         ))
         return held + messages
