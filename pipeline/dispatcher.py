@@ -38,7 +38,7 @@ from pipeline.stages.dispatching import (
 from pipeline.table_rows import set_row
 from pipeline.tables import rows_of
 from pipeline.topics import TopicCatalog
-from schemas.dispatch import Delivered
+from schemas.dispatch import Delivered, DeliveryState
 from schemas.headers import to_headers
 
 log = structlog.get_logger(__name__)
@@ -153,7 +153,7 @@ class Dispatcher:
                 self.catalog.dlq, item.event, "dispatch", error, provider=record.provider,
                 attempts=plan.state.attempts, first_failure_ms=plan.state.first_failure_ms,
             )
-            state = "dead_lettered"
+            state: DeliveryState = "dead_lettered"
             messages = [letter]
         else:
             topic = self.catalog.retry(record.provider, plan.tier)

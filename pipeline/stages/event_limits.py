@@ -5,9 +5,9 @@ RecursionError) and refuses an integer literal of more than 4,300 digits (ValueE
 an InvalidEventError, so either would stop the stage. ``limited_text`` refuses such a message
 first, with a reason for its dead letter:
 
-* size: at most ``MAX_MESSAGE_BYTES`` (1 MiB, the producer's default ``max_request_size`` and
-  about the broker's default ``message.max.bytes``; a Debezium contact event with its schema is a
-  few KB);
+* size: at most ``MAX_MESSAGE_BYTES`` (1,000,000: a message within it can be dead-lettered whole,
+  its headers included, under the producer's default ``max_request_size`` of 1 MiB; a Debezium
+  contact event with its schema is a few KB);
 * encoding: UTF-8, as JSON on Kafka is;
 * nesting: at most ``MAX_DEPTH`` arrays and objects inside each other (a Debezium envelope with
   its schema needs 6);
@@ -27,7 +27,7 @@ import re
 
 from pipeline.errors import InvalidEventError
 
-MAX_MESSAGE_BYTES = 1_048_576
+MAX_MESSAGE_BYTES = 1_000_000
 MAX_DEPTH = 64
 MAX_NUMBER_DIGITS = 100
 

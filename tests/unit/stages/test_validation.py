@@ -195,9 +195,12 @@ def test_a_lone_surrogate_is_refused() -> None:
 
 
 def test_a_huge_field_is_refused_so_the_validated_change_stays_small() -> None:
-    """A 1 MB first name is refused: the validated change could not be produced."""
-    with pytest.raises(InvalidEventError) as caught:
+    """A 1 MB first name is refused (the validated change could not be produced), and so is a 100 KB
+    one in a message within the size limit."""
+    with pytest.raises(InvalidEventError, match=r"^message of 1,000,\d{3} bytes is larger than the limit of 1,000,000 bytes$"):
         decode_change(encode(debezium("c", after={**ROW, "first_name": "A" * 1_000_000})), 0, 0)
+    with pytest.raises(InvalidEventError) as caught:
+        decode_change(encode(debezium("c", after={**ROW, "first_name": "A" * 100_000})), 0, 0)
     assert str(caught.value) == f"invalid event: after.first_name: String should have at most {MAX_TEXT_CHARS} characters"
     longest = {**ROW, **{field: "é" * MAX_TEXT_CHARS for field in ("first_name", "last_name", "company", "title")}}
     change = decode_change(encode(debezium("c", after=longest)), 0, 0)
