@@ -25,9 +25,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, Strict
 
 MAX_TEXT_CHARS = 1_000
-"""The longest text field: above what any provider keeps (Salesforce's Company holds 255
-characters, HubSpot's properties 65,536 bytes but no contact needs that), and small enough that a
-validated change always fits in one Kafka message."""
+"""The longest text field: above what the platforms keep in such fields (Salesforce's Company
+holds 255 characters, its LastName 80), and small enough that a validated change always fits in
+one Kafka message."""
 
 MAX_EPOCH_MS = 253_402_300_800_000  # 10000-01-01T00:00:00Z
 
