@@ -25,18 +25,18 @@ def route_event(event: EventT) -> list[Outgoing]:
     transformed = TransformedChange.model_validate_json(event.message.value)
     if transformed.stopped_by is not None:
         return []  # the transform stage recorded it as skipped_by_rule
-    change = transformed.change
+    change, dropped = transformed.change, transformed.dropped_fields
     outgoing: list[Outgoing] = []
     for provider in transformed.targets:
         try:
-            record = MAPPERS[provider](change)
+            record = MAPPERS[provider](change).model_copy(update={"dropped_fields": dropped})
         except PermanentError as exc:
             outgoing += [
                 dead_letter(topics.catalog.dlq, event, STAGE, exc, provider=provider),
                 outcome(
                     topics.catalog.outcomes, record_id=change.record_id, provider=provider,
                     version=change.version, state="dead_lettered", source_ts_ms=change.source_ts_ms,
-                    attempts=0, error=str(exc),
+                    attempts=0, error=str(exc), dropped_fields=dropped,
                 ),
             ]
             continue

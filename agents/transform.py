@@ -41,6 +41,7 @@ def transform_event(event: EventT) -> list[Outgoing]:
                 source_ts_ms=change.source_ts_ms,
                 attempts=0,
                 error=f"{stopped.rule}: {stopped.reason}",
+                dropped_fields=result.dropped_fields,
             )
             for provider in result.targets
         ]

@@ -18,7 +18,7 @@ from faust.types import EventT
 
 from pipeline.dead_letters import dead_letter, now_ms
 from pipeline.errors import DeliveryError, RetryableError, ThrottledError
-from pipeline.outcomes import outcome
+from pipeline.outcomes import record_outcome
 from pipeline.producing import Outgoing
 from pipeline.providers import DeliveryResult, Provider
 from pipeline.providers.rate_limit import ProviderLane
@@ -38,7 +38,7 @@ from pipeline.stages.dispatching import (
 from pipeline.table_rows import set_row
 from pipeline.tables import rows_of
 from pipeline.topics import TopicCatalog
-from schemas.dispatch import Delivered
+from schemas.dispatch import Delivered, DeliveryState
 from schemas.headers import to_headers
 
 log = structlog.get_logger(__name__)
@@ -132,19 +132,13 @@ class Dispatcher:
 
     def _delivered(self, item: Item, result: DeliveryResult) -> list[Outgoing]:
         record = item.record
-        return [self._hold(item, confirmed(self._held(item), record)), outcome(
-            self.catalog.outcomes, record_id=record.record_id, provider=record.provider,
-            version=record.version, state="delivered", source_ts_ms=record.source_ts_ms,
-            attempts=item.retry.attempts + 1, provider_id=result.provider_id,
+        return [self._hold(item, confirmed(self._held(item), record)), record_outcome(
+            self.catalog.outcomes, record, "delivered", attempts=item.retry.attempts + 1,
+            provider_id=result.provider_id,
         )]
 
     def _superseded(self, item: Item) -> Outgoing:
-        record = item.record
-        return outcome(
-            self.catalog.outcomes, record_id=record.record_id, provider=record.provider,
-            version=record.version, state="superseded", source_ts_ms=record.source_ts_ms,
-            attempts=item.retry.attempts,
-        )
+        return record_outcome(self.catalog.outcomes, item.record, "superseded", attempts=item.retry.attempts)
 
     def _failed(self, item: Item, error: DeliveryError | None, *, counts: bool = True) -> list[Outgoing]:
         assert error is not None
@@ -159,15 +153,13 @@ class Dispatcher:
                 self.catalog.dlq, item.event, "dispatch", error, provider=record.provider,
                 attempts=plan.state.attempts, first_failure_ms=plan.state.first_failure_ms,
             )
-            state = "dead_lettered"
+            state: DeliveryState = "dead_lettered"
             messages = [letter]
         else:
             topic = self.catalog.retry(record.provider, plan.tier)
             messages = [Outgoing(topic, message.key, message.value, to_headers(plan.state))]
             state = "retrying"
-        messages.append(outcome(
-            self.catalog.outcomes, record_id=record.record_id, provider=record.provider,
-            version=record.version, state=state, source_ts_ms=record.source_ts_ms,
-            attempts=plan.state.attempts, error=plan.state.last_error,
+        messages.append(record_outcome(
+            self.catalog.outcomes, record, state, attempts=plan.state.attempts, error=plan.state.last_error,
         ))
         return held + messages

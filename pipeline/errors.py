@@ -61,9 +61,10 @@ class MappingError(PermanentError):
     """A change cannot be mapped to a provider's payload (a required value is missing)."""
 
 
-def invalid_event(exc: ValidationError) -> InvalidEventError:
-    """An InvalidEventError naming the first failing field, without echoing input values (PII)."""
+def invalid_event(exc: ValidationError, within: str = "") -> InvalidEventError:
+    """An InvalidEventError naming the first failing field (inside ``within``, such as ``after``),
+    without echoing input values (PII)."""
     first = exc.errors(include_input=False)[0]
-    where = ".".join(str(part) for part in first["loc"]) or "event"
+    where = ".".join([*([within] if within else []), *(str(part) for part in first["loc"])]) or "event"
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     return InvalidEventError(f"invalid event: {where}: {first['msg']}{more}")

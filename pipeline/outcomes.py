@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 
 from pipeline.producing import Outgoing
-from schemas.dispatch import DeliveryState, Outcome
+from schemas.contact import DroppedField
+from schemas.dispatch import DeliveryState, DispatchRecord, Outcome
 
 
 def outcome(
@@ -19,6 +20,7 @@ def outcome(
     attempts: int = 1,
     provider_id: str | None = None,
     error: str | None = None,
+    dropped_fields: tuple[DroppedField, ...] = (),
 ) -> Outgoing:
     value = Outcome(
         record_id=record_id,
@@ -30,5 +32,23 @@ def outcome(
         attempts=attempts,
         provider_id=provider_id,
         error=error,
+        dropped_fields=dropped_fields,
     )
     return Outgoing(topic, record_id.encode(), value.model_dump_json().encode())
+
+
+def record_outcome(
+    topic: str,
+    record: DispatchRecord,
+    state: DeliveryState,
+    *,
+    attempts: int,
+    provider_id: str | None = None,
+    error: str | None = None,
+) -> Outgoing:
+    """The outcome of one dispatch record, with what the transform stage dropped from its contact."""
+    return outcome(
+        topic, record_id=record.record_id, provider=record.provider, version=record.version, state=state,
+        source_ts_ms=record.source_ts_ms, attempts=attempts, provider_id=provider_id, error=error,
+        dropped_fields=record.dropped_fields,
+    )

@@ -60,12 +60,21 @@ class RuleVerdict(_Message):
     reason: str = ""
 
 
+class DroppedField(_Message):
+    """A field the pipeline left out of a contact, and why (never its value: it may be a phone)."""
+
+    field: str
+    reason: str
+
+
 class TransformedChange(_Message):
-    """A normalised change with its rule verdicts and target providers (``contacts.transformed``)."""
+    """A normalised change with its rule verdicts and target providers (``contacts.transformed``),
+    and the fields normalising dropped from the contact (an unparseable phone)."""
 
     change: ContactChange
     verdicts: list[RuleVerdict]
     targets: list[str]
+    dropped_fields: tuple[DroppedField, ...] = ()  # none in messages written before it existed
 
     @property
     def stopped_by(self) -> RuleVerdict | None:

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from schemas.contact import DroppedField
+
 DeliveryState = Literal[
     "queued", "delivered", "skipped_by_rule", "retrying", "superseded", "dead_lettered"
 ]
@@ -36,6 +38,7 @@ class DispatchRecord(BaseModel):
     payload: dict[str, Any]
     previous_key: str | None = None  # set by the dispatcher: the key the provider holds it under now
     stray_keys: tuple[str, ...] = ()  # set by the dispatcher: keys it may hold it under too (Delivered)
+    dropped_fields: tuple[DroppedField, ...] = ()  # left out of the contact by the transform stage
 
 
 class Delivered(BaseModel):
@@ -76,3 +79,4 @@ class Outcome(BaseModel):
     attempts: int = 1
     provider_id: str | None = None
     error: str | None = None
+    dropped_fields: tuple[DroppedField, ...] = ()  # left out of the contact this version delivered

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from schemas.contact import DroppedField
 from schemas.dispatch import DeliveryState
 
 
@@ -16,6 +17,7 @@ class ProviderStatus(BaseModel):
     last_error: str | None = None
     provider_id: str | None = None
     at_ms: int
+    dropped_fields: tuple[DroppedField, ...] = ()  # left out of the contact at this version
 
 
 class RecordStatus(BaseModel):

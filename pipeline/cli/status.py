@@ -38,11 +38,14 @@ def status(
 
 
 def status_lines(record_id: str, found: RecordStatus) -> list[str]:
+    """The table, then one line per field the pipeline dropped from the contact, saying why."""
     rows: list[list[object]] = [
         [name, row.state, row.version, row.attempts,
          time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row.at_ms / 1000)),
-         row.provider_id or "-", row.last_error or "-"]
+         row.provider_id or "-", ",".join(d.field for d in row.dropped_fields) or "-", row.last_error or "-"]
         for name, row in sorted(found.providers.items())
     ]
-    headers = ["PROVIDER", "STATE", "VERSION", "ATTEMPTS", "AT", "PROVIDER ID", "LAST ERROR"]
-    return [f"record {record_id}", *format_table(headers, rows)]
+    headers = ["PROVIDER", "STATE", "VERSION", "ATTEMPTS", "AT", "PROVIDER ID", "DROPPED", "LAST ERROR"]
+    dropped = dict.fromkeys(d for row in found.providers.values() for d in row.dropped_fields)
+    notes = [f"{d.field} dropped from the contact: {d.reason}" for d in dropped]
+    return [f"record {record_id}", *format_table(headers, rows), *notes]

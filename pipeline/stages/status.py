@@ -27,6 +27,7 @@ def apply_outcome(status: RecordStatus, outcome: Outcome) -> RecordStatus:
         last_error=outcome.error,
         provider_id=outcome.provider_id or (current.provider_id if current else None),
         at_ms=outcome.at_ms,
+        dropped_fields=outcome.dropped_fields,
     )
     return RecordStatus(providers={**status.providers, outcome.provider: entry})
 

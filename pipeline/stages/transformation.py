@@ -5,7 +5,15 @@ from __future__ import annotations
 import phonenumbers
 
 from pipeline.settings import RoutingSettings
-from schemas.contact import Contact, ContactChange, KnownContact, RuleVerdict, TransformedChange
+from schemas.contact import Contact, ContactChange, DroppedField, KnownContact, RuleVerdict, TransformedChange
+
+_PARSE_ERRORS = {  # phonenumbers' error types, in words that never quote the number
+    phonenumbers.NumberParseException.INVALID_COUNTRY_CODE: "no valid country code",
+    phonenumbers.NumberParseException.NOT_A_NUMBER: "not a phone number",
+    phonenumbers.NumberParseException.TOO_SHORT_AFTER_IDD: "too short",
+    phonenumbers.NumberParseException.TOO_SHORT_NSN: "too short",
+    phonenumbers.NumberParseException.TOO_LONG: "too long",
+}
 
 
 def transform(
@@ -20,14 +28,14 @@ def transform(
     record was never seen: deleting a record a provider never had is harmless, keeping one it should
     not is not. It is routed by the last known contact, since the CDC tool may only know the key.
     An upsert also goes to every ``sticky`` provider that holds the record, so that an unsubscribe
-    reaches Mailchimp. Rules stop upserts only.
+    reaches Mailchimp. Rules stop upserts only. A field normalising drops is named in the result.
     """
     contact = change.contact or (known.contact if known else None)
-    normalised = normalise(contact, routing.default_phone_region) if contact else None
+    normalised, dropped = normalise(contact, routing.default_phone_region) if contact else (None, ())
     change = change.model_copy(update={"contact": normalised})
     if change.op == "delete":
         targets = list(providers) if known is None else _union(known.routed_to, route(normalised, routing, providers), providers)
-        return TransformedChange(change=change, verdicts=[], targets=targets), None
+        return TransformedChange(change=change, verdicts=[], targets=targets, dropped_fields=dropped), None
     assert normalised is not None  # an upsert always carries its row
     routed_to = list(known.routed_to) if known else []
     still_holding = [provider for provider in routed_to if provider in routing.sticky]
@@ -35,6 +43,7 @@ def transform(
         change=change,
         verdicts=apply_rules(normalised, routing),
         targets=_union(route(normalised, routing, providers), still_holding, providers),
+        dropped_fields=dropped,
     )
     if result.stopped_by is None:
         routed_to = _union(routed_to, result.targets, providers)
@@ -45,31 +54,33 @@ def _union(first: list[str], second: list[str], providers: tuple[str, ...]) -> l
     return [provider for provider in providers if provider in first or provider in second]
 
 
-def normalise(contact: Contact, phone_region: str) -> Contact:
-    """Email lower-cased and trimmed, phone in E.164 (dropped when unparseable), names tidied."""
+def normalise(contact: Contact, phone_region: str) -> tuple[Contact, tuple[DroppedField, ...]]:
+    """Email lower-cased and trimmed, phone in E.164, names tidied; and the fields dropped (a phone
+    that is not a possible number: ``phone_region`` is the region of numbers without a country code)."""
+    phone, why_not = _e164(contact.phone, phone_region) if contact.phone and contact.phone.strip() else (None, "")
+    dropped = (DroppedField(field="phone", reason=f"{why_not} (default region {phone_region})"),) if why_not else ()
     return contact.model_copy(
         update={
             "email": contact.email.strip().lower() if contact.email and contact.email.strip() else None,
-            "phone": to_e164(contact.phone, phone_region),
+            "phone": phone,
             "first_name": tidy_name(contact.first_name),
             "last_name": tidy_name(contact.last_name),
             "company": _blank_to_none(contact.company),
             "title": _blank_to_none(contact.title),
             "contact_type": (contact.contact_type or "").strip().lower() or None,
         }
-    )
+    ), dropped
 
 
-def to_e164(phone: str | None, region: str) -> str | None:
-    if not phone or not phone.strip():
-        return None
+def _e164(phone: str, region: str) -> tuple[str | None, str]:
+    """``phone`` in E.164, or None and why it is not a phone number."""
     try:
         parsed = phonenumbers.parse(phone, region)
-    except phonenumbers.NumberParseException:
-        return None
+    except phonenumbers.NumberParseException as exc:
+        return None, _PARSE_ERRORS.get(exc.error_type, "not a phone number")
     if not phonenumbers.is_possible_number(parsed):
-        return None
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        return None, "not a possible number"
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164), ""
 
 
 def tidy_name(name: str | None) -> str | None:

@@ -26,6 +26,11 @@ The version orders the changes of one record; two changes never share one. What 
   (rows already in the version guard) and comparable with a backfill's snapshot time. It assumes
   the source time does not go back between two changes of one record (a commit time does not).
 * The plain form: ``ts * 1000 + seq``.
+
+What an event may hold is limited before it is parsed (size, nesting, number literals:
+``pipeline.stages.event_limits``) and when its fields are validated (record ids, versions, text
+length, control characters and lone surrogates: ``schemas.cdc``). Each limit refuses the event
+with an InvalidEventError naming it, so the event is dead-lettered and the stage goes on.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from pipeline.errors import InvalidEventError, invalid_event
+from pipeline.stages.event_limits import limited_text
 from schemas.cdc import ContactRow, DebeziumChange, DebeziumEnvelope, DebeziumSource, PlainChange
 from schemas.contact import Contact, ContactChange
 
@@ -50,9 +56,10 @@ def decode_change(value: bytes | None, captured_at_ms: int, offset: int) -> Cont
     tombstone; InvalidEventError otherwise."""
     if value is None:
         return None
+    text = limited_text(value)
     try:
-        document = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
         raise InvalidEventError(f"undecodable JSON: {exc}") from None
     if not isinstance(document, dict):
         raise InvalidEventError(f"expected a JSON object, got {type(document).__name__}")
@@ -70,8 +77,8 @@ def _from_debezium(event: DebeziumChange, captured_at_ms: int, offset: int) -> C
     source = event.source
     version = source.lsn if source.lsn is not None else source.ts_ms * 10**_TIE_DIGITS + _tie(source, offset)
     if event.op == "d":
-        return _change("delete", event.before, version, source.ts_ms, captured_at_ms)
-    return _change("upsert", event.after, version, source.ts_ms, captured_at_ms)
+        return _change("delete", event.before, "before", version, source.ts_ms, captured_at_ms)
+    return _change("upsert", event.after, "after", version, source.ts_ms, captured_at_ms)
 
 
 def _tie(source: DebeziumSource, offset: int) -> int:
@@ -94,8 +101,8 @@ def _binlog_position(source: DebeziumSource) -> int | None:
 
 
 def _sequence_position(sequence: str | None) -> int | None:
-    if sequence is None:
-        return None
+    if sequence is None or sequence.count("[") + sequence.count("{") > 1:
+        return None  # not a flat array of positions (and json.loads must not recurse on it)
     try:
         parsed = json.loads(sequence)
         position = int(parsed[-1] if isinstance(parsed, list) else parsed)
@@ -107,19 +114,24 @@ def _sequence_position(sequence: str | None) -> int | None:
 def _from_plain(event: PlainChange, captured_at_ms: int) -> ContactChange:
     data = dict(event.data or {})
     data.setdefault("id", event.id)
-    return _change(_PLAIN_OPS[event.op], data, event.ts * 1000 + event.seq, event.ts, captured_at_ms)
+    return _change(_PLAIN_OPS[event.op], data, "data", event.ts * 1000 + event.seq, event.ts, captured_at_ms)
 
 
 def _change(
-    op: str, row: dict[str, Any] | None, version: int, source_ts_ms: int, captured_at_ms: int
+    op: str, row: dict[str, Any] | None, where: str, version: int, source_ts_ms: int, captured_at_ms: int
 ) -> ContactChange:
+    """The change of ``row`` (the event's ``where``: before, after or data)."""
     if not row or row.get("id") in (None, ""):
         raise InvalidEventError(f"{op} event has no record id")
-    contact = _contact(ContactRow.model_validate(row))
+    try:
+        validated = ContactRow.model_validate(row)
+    except ValidationError as exc:
+        raise invalid_event(exc, within=where) from None
+    contact: Contact | None = _contact(validated)
     if op == "delete" and set(row) <= {"id"}:
         contact = None  # the CDC tool only knew the key
     return ContactChange(
-        record_id=str(row["id"]),
+        record_id=str(validated.id),
         op="delete" if op == "delete" else "upsert",
         version=version,
         source_ts_ms=source_ts_ms,

@@ -26,8 +26,10 @@ from tests.kafka_harness import fresh_prefix
 
 pytestmark = pytest.mark.kafka
 
-DELIVERED = plain_upsert("ops-delivered", subscribed=True)  # to HubSpot (customer) and Mailchimp
-SKIPPED = plain_upsert("ops-skipped", do_not_sync=True)  # stopped by the do_not_sync rule
+# To HubSpot (customer) and Mailchimp, without its phone, which is not a phone number.
+DELIVERED = plain_upsert("ops-delivered", subscribed=True, phone="call me")
+SKIPPED = plain_upsert("ops-skipped", do_not_sync=True, phone="12")  # stopped by the do_not_sync rule
+NOT_A_PHONE = {"field": "phone", "reason": "not a phone number (default region US)"}
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,8 @@ def has_provider(name: str) -> Callable[[Any], bool]:
 
 async def test_record_status_is_served_by_any_worker_with_delivered_and_skipped_states(running: Running) -> None:
     """GET /records/{id} answers the same on both workers (routed to the owner): delivered at HubSpot
-    and Mailchimp for one record, skipped_by_rule with the rule for the other, 404 for an unknown id."""
+    and Mailchimp for one record, skipped_by_rule with the rule for the other, each with the phone
+    it dropped, 404 for an unknown id."""
     path = "/records/ops-delivered"
     _, delivered = await get_json(running.url(0) + path, until=has_provider("mailchimp"))
     _, via_other = await get_json(running.url(1) + path)
@@ -84,6 +87,7 @@ async def test_record_status_is_served_by_any_worker_with_delivered_and_skipped_
         "hubspot": ("delivered", DELIVERED.version), "mailchimp": ("delivered", DELIVERED.version),
     }
     assert all(row["provider_id"] for row in delivered["providers"].values())
+    assert [row["dropped_fields"] for row in delivered["providers"].values()] == [[NOT_A_PHONE]] * 2
     hubspot = skipped["providers"]["hubspot"]
     assert (hubspot["state"], hubspot["version"]) == ("skipped_by_rule", SKIPPED.version)
     assert "do_not_sync" in hubspot["last_error"] and missing == 404
@@ -91,7 +95,8 @@ async def test_record_status_is_served_by_any_worker_with_delivered_and_skipped_
 
 async def test_status_command_reads_the_changelog_or_asks_a_worker(running: Running) -> None:
     """`contactsync status ID` finds the record's newest row in the compacted changelog without a worker,
-    gives the same with --url, prints a table, and exits 1 with one line for an unknown record."""
+    gives the same with --url, prints a table with the field the pipeline dropped and why, and exits 1
+    with one line for an unknown record."""
     _, from_worker = await get_json(running.url(1) + "/records/ops-delivered", until=has_provider("mailchimp"))
     env = running.harness.cli_env()
 
@@ -104,6 +109,7 @@ async def test_status_command_reads_the_changelog_or_asks_a_worker(running: Runn
     assert json.loads(from_changelog.stdout) == from_worker == json.loads(asked.stdout)
     assert table.stdout.splitlines()[0] == "record ops-skipped"
     assert table.stdout.splitlines()[2].split()[:3] == ["hubspot", "skipped_by_rule", str(SKIPPED.version)]
+    assert table.stdout.splitlines()[-1] == "phone dropped from the contact: not a possible number (default region US)"
     assert unknown.returncode == 1 and unknown.stderr.count("\n") == 1
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pipeline.errors import PermanentError, RetryableError, ThrottledError
+from pipeline.outcomes import record_outcome
 from pipeline.stages.dispatching import (
     Pending, chunks, confirmed, failed_as_a_whole, guard_version, plan_retry, select_newest, sending, unconfirmed,
     waves, with_held_keys,
 )
-from schemas.dispatch import Delivered, DispatchRecord
+from schemas.contact import DroppedField
+from schemas.dispatch import Delivered, DispatchRecord, Outcome
 from schemas.retry import RetryState
 
 TIERS = ("5s", "1m", "10m")
@@ -171,3 +173,14 @@ def test_deletes_and_upserts_go_in_separate_requests() -> None:
     """Deletes are gathered into requests of their own, so their extra calls are made once per wave."""
     items = [pending("a", 1), pending("b", 1, op="delete"), pending("c", 1), pending("d", 1, op="delete"), pending("e", 1)]
     assert [[i.record.record_id for i in chunk] for chunk in chunks(items, 2)] == [["a", "c"], ["e"], ["b", "d"]]
+
+
+def test_every_outcome_of_a_record_names_the_fields_dropped_from_its_contact() -> None:
+    """A dispatch record carries what the transform stage dropped into its outcome; an old dispatch
+    message without the field decodes with none."""
+    phone = DroppedField(field="phone", reason="too short (default region US)")
+    record = pending("a", 4).record.model_copy(update={"dropped_fields": (phone,)})
+    message = record_outcome("outcomes", DispatchRecord.model_validate_json(record.model_dump_json()), "delivered", attempts=1)
+    assert Outcome.model_validate_json(message.value).dropped_fields == (phone,)
+    old = pending("a", 4).record.model_dump_json(exclude={"dropped_fields"})
+    assert DispatchRecord.model_validate_json(old).dropped_fields == ()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from pipeline.cli.status import status_lines
 from pipeline.stages.status import apply_outcome, statuses_after
+from schemas.contact import DroppedField
 from schemas.dispatch import Outcome
 from schemas.status import RecordStatus
 
@@ -43,3 +45,18 @@ def test_a_batch_of_outcomes_gives_one_status_per_record() -> None:
     assert reads == ["1", "2"]
     assert (statuses["1"].providers["hubspot"].version, statuses["1"].providers["hubspot"].state) == (6, "delivered")
     assert statuses["2"].providers["hubspot"].version == 1
+
+
+def test_a_dropped_field_reaches_the_status_and_the_status_command() -> None:
+    """What the transform stage dropped (an invalid phone) is kept on the record's status per provider,
+    printed by `contactsync status` with its reason; a status row without it (written before) reads as none."""
+    phone = DroppedField(field="phone", reason="not a phone number (default region US)")
+    status = apply_outcome(RecordStatus(), outcome(2, "delivered", dropped_fields=(phone,)))
+    status = apply_outcome(status, outcome(2, "skipped_by_rule", provider="mailchimp", dropped_fields=(phone,)))
+    assert status.providers["hubspot"].dropped_fields == (phone,)
+
+    lines = status_lines("7", status)
+    assert [line.split()[-2] for line in lines[2:4]] == ["phone", "phone"]  # the DROPPED column
+    assert lines[4:] == ["phone dropped from the contact: not a phone number (default region US)"]
+    old_row = '{"providers": {"hubspot": {"state": "delivered", "version": 1, "attempts": 1, "at_ms": 5}}}'
+    assert RecordStatus.model_validate_json(old_row).providers["hubspot"].dropped_fields == ()

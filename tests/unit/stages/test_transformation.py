@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from pipeline.settings import RoutingSettings
-from pipeline.stages.transformation import normalise, tidy_name, to_e164, transform
-from schemas.contact import Contact, ContactChange, KnownContact
+from pipeline.stages.transformation import normalise, tidy_name, transform
+from schemas.contact import Contact, ContactChange, DroppedField, KnownContact
 
 PROVIDERS = ("hubspot", "salesforce", "mailchimp")
 ROUTING = RoutingSettings()
@@ -20,20 +20,50 @@ def change(op: str = "upsert", contact: Contact | None = None) -> ContactChange:
 
 def test_normalise_email_phone_and_names() -> None:
     """Email is trimmed and lower-cased, phone becomes E.164, shouting names are tidied."""
-    contact = normalise(
+    contact, dropped = normalise(
         Contact(id="1", email="  Ann@Example.COM ", phone="(415) 555-2671", first_name="  ANN ", last_name="mcdonald"),
         "US",
     )
     assert (contact.email, contact.phone, contact.first_name, contact.last_name) == (
         "ann@example.com", "+14155552671", "Ann", "Mcdonald",
     )
+    assert dropped == ()
 
 
-def test_unparseable_phone_is_dropped_and_mixed_case_names_kept() -> None:
-    """A phone that is not a number is dropped rather than sent; McDonald stays McDonald."""
-    assert to_e164("call me", "US") is None
-    assert to_e164("+44 20 7946 0958", "US") == "+442079460958"
+def phone_of(phone: str, region: str = "US") -> tuple[str | None, tuple[DroppedField, ...]]:
+    contact, dropped = normalise(Contact(id="1", phone=phone), region)
+    return contact.phone, dropped
+
+
+def test_unparseable_phone_is_dropped_with_a_reason_and_mixed_case_names_kept() -> None:
+    """A phone that is not a number is dropped rather than sent, and the drop says why without
+    quoting the number; McDonald stays McDonald."""
+    assert phone_of("call me") == (None, (DroppedField(field="phone", reason="not a phone number (default region US)"),))
+    assert phone_of("+1 415 555 26712345") == (
+        None, (DroppedField(field="phone", reason="not a possible number (default region US)"),)
+    )
+    assert phone_of("+44 20 7946 0958") == ("+442079460958", ())
+    assert phone_of("   ") == (None, ())  # blank is no phone, not a dropped one
     assert tidy_name("McDonald") == "McDonald"
+
+
+def test_a_region_phonenumbers_does_not_know_drops_national_numbers_visibly() -> None:
+    """With default region ZZ every national-format number is dropped, and each drop names the region."""
+    assert phone_of("(415) 555-2671", "ZZ") == (
+        None, (DroppedField(field="phone", reason="no valid country code (default region ZZ)"),)
+    )
+
+
+def test_the_transformed_change_carries_what_was_dropped() -> None:
+    """An upsert whose phone was dropped is still routed, with the drop on the change; a delete too."""
+    contact = Contact(id="1", email="a@b.co", phone="555", contact_type="customer")
+    upsert = transform_(change(contact=contact), None, ROUTING, PROVIDERS)
+    deleted = transform_(change("delete", contact=contact), None, ROUTING, PROVIDERS)
+    assert upsert.targets == ["hubspot"] and upsert.change.contact is not None and upsert.change.contact.phone is None
+    assert [d.field for d in upsert.dropped_fields] == [d.field for d in deleted.dropped_fields] == ["phone"]
+    assert "555" not in upsert.model_dump_json()  # the number is gone, and no reason quotes it
+    clean = transform_(change(contact=contact.model_copy(update={"phone": None})), None, ROUTING, PROVIDERS)
+    assert clean.dropped_fields == ()
 
 
 def test_routing_by_type_and_subscription() -> None:

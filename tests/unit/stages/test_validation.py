@@ -8,6 +8,7 @@ import pytest
 
 from pipeline.errors import InvalidEventError
 from pipeline.stages.validation import decode_change
+from schemas.cdc import MAX_TEXT_CHARS
 
 ROW = {"id": 7, "email": "Ann@Example.com", "first_name": "Ann", "contact_type": "lead", "extra_col": 1}
 
@@ -117,3 +118,95 @@ def test_rejection_reason_never_echoes_the_email() -> None:
     with pytest.raises(InvalidEventError) as caught:
         decode_change(encode(debezium("c", after={**ROW, "email": "secret-person@@x"})), 0, 0)
     assert "secret-person" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("record_id", "reason"),
+    [
+        (True, "invalid event: after.id: Value error, a record id is a string or an integer, not a boolean"),
+        (1.0, "invalid event: after.id: Value error, a record id is a string or an integer, not a float"),
+        ("  ", "invalid event: after.id: Value error, a record id cannot be empty or blank"),
+        ("c-1\n", "invalid event: after.id: Value error, a record id cannot hold a control character (U+000A)"),
+        ("c-\x001", "invalid event: after.id: Value error, a record id cannot hold a control character (U+0000)"),
+    ],
+)
+def test_a_record_id_is_a_clean_string_or_an_integer(record_id: object, reason: str) -> None:
+    """Booleans and floats are not ids (true would become "True"); blank ids and control characters neither."""
+    with pytest.raises(InvalidEventError) as caught:
+        decode_change(encode(debezium("c", after={**ROW, "id": record_id})), 0, 0)
+    assert str(caught.value) == reason
+
+
+def test_integer_and_string_ids_name_the_same_record() -> None:
+    """Id 7 and id "7" are one record, "7"."""
+    as_int = decode_change(encode(debezium("c", after={**ROW, "id": 7})), 0, 0)
+    as_str = decode_change(encode(debezium("c", after={**ROW, "id": "7"})), 0, 0)
+    assert as_int is not None and as_str is not None and as_int.record_id == as_str.record_id == "7"
+
+
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [
+        ({"ts_ms": 1, "lsn": -1}, "invalid event: payload.source.lsn: Input should be greater than or equal to 0"),
+        ({"ts_ms": 1, "lsn": True}, "invalid event: payload.source.lsn: Input should be a valid integer"),
+        ({"ts_ms": -5}, "invalid event: payload.source.ts_ms: Input should be greater than or equal to 0"),
+        ({"ts_ms": 1.5e12}, "invalid event: payload.source.ts_ms: Input should be a valid integer"),
+        ({"ts_ms": 1, "file": "bin.1", "pos": -4}, "invalid event: payload.source.pos: Input should be greater"),
+    ],
+)
+def test_versions_are_non_negative_integers(source: dict[str, object], reason: str) -> None:
+    """A negative LSN, time or position, or one given as a boolean or float, is refused."""
+    with pytest.raises(InvalidEventError) as caught:
+        decode_change(encode({"payload": {"op": "c", "after": ROW, "source": source}}), 0, 0)
+    assert str(caught.value).startswith(reason)
+
+
+def test_plain_form_versions_are_non_negative_integers() -> None:
+    """The plain form's ts and seq follow the same rule."""
+    for bad in ({"ts": -1}, {"ts": 10, "seq": -1}, {"ts": True}):
+        with pytest.raises(InvalidEventError, match="invalid event: (ts|seq): Input should be"):
+            decode_change(encode({"op": "upsert", "id": "a1", "ts": 10, "data": {}} | bad), 0, 0)
+
+
+def test_control_characters_in_text_are_refused_naming_the_field() -> None:
+    """A NUL inside an email is refused (it never reaches a provider), naming the field, not the address."""
+    with pytest.raises(InvalidEventError) as caught:
+        decode_change(encode(debezium("c", after={**ROW, "email": "ann\x00@example.com"})), 0, 0)
+    assert str(caught.value) == "invalid event: after.email: Value error, holds a control character (U+0000)"
+    with pytest.raises(InvalidEventError, match=r"after.company: Value error, holds a control character \(U\+0085\)"):
+        decode_change(encode(debezium("c", after={**ROW, "company": "Acme\x85"})), 0, 0)
+
+
+def test_tab_and_newlines_are_allowed_in_text() -> None:
+    """Tab, line feed and carriage return are white space a title may hold."""
+    change = decode_change(encode(debezium("c", after={**ROW, "title": "Head of\tSales\r\n"})), 0, 0)
+    assert change is not None and change.contact is not None and change.contact.title == "Head of\tSales\r\n"
+
+
+def test_a_lone_surrogate_is_refused() -> None:
+    """The six bytes \\ud800 decode to a string no encoder can write: refused, named, instead of
+    failing when the change is written."""
+    value = encode(debezium("c", after=ROW)).replace(b'"Ann"', b'"\\ud800"')
+    with pytest.raises(InvalidEventError) as caught:
+        decode_change(value, 0, 0)
+    assert str(caught.value) == "invalid event: after.first_name: Value error, holds a lone surrogate (U+D800)"
+    paired = decode_change(encode(debezium("c", after={**ROW, "first_name": "Ann \U0001f600"})), 0, 0)
+    assert paired is not None and '"Ann \U0001f600"' in paired.model_dump_json()
+
+
+def test_a_huge_field_is_refused_so_the_validated_change_stays_small() -> None:
+    """A 1 MB first name is refused (the validated change could not be produced), and so is a 100 KB
+    one in a message within the size limit."""
+    with pytest.raises(InvalidEventError, match=r"^message of 1,000,\d{3} bytes is larger than the limit of 1,000,000 bytes$"):
+        decode_change(encode(debezium("c", after={**ROW, "first_name": "A" * 1_000_000})), 0, 0)
+    with pytest.raises(InvalidEventError) as caught:
+        decode_change(encode(debezium("c", after={**ROW, "first_name": "A" * 100_000})), 0, 0)
+    assert str(caught.value) == f"invalid event: after.first_name: String should have at most {MAX_TEXT_CHARS} characters"
+    longest = {**ROW, **{field: "é" * MAX_TEXT_CHARS for field in ("first_name", "last_name", "company", "title")}}
+    change = decode_change(encode(debezium("c", after=longest)), 0, 0)
+    assert change is not None and len(change.model_dump_json().encode()) < 20_000
+
+
+def test_a_nested_sequence_falls_back_to_the_offset() -> None:
+    """A source.sequence that is not a flat array is not parsed (it could nest 100,000 deep)."""
+    assert version({"ts_ms": 1234, "sequence": "[" * 500 + "]" * 500}, 7) == 1234 * 10**20 + 7
