@@ -194,6 +194,11 @@ class Settings(BaseSettings):
     table_store: str = "rocksdb://"
     batch_max: int = Field(default=1000, gt=0, description="Events a stage takes at once.")
     batch_within_s: float = Field(default=0.2, gt=0, description="Longest wait to fill a batch.")
+    worker_fault_stops: int = Field(
+        default=3, ge=2,
+        description="Worker stops, counted across restarts and workers, after which the message being "
+        "handled is dead-lettered as worker_fault (see pipeline.faults).",
+    )
     session_timeout_s: float = Field(
         default=10.0, gt=0, description="How soon a crashed worker's partitions move to the others."
     )
