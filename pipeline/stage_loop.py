@@ -78,9 +78,10 @@ async def settle(
                         topic=message.topic, partition=message.partition, offset=message.offset,
                         stops=faults.stops(segment.events[0]))
         outgoing = await handle(segment.events)
-        if segment.kind == "suspect":
-            outgoing.append(faults.cleared(segment.events[0]))
     remember_changelog_offsets(app, outgoing, await produce_all(app, outgoing))
+    if segment.kind == "suspect":  # only once its outputs are acked: a stop while producing them counts
+        outgoing.append(faults.cleared(segment.events[0]))
+        await produce_all(app, outgoing[-1:])
     return Counter(message.topic for message in outgoing)
 
 
