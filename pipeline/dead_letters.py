@@ -51,7 +51,7 @@ def dead_letter(
 
 def letter(
     dlq_topic: str,
-    event: EventT,
+    event: EventT[bytes],
     stage: str,
     error_class: str,
     error_message: str,

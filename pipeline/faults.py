@@ -66,13 +66,15 @@ class Segment:
     a ``suspect`` to handle alone, or one ``given_up`` on (dead-lettered without handling)."""
 
     kind: Literal["batch", "suspect", "given_up"]
-    events: Sequence[EventT]
+    events: Sequence[EventT[bytes]]
 
 
-def segments(events: Sequence[EventT], stops_of: Callable[[EventT], int], give_up_at: int) -> list[Segment]:
+def segments(
+    events: Sequence[EventT[bytes]], stops_of: Callable[[EventT[bytes]], int], give_up_at: int
+) -> list[Segment]:
     """``events`` cut into segments, in order, by the stops recorded against each."""
     cut: list[Segment] = []
-    run: list[EventT] = []
+    run: list[EventT[bytes]] = []
     for event in events:
         stops = stops_of(event)
         if stops == 0:
@@ -100,11 +102,11 @@ class FaultBook:
         self._reads_done = 0
         self._read = asyncio.Event()
 
-    def stops(self, event: EventT) -> int:
+    def stops(self, event: EventT[bytes]) -> int:
         record = self._records.get(fault_key(event.message))
         return 0 if record is None else record.stops
 
-    def segments(self, events: Sequence[EventT]) -> list[Segment]:
+    def segments(self, events: Sequence[EventT[bytes]]) -> list[Segment]:
         return segments(events, self.stops, self.give_up_at)
 
     async def read(self) -> None:
@@ -147,11 +149,11 @@ class FaultBook:
                 except ValidationError:
                     log.warning("not a record of worker stops; ignored", topic=record.topic, key=key)
 
-    def cleared(self, event: EventT) -> Outgoing:
+    def cleared(self, event: EventT[bytes]) -> Outgoing:
         """The tombstone that removes ``event``'s record: it was handled, alone, without a stop."""
         return Outgoing(self.catalog.faults, fault_key(event.message).encode(), None)
 
-    def give_up(self, stage: str, event: EventT) -> Outgoing:
+    def give_up(self, stage: str, event: EventT[bytes]) -> Outgoing:
         """The ``worker_fault`` dead letter of ``event``, which stopped workers ``give_up_at`` times."""
         message = event.message
         record = self._records[fault_key(message)]
@@ -163,7 +165,7 @@ class FaultBook:
                   f"{record.error_class}: {record.error}; dead-lettered so that its partition moves on")
         return letter(self.catalog.dlq, event, stage, WORKER_FAULT, reason, attempts=record.stops)
 
-    async def record_stop(self, stage: str, events: Sequence[EventT], error: BaseException) -> None:
+    async def record_stop(self, stage: str, events: Sequence[EventT[bytes]], error: BaseException) -> None:
         """Count a stop against each of ``events`` (acks=all), unless the broker caused it or is gone."""
         if broker_trouble(error):
             log.warning("stop not counted against any message: the broker is unreachable or slow", stage=stage,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import faust
 import structlog
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
-from faust.types import RecordMetadata
+from faust.types import AppT, RecordMetadata
 
 from pipeline.errors import OutputTooLargeError
 
@@ -34,7 +34,7 @@ class Outgoing:
     partition: int | None = None
 
 
-def request_limit(app: faust.App) -> int:
+def request_limit(app: AppT) -> int:
     """The largest message the worker's producer sends: the ``max_request_size`` Faust gives aiokafka."""
     return int(app.conf.producer_max_request_size)
 
