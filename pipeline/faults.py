@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import structlog
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError, KafkaTimeoutError, ProducerClosed
 from faust.types import EventT, Message
 from pydantic import ValidationError
@@ -129,13 +129,25 @@ class FaultBook:
             while True:
                 wanted = self._reads_wanted
                 if self._reads_done < wanted:
-                    ends = await consumer.end_offsets(partitions)
+                    ends = await self._end_offsets(consumer, partitions)
                     while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
                         self._apply(await consumer.getmany(timeout_ms=500))
                     self._reads_done = wanted
                     if self._reads_wanted == wanted:
                         self._read.set()
                 self._apply(await consumer.getmany(timeout_ms=500))
+
+    @staticmethod
+    async def _end_offsets(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        """The topic's end offsets now, asked again until the broker answers (the stages wait meanwhile)."""
+        while True:
+            try:
+                ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
+                return ends
+            except KafkaError as exc:
+                log.warning("cannot read the worker stops to their end yet; trying again",
+                            error_class=type(exc).__name__)
+                await asyncio.sleep(1.0)
 
     def _apply(self, batches: dict[TopicPartition, list[Any]]) -> None:
         for records in batches.values():
