@@ -36,37 +36,23 @@ def error_text(error: BaseException) -> str:
 
 def dead_letter(
     dlq_topic: str,
-    event: EventT,
+    event: EventT[bytes],
     stage: str,
     error: BaseException,
     *,
     provider: str = "",
     attempts: int = 1,
     first_failure_ms: int | None = None,
+    error_class: str = "",
 ) -> Outgoing:
-    """The DLQ message for ``event``, which failed at ``stage`` with ``error``."""
-    return letter(dlq_topic, event, stage, type(error).__name__, error_text(error), provider=provider,
-                  attempts=attempts, first_failure_ms=first_failure_ms)
-
-
-def letter(
-    dlq_topic: str,
-    event: EventT[bytes],
-    stage: str,
-    error_class: str,
-    error_message: str,
-    *,
-    provider: str = "",
-    attempts: int = 1,
-    first_failure_ms: int | None = None,
-) -> Outgoing:
-    """The DLQ message for ``event`` with this story: whole if the producer can send it, else a reference."""
+    """The DLQ message for ``event``, which failed at ``stage`` with ``error`` (named ``error_class``,
+    by default its type): whole if the producer can send it, else a reference."""
     message = event.message
     failed_at = now_ms()
     story = DeadLetter(
         stage=stage,
-        error_class=error_class,
-        error_message=error_message,
+        error_class=error_class or type(error).__name__,
+        error_message=error_text(error),
         original_topic=message.topic,
         original_partition=message.partition,
         original_offset=message.offset,

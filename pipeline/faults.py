@@ -35,7 +35,8 @@ from aiokafka.errors import KafkaError, KafkaTimeoutError, ProducerClosed
 from faust.types import EventT, Message
 from pydantic import ValidationError
 
-from pipeline.dead_letters import error_text, letter, now_ms
+from pipeline.dead_letters import dead_letter, error_text, now_ms
+from pipeline.errors import WorkerFaultError
 from pipeline.kafka_clients import acked_producer, groupless_consumer
 from pipeline.producing import Outgoing
 from pipeline.topic_admin import require_topics
@@ -175,7 +176,8 @@ class FaultBook:
                   last_error_class=record.error_class)
         reason = (f"made a worker stop {record.stops} times, the last at {record.stage} with "
                   f"{record.error_class}: {record.error}; dead-lettered so that its partition moves on")
-        return letter(self.catalog.dlq, event, stage, WORKER_FAULT, reason, attempts=record.stops)
+        return dead_letter(self.catalog.dlq, event, stage, WorkerFaultError(reason), attempts=record.stops,
+                           error_class=WORKER_FAULT)
 
     async def record_stop(self, stage: str, events: Sequence[EventT[bytes]], error: BaseException) -> None:
         """Count a stop against each of ``events`` (acks=all), unless the broker caused it or is gone."""
