@@ -13,12 +13,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from aiokafka import ConsumerRecord
 
 from pipeline.cdc_generator import Kind, generate_events
 from pipeline.local_stack import read_topic
 from schemas.dead_letter import DeadLetter
 from schemas.fault import WorkerStops
 from schemas.headers import from_headers
+from tests.cli_runner import run_cli
 from tests.e2e.conftest import Pipeline, new_pipeline
 from tests.e2e.crafted import RANDOM_BYTES, plain_upsert, poison_messages
 
@@ -74,6 +76,28 @@ async def test_poison_among_valid_changes_is_dead_lettered_and_no_worker_stops(p
         assert story.is_reference is (name in TOO_LARGE_TO_KEEP)
         assert message.value == (event.value[:1024] if story.is_reference else event.value)
     assert letters[poison["random_bytes"].key][1].original_size == RANDOM_BYTES
+    await reference_letters_are_shown_but_never_replayed(harness, letters[poison["random_bytes"].key][0])
+
+
+async def reference_letters_are_shown_but_never_replayed(harness: Pipeline, message: ConsumerRecord) -> None:
+    """`dlq list` and `dlq show` say what a reference letter is; `dlq replay` refuses it in one line."""
+    env, ref = harness.cli_env(), f"{message.partition}:{message.offset}"
+
+    cdc_before = len(await harness.messages(harness.catalog.cdc))
+    listed = run_cli(env, "dlq", "list", ref)
+    shown = run_cli(env, "dlq", "show", ref)
+    replayed = run_cli(env, "dlq", "replay", ref)
+
+    assert f"[reference to {RANDOM_BYTES} bytes] undecodable JSON" in listed.stdout, listed.stdout
+    story = from_headers(DeadLetter, message.headers)
+    assert (f"value: not kept, {RANDOM_BYTES} bytes were too large to dead-letter whole (sha256 "
+            f"{story.original_sha256}); the original is at {harness.catalog.cdc} partition "
+            f"{story.original_partition} offset {story.original_offset} while retention keeps it") in shown.stdout
+    assert "first 1024 bytes:" in shown.stdout.splitlines()
+    assert (replayed.returncode, replayed.stdout) == (2, "")
+    assert replayed.stderr == (f"contactsync: nothing to replay: {ref} is a reference to a message too large to "
+                               "dead-letter whole, holding only its first bytes (see `contactsync dlq show`)\n")
+    assert len(await harness.messages(harness.catalog.cdc)) == cdc_before  # nothing was sent
 
 
 async def supervise(harness: Pipeline, done: Callable[[], Awaitable[bool]], timeout_s: float) -> None:
