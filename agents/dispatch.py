@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from faust.types import EventT, StreamT
 
-from pipeline.app import app, lanes, runtime, settings, tables, topics
+from pipeline.app import app, faults, lanes, runtime, settings, tables, topics
 from pipeline.dispatcher import Dispatcher
 from pipeline.producing import Outgoing, produce_all
 from pipeline.providers import Provider, build_lane_provider
@@ -69,7 +69,7 @@ def dispatcher_agent(name: str) -> None:
         try:
             await run_stage(
                 app, stream, f"{STAGE}-{name}", handle,
-                batch_max=lane.settings.batch_size * lane.settings.max_in_flight,
+                faults=faults, batch_max=lane.settings.batch_size * lane.settings.max_in_flight,
                 within_s=settings.batch_within_s,
             )
         finally:

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 from faust.types import EventT, StreamT
 
-from pipeline.app import app, settings, topics
-from pipeline.producing import Outgoing, produce_all
-from pipeline.stage_loop import run_stage
+from pipeline.app import app, faults, settings, topics
+from pipeline.producing import Outgoing, produce_all, request_limit, require_fit
+from pipeline.stage_loop import decode_each, run_stage
 from schemas.headers import from_headers
 from schemas.retry import RetryState
 
@@ -38,6 +38,13 @@ async def wait_until(epoch_s: float) -> bool:
 
 def retry_agent(provider: str, tier: str) -> None:
     dispatch_topic = topics.catalog.dispatch(provider)
+    stage = f"{STAGE}-{provider}-{tier}"
+
+    def due_forward(event: EventT) -> tuple[float, EventT, Outgoing]:
+        """When ``event`` is due (epoch seconds), and its forward (its retry headers must hold)."""
+        outgoing = forward(event, dispatch_topic)
+        require_fit([outgoing], request_limit(event.app))
+        return from_headers(RetryState, event.message.headers).not_before_ms / 1000, event, outgoing
 
     async def forward_when_due(events: Sequence[EventT]) -> list[Outgoing]:
         """Forward events in order, waiting for each one's due time; returns what is left to send.
@@ -45,24 +52,24 @@ def retry_agent(provider: str, tier: str) -> None:
         A rebalance or shutdown cuts the wait short (Faust waits for every event a stream holds
         before it lets partitions go): the events not yet due go back to the end of their tier.
         """
-        due: list[Outgoing] = []
-        for index, event in enumerate(events):
-            not_before_s = from_headers(RetryState, event.message.headers).not_before_ms / 1000
+        waiting, dead = decode_each(events, stage, due_forward, topics.catalog.dlq)
+        due: list[Outgoing] = dead
+        for index, (not_before_s, _, outgoing) in enumerate(waiting):
             if not_before_s > time.time():
                 await produce_all(app, due)  # what is due now goes out before we wait
                 due = []
                 if not await wait_until(not_before_s):
-                    return [forward(later, later.message.topic) for later in events[index:]]
-            due.append(forward(event, dispatch_topic))
+                    return [forward(later, later.message.topic) for _, later, _ in waiting[index:]]
+            due.append(outgoing)
         return due
 
     async def retry(stream: StreamT) -> None:
         await run_stage(
-            app, stream, f"{STAGE}-{provider}-{tier}", forward_when_due,
-            batch_max=settings.batch_max, within_s=settings.batch_within_s,
+            app, stream, stage, forward_when_due,
+            faults=faults, batch_max=settings.batch_max, within_s=settings.batch_within_s,
         )
 
-    app.agent(topics.retry[provider][tier], name=f"{STAGE}-{provider}-{tier}")(retry)
+    app.agent(topics.retry[provider][tier], name=stage)(retry)
 
 
 for provider_name, tiers in topics.retry.items():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from faust.types import EventT, StreamT
 
-from pipeline.app import app, settings, topics
+from pipeline.app import app, faults, settings, topics
 from pipeline.dead_letters import dead_letter
 from pipeline.errors import PermanentError
 from pipeline.outcomes import outcome
@@ -51,5 +51,5 @@ def route_event(event: EventT) -> list[Outgoing]:
 async def route(stream: StreamT) -> None:
     await run_stage(
         app, stream, STAGE, per_event(STAGE, topics.catalog.dlq, route_event),
-        batch_max=settings.batch_max, within_s=settings.batch_within_s,
+        faults=faults, batch_max=settings.batch_max, within_s=settings.batch_within_s,
     )

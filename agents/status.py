@@ -10,12 +10,11 @@ from collections.abc import Sequence
 
 from faust.types import EventT, StreamT
 
-from pipeline.app import app, outcome_counts, settings, tables, topics
+from pipeline.app import app, faults, outcome_counts, settings, tables, topics
 from pipeline.producing import Outgoing
 from pipeline.stage_loop import decode_each, run_stage
 from pipeline.stages.status import statuses_after
-from pipeline.table_rows import set_row
-from pipeline.tables import rows_of
+from pipeline.table_rows import get_row, set_row
 from schemas.dispatch import Outcome
 from schemas.status import RecordStatus
 
@@ -32,8 +31,7 @@ async def record_outcomes(events: Sequence[EventT]) -> list[Outgoing]:
     event_of = {outcome.record_id: event for event, outcome in decoded}  # the record's partition
 
     def stored(record_id: str) -> RecordStatus:
-        with rows_of(event_of[record_id]):
-            value = tables.status.get(record_id.encode())
+        value = get_row(tables.status, event_of[record_id], record_id.encode())
         return RecordStatus.model_validate_json(value) if value else RecordStatus()
 
     statuses = statuses_after((outcome for _, outcome in decoded), stored)
@@ -46,5 +44,6 @@ async def record_outcomes(events: Sequence[EventT]) -> list[Outgoing]:
 @app.agent(topics.outcomes, name=STAGE)
 async def status(stream: StreamT) -> None:
     await run_stage(
-        app, stream, STAGE, record_outcomes, batch_max=settings.batch_max, within_s=settings.batch_within_s
+        app, stream, STAGE, record_outcomes,
+        faults=faults, batch_max=settings.batch_max, within_s=settings.batch_within_s,
     )

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from faust.types import EventT, StreamT
 
-from pipeline.app import app, runtime, settings, tables, topics
+from pipeline.app import app, faults, runtime, settings, tables, topics
 from pipeline.outcomes import outcome
-from pipeline.producing import Outgoing
+from pipeline.producing import Outgoing, request_limit, require_fit
 from pipeline.stage_loop import per_event, run_stage
 from pipeline.stages.transformation import transform
-from pipeline.table_rows import delete_row, set_row
+from pipeline.table_rows import delete_row, get_row, set_row
 from schemas.contact import ContactChange, KnownContact
 
 STAGE = "transform"
@@ -25,7 +25,7 @@ PROVIDERS = tuple(settings.providers.enabled())
 def transform_event(event: EventT) -> list[Outgoing]:
     change = ContactChange.model_validate_json(event.message.value)
     key = change.record_id.encode()
-    stored = tables.last_known.get(key)
+    stored = get_row(tables.last_known, event, key)
     known = KnownContact.model_validate_json(stored) if stored else None
     result, remember = transform(change, known, runtime.rules, PROVIDERS)
     outgoing = [Outgoing(topics.catalog.transformed, key, result.model_dump_json().encode())]
@@ -45,6 +45,7 @@ def transform_event(event: EventT) -> list[Outgoing]:
             )
             for provider in result.targets
         ]
+    require_fit(outgoing, request_limit(app))  # before the row is stored: the event may be dead-lettered
     if remember is not None:  # the row last: nothing after it can fail and drop its changelog message
         outgoing.append(set_row(tables.last_known, event, key, remember.model_dump_json().encode()))
     elif stored is not None:
@@ -57,5 +58,5 @@ async def transform_stage(stream: StreamT) -> None:
     await runtime.caught_up.wait()  # the rules stored before this worker started are in force
     await run_stage(
         app, stream, STAGE, per_event(STAGE, topics.catalog.dlq, transform_event),
-        batch_max=settings.batch_max, within_s=settings.batch_within_s,
+        faults=faults, batch_max=settings.batch_max, within_s=settings.batch_within_s,
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from faust.types import EventT, StreamT
 
-from pipeline.app import app, settings, topics
+from pipeline.app import app, faults, settings, topics
 from pipeline.producing import Outgoing
 from pipeline.stage_loop import per_event, run_stage
 from pipeline.stages.validation import decode_change
@@ -29,5 +29,5 @@ def validate_event(event: EventT) -> list[Outgoing]:
 async def validate(stream: StreamT) -> None:
     await run_stage(
         app, stream, STAGE, per_event(STAGE, topics.catalog.dlq, validate_event),
-        batch_max=settings.batch_max, within_s=settings.batch_within_s,
+        faults=faults, batch_max=settings.batch_max, within_s=settings.batch_within_s,
     )

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import faust
 
 from pipeline.access import access_middleware
+from pipeline.faults import FaultBook
 from pipeline.metrics import OutcomeCounts
 from pipeline.providers.rate_limit import ProviderLane
 from pipeline.runtime_config import RuntimeConfig
@@ -91,4 +92,5 @@ settings = Settings()
 app, topics, tables = create_app(settings)
 lanes = {name: ProviderLane(name, lane) for name, lane in settings.providers.enabled().items()}
 runtime = RuntimeConfig(settings, lanes, topics.catalog)  # rules and lane limits as changed at run time
+faults = FaultBook(settings.bootstrap_servers, topics.catalog, settings.worker_fault_stops)
 outcome_counts = OutcomeCounts()  # filled by the status stage, shown by /metrics

@@ -35,8 +35,7 @@ from pipeline.stages.dispatching import (
     waves,
     with_held_keys,
 )
-from pipeline.table_rows import set_row
-from pipeline.tables import rows_of
+from pipeline.table_rows import get_row, set_row
 from pipeline.topics import TopicCatalog
 from schemas.dispatch import Delivered, DeliveryState
 from schemas.headers import to_headers
@@ -121,8 +120,7 @@ class Dispatcher:
         return [result for result in results if result is not None]
 
     def _held(self, item: Item) -> Delivered | None:
-        with rows_of(item.event):
-            held = self.delivered_version.get(item.record.record_id.encode())
+        held = get_row(self.delivered_version, item.event, item.record.record_id.encode())
         return Delivered.model_validate_json(held) if held is not None else None
 
     def _hold(self, item: Item, row: Delivered) -> Outgoing:

@@ -2,12 +2,14 @@
 
     ContactSyncError
     ├── ConfigError               bad settings, topics.yaml or CLI input: one line for the user
+    ├── WorkerFaultError          the worker itself failed (its table store): the stage stops
     ├── DeliveryError             one record (or one call) failed at a provider
     │   ├── RetryableError        try again later: timeouts, connection errors, 5xx, 408
     │   │   └── ThrottledError    the provider asked us to slow down; its lane pauses for retry_after
     │   └── PermanentError        retrying cannot help: validation 4xx, unparseable answer
     │       └── MappingError      a change cannot be expressed in a provider's payload (no email, ...)
     └── InvalidEventError         an input event that cannot be decoded or validated (dead-lettered)
+        └── OutputTooLargeError   an event whose output is larger than the producer sends (dead-lettered)
 
 Provider adapters convert httpx exceptions and HTTP answers into these at their boundary
 (``raise RetryableError(...) from exc``); httpx exceptions never leave ``pipeline/providers/``.
@@ -28,6 +30,15 @@ class ConfigError(ContactSyncError):
 
 class InvalidEventError(ContactSyncError):
     """An event that cannot be decoded or fails validation; it goes to the dead-letter topic."""
+
+
+class OutputTooLargeError(InvalidEventError):
+    """An event whose output message would be larger than the producer may send (max_request_size)."""
+
+
+class WorkerFaultError(ContactSyncError):
+    """The worker itself failed while handling an event (its table store): not the event's fault, so
+    the stage stops without committing instead of dead-lettering the event (see pipeline.stage_loop)."""
 
 
 class DeliveryError(ContactSyncError):

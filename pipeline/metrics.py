@@ -47,6 +47,7 @@ class MetricsSnapshot:
     dead_letters: int
     outcomes: Mapping[tuple[str, str], int]
     lanes: Mapping[str, ProviderLane]
+    worker_fault_letters: Mapping[str, int]  # per stage, by this worker (pipeline.faults)
 
 
 class _SnapshotCollector(Collector):
@@ -64,6 +65,14 @@ class _SnapshotCollector(Collector):
         for (provider, state), count in sorted(self._snapshot.outcomes.items()):
             deliveries.add_metric([provider, state], count)
         yield deliveries
+        given_up = CounterMetricFamily(
+            "contactsync_worker_fault_letters",
+            "Messages this worker dead-lettered as worker_fault: they had made workers stop too often.",
+            labels=["stage"],
+        )
+        for stage, count in sorted(self._snapshot.worker_fault_letters.items()):
+            given_up.add_metric([stage], count)
+        yield given_up
         yield from _lane_metrics(self._snapshot.lanes)
 
 

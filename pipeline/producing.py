@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import faust
 import structlog
-from faust.types import RecordMetadata
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from faust.types import AppT, RecordMetadata
+
+from pipeline.errors import OutputTooLargeError
 
 log = structlog.get_logger(__name__)
 
@@ -29,6 +32,27 @@ class Outgoing:
     value: bytes | None
     headers: list[tuple[str, bytes]] = field(default_factory=list)
     partition: int | None = None
+
+
+def request_limit(app: AppT) -> int:
+    """The largest message the worker's producer sends: the ``max_request_size`` Faust gives aiokafka."""
+    return int(app.conf.producer_max_request_size)
+
+
+def message_size(message: Outgoing) -> int:
+    """The size aiokafka checks against ``max_request_size`` (a batch holding only this record)."""
+    return int(DefaultRecordBatchBuilder.estimate_size_in_bytes(message.key, message.value, message.headers))
+
+
+def require_fit(messages: Iterable[Outgoing], limit: int) -> None:
+    """OutputTooLargeError if any message is larger than ``limit`` bytes, which the producer would refuse."""
+    for message in messages:
+        size = message_size(message)
+        if size > limit:
+            raise OutputTooLargeError(
+                f"its output to {message.topic} would be {size} bytes, more than the producer sends "
+                f"(max_request_size {limit})"
+            )
 
 
 async def produce_all(app: faust.App, messages: Sequence[Outgoing]) -> list[RecordMetadata]:

@@ -256,6 +256,11 @@ class Settings(BaseSettings):
     table_store: TableStore = "rocksdb://"
     batch_max: int = Field(default=1000, gt=0, le=100_000, description="Events a stage takes at once.")
     batch_within_s: float = Field(default=0.2, gt=0, le=60, description="Longest wait to fill a batch.")
+    worker_fault_stops: int = Field(
+        default=3, ge=2, le=100,
+        description="Worker stops, counted across restarts and workers, after which the message being "
+        "handled is dead-lettered as worker_fault (see pipeline.faults).",
+    )
     session_timeout_s: float = Field(
         default=10.0, ge=6, le=1800,  # the range a Kafka broker accepts by default (group.min/max.session.timeout.ms)
         description="How soon a crashed worker's partitions move to the others.",

@@ -7,31 +7,55 @@ batch. That was about a sixth of a worker's CPU. Here a row goes into the store 
 of the batch reads it), and its changelog message comes back as an ``Outgoing`` that the stage
 produces and awaits with its other outputs; once they are acked, ``remember_changelog_offsets``
 records the newest changelog offset per partition, where recovery resumes reading the changelog.
+
+Every read and write of a row goes through here, and a failure of the store is a fault of the
+worker (``WorkerFaultError``), never of the event being handled (see ``pipeline.stage_loop``).
+A row whose changelog message the producer could not send is refused before it is stored.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import faust
 from faust.types import TP, EventT, RecordMetadata
 
-from pipeline.producing import Outgoing
+from pipeline.errors import WorkerFaultError
+from pipeline.producing import Outgoing, request_limit, require_fit
 from pipeline.tables import rows_of
 
 
+def get_row(table: faust.Table[bytes, bytes], event: EventT[bytes], key: bytes) -> bytes | None:
+    """The value under ``key`` in ``event``'s partition, if any."""
+    with rows_of(event), _store_of(table):
+        value: bytes | None = table.get(key)
+    return value
+
+
 def set_row(table: faust.Table[bytes, bytes], event: EventT[bytes], key: bytes, value: bytes) -> Outgoing:
-    """Store ``value`` under ``key`` in ``event``'s partition; returns the changelog message."""
-    with rows_of(event):
+    """Store ``value`` under ``key`` in ``event``'s partition; returns the changelog message
+    (OutputTooLargeError, before storing anything, if the producer could not send it)."""
+    changelog = _changelog(table, event, key, value)
+    require_fit([changelog], request_limit(table.app))
+    with rows_of(event), _store_of(table):
         table.data[key] = value
-    return _changelog(table, event, key, value)
+    return changelog
 
 
 def delete_row(table: faust.Table[bytes, bytes], event: EventT[bytes], key: bytes) -> Outgoing:
     """Remove ``key`` (it must be there); returns the changelog tombstone."""
-    with rows_of(event):
+    with rows_of(event), _store_of(table):
         del table.data[key]
     return _changelog(table, event, key, None)
+
+
+@contextmanager
+def _store_of(table: faust.Table[bytes, bytes]) -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        raise WorkerFaultError(f"table {table.name}: {type(exc).__name__}: {exc}") from exc
 
 
 def _changelog(table: faust.Table[bytes, bytes], event: EventT[bytes], key: bytes, value: bytes | None) -> Outgoing:

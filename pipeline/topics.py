@@ -103,6 +103,10 @@ class TopicCatalog:
         return self._name("contacts.dlq.handled")
 
     @property
+    def faults(self) -> str:
+        return self._name("contacts.faults")
+
+    @property
     def outcomes(self) -> str:
         return self._name("contacts.outcomes")
 

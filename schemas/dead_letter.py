@@ -22,6 +22,14 @@ class DeadLetter(BaseModel):
     last_failure_ms: int
     attempts: int = 1
     provider: str = ""
+    # Set on a reference letter: the original was too large to dead-letter whole, so the letter's value
+    # holds only its first bytes (and its key at most as many); these say what the original was.
+    original_size: int | None = None
+    original_sha256: str | None = None
+
+    @property
+    def is_reference(self) -> bool:
+        return self.original_size is not None
 
 
 class HandledLetter(BaseModel):

@@ -72,9 +72,14 @@ def dlq(
         for letter in chosen:
             _echo_lines(letter_details(letter))
     elif action is Action.replay:
+        references = [letter for letter in chosen if letter.handled is None and letter.is_reference]
+        if references and len(references) == len([letter for letter in chosen if letter.handled is None]):
+            raise ConfigError(f"nothing to replay: {_reference_refusal(references)}")
         sent = asyncio.run(replay(settings.bootstrap_servers, catalog, chosen))
         _echo_lines([f"replayed {letter.ref} to {letter.story.original_topic}" for letter in sent if letter.story])
-        typer.echo(f"replayed {_letters(len(sent))}" + (f" ({handled} already handled)" if handled else ""))
+        notes = ([f"{handled} already handled"] if handled else []) + (
+            [f"{_letters(len(references))} not replayed: {_reference_refusal(references)}"] if references else [])
+        typer.echo(f"replayed {_letters(len(sent))}" + (f" ({'; '.join(notes)})" if notes else ""))
     else:
         marked = asyncio.run(purge(settings.bootstrap_servers, catalog, chosen))
         typer.echo(f"purged {_letters(len(marked))} (marked handled in {catalog.dlq_handled}; the DLQ keeps "
@@ -83,6 +88,14 @@ def dlq(
 
 def _letters(count: int) -> str:
     return f"{count} letter" if count == 1 else f"{count} letters"
+
+
+def _reference_refusal(references: list[Letter]) -> str:
+    refs = ", ".join(letter.ref for letter in references[:3]) + (", ..." if len(references) > 3 else "")
+    one = len(references) == 1
+    return (f"{refs} {'is a reference' if one else 'are references'} to "
+            f"{'a message' if one else 'messages'} too large to dead-letter whole, holding only "
+            f"{'its' if one else 'their'} first bytes (see `contactsync dlq show`)")
 
 
 def _echo_lines(lines: list[str]) -> None:
@@ -98,6 +111,8 @@ def letter_lines(letters: list[Letter], *, with_handled: bool) -> list[str]:
     for letter in letters:
         story = letter.story
         message = " ".join((story.error_message if story else "(no dead-letter headers)").split())
+        if story is not None and story.original_size is not None:
+            message = f"[reference to {story.original_size} bytes] {message}"
         rows.append([
             letter.ref, _time(story.last_failure_ms) if story else "-", story.stage if story else "-",
             (story.provider if story else "") or "-", story.error_class if story else "-",
@@ -114,9 +129,22 @@ def letter_details(letter: Letter) -> list[str]:
         f"letter {letter.ref}" + (f" ({_handled(letter)})" if letter.handled else ""),
         *(f"  {name}: {_text(value)}" for name, value in letter.headers),
         f"key: {_text(letter.key)}",
-        "value:",
-        _pretty(letter.value),
+        *(_reference_value(letter) if letter.is_reference else ["value:", _pretty(letter.value)]),
         "",
+    ]
+
+
+def _reference_value(letter: Letter) -> list[str]:
+    """What a reference letter says of the original, and the original's first bytes (escaped)."""
+    story = letter.story
+    assert story is not None
+    excerpt = (letter.value or b"").decode("utf-8", "backslashreplace")
+    return [
+        f"value: not kept, {story.original_size} bytes were too large to dead-letter whole "
+        f"(sha256 {story.original_sha256}); the original is at {story.original_topic} partition "
+        f"{story.original_partition} offset {story.original_offset} while retention keeps it",
+        f"first {len(letter.value or b'')} bytes:",
+        "".join(char if char.isprintable() else char.encode("unicode_escape").decode() for char in excerpt),
     ]
 
 

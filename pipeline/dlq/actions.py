@@ -19,8 +19,10 @@ from schemas.headers import to_headers
 async def replay(bootstrap: str, catalog: TopicCatalog, letters: Sequence[Letter]) -> list[Letter]:
     """Send each letter not handled yet to its original topic and partition, key and value
     byte-identical, with only a ``contactsync.replayed_from`` header (no retry state: the stage starts
-    afresh); then mark them replayed. Returns the letters sent."""
-    chosen = [letter for letter in letters if letter.handled is None and letter.story is not None]
+    afresh); then mark them replayed. Returns the letters sent (never a reference letter: it does not
+    hold the original)."""
+    chosen = [letter for letter in letters if letter.handled is None and letter.story is not None
+              and not letter.is_reference]
     async with acked_producer(bootstrap, "contactsync-dlq") as producer:
         sends = []
         for letter in chosen:

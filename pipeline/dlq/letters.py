@@ -31,6 +31,12 @@ class Letter:
     def ref(self) -> str:
         return f"{self.partition}:{self.offset}"
 
+    @property
+    def is_reference(self) -> bool:
+        """A reference letter: the original was too large to dead-letter whole, so there is nothing to
+        replay (see ``pipeline.dead_letters``)."""
+        return self.story is not None and self.story.is_reference
+
 
 @dataclass(frozen=True)
 class LetterFilter:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiokafka import TopicPartition
 from faust.web import Request, Response, View
 
-from pipeline.app import app, lanes, outcome_counts, settings, topics
+from pipeline.app import app, faults, lanes, outcome_counts, settings, topics
 from pipeline.kafka_clients import groupless_consumer
 from pipeline.metrics import CONTENT_TYPE, MetricsSnapshot, render_metrics
 from pipeline.web.lag import sampler
@@ -24,6 +24,6 @@ async def dead_letters_written() -> int:
 async def metrics(view: View, request: Request) -> Response:
     snapshot = MetricsSnapshot(
         lag=sampler.latest, topic_prefix=topics.catalog.prefix, dead_letters=await dead_letters_written(),
-        outcomes=dict(outcome_counts.by_provider_state), lanes=lanes,
+        outcomes=dict(outcome_counts.by_provider_state), lanes=lanes, worker_fault_letters=dict(faults.given_up),
     )
     return view.bytes(render_metrics(snapshot), headers={"Content-Type": CONTENT_TYPE})

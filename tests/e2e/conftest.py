@@ -139,11 +139,15 @@ class Pipeline:
 
 
 async def new_pipeline(
-    bootstrap: str, topic_prefix: str, tmp: Path, tiers: Sequence[str] = TEST_TIERS
+    bootstrap: str, topic_prefix: str, tmp: Path, tiers: Sequence[str] = TEST_TIERS,
+    configs: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Pipeline:
-    """A pipeline on fresh topics (test-sized retry tiers), nothing started yet."""
+    """A pipeline on fresh topics (test-sized retry tiers; ``configs``: more topic configs by topics.yaml
+    name), nothing started yet."""
     catalog_file = yaml.safe_load(KafkaSettings().topics_file.read_text())
     catalog_file["retry_tiers"] = list(tiers)
+    for topic in catalog_file["topics"]:
+        topic["config"] = {**topic.get("config", {}), **(configs or {}).get(topic["name"], {})}
     topics_file = tmp / "topics.yaml"
     topics_file.write_text(yaml.safe_dump(catalog_file))
     catalog = TopicCatalog.load(topics_file, topic_prefix)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import time
 from typing import Any
 
@@ -31,3 +32,32 @@ def _plain(op: str, record_id: str, seq: int, data: dict[str, Any]) -> Generated
 def poison(record_id: str) -> GeneratedEvent:
     """An event that is not JSON: the validate stage dead-letters it."""
     return GeneratedEvent(record_id.encode(), b"{not json", Kind.INVALID_JSON, record_id, None)
+
+
+RANDOM_BYTES = 1_048_401  # with its key, just under what a default aiokafka producer sends
+
+
+def poison_messages(prefix: str) -> dict[str, GeneratedEvent]:
+    """The messages that used to stop a worker (issue #10), keyed ``<prefix>-<what>``, by what they are."""
+
+    def plain(name: str, **data: Any) -> bytes:
+        row = {"email": f"{prefix}-{name}@example.com", "contact_type": "customer", **data}
+        return json.dumps({"op": "upsert", "id": f"{prefix}-{name}", "ts": VERSION_TS, "seq": 1, "data": row}).encode()
+
+    def debezium(name: str, **source: Any) -> bytes:
+        after = {"id": f"{prefix}-{name}", "email": f"{prefix}-{name}@example.com", "contact_type": "customer"}
+        return json.dumps({"op": "c", "after": after, "source": {"ts_ms": VERSION_TS, **source}}).encode()
+
+    values = {
+        "deep_json": b"[" * 100_000 + b"]" * 100_000,
+        "huge_integer": plain("huge_integer").replace(b'"seq": 1', b'"seq": ' + b"9" * 4301),
+        "huge_integer_in_source_file": debezium("huge_integer_in_source_file", file="mysql-bin." + "1" * 4301, pos=4),
+        "deep_sequence": debezium("deep_sequence", sequence="[" * 100_000 + "]" * 100_000),
+        "lone_surrogate": plain("lone_surrogate", first_name="Ann").replace(b'"Ann"', b'"\\ud800"'),
+        "huge_first_name": plain("huge_first_name", first_name="x" * 1_000_000),
+        "random_bytes": random.Random(10).randbytes(RANDOM_BYTES),
+    }
+    return {
+        name: GeneratedEvent(f"{prefix}-{name}".encode(), value, Kind.INVALID_JSON, f"{prefix}-{name}", None)
+        for name, value in values.items()
+    }

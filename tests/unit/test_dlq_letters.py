@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pipeline.cli.dlq import letter_details, letter_lines
 from pipeline.dlq.letters import Letter, LetterFilter
 from schemas.dead_letter import DeadLetter, HandledLetter
 
@@ -35,3 +36,21 @@ def test_handled_and_headerless_letters_are_selected_only_when_they_can_be() -> 
     assert not LetterFilter().matches(handled) and LetterFilter(include_handled=True).matches(handled)
     assert LetterFilter(key="k").matches(headerless) and not LetterFilter(stage="dispatch").matches(headerless)
     assert not LetterFilter().selects and LetterFilter(provider="hubspot").selects
+
+
+def test_a_reference_letter_is_listed_and_shown_as_what_it_is() -> None:
+    """list marks a reference with the original's size; show says the value was not kept, where the
+    original is, its digest, and prints its first bytes escaped (never raw control bytes)."""
+    story = DeadLetter(stage="validate", error_class="InvalidEventError", error_message="undecodable JSON",
+                       original_topic="p.contacts.cdc", original_partition=2, original_offset=41,
+                       first_failure_ms=1000, last_failure_ms=1000, original_size=1_048_401, original_sha256="ab" * 32)
+    reference = Letter(4, 7, b"r-1", b"\xea\x00{\"id", (), story, None)
+
+    (row,) = letter_lines([reference], with_handled=False)[1:]
+    shown = letter_details(reference)
+
+    assert reference.is_reference and not _letter(1).is_reference
+    assert "[reference to 1048401 bytes] undecodable JSON" in row
+    assert shown[2] == (f"value: not kept, 1048401 bytes were too large to dead-letter whole (sha256 {'ab' * 32}); "
+                        "the original is at p.contacts.cdc partition 2 offset 41 while retention keeps it")
+    assert shown[3:5] == ["first 6 bytes:", '\\xea\\x00{"id']

@@ -27,7 +27,7 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 def test_metrics_expose_stage_offsets_lag_outcomes_and_lanes() -> None:
     """Stage counters and lag come from the lag sample (topic labels without the prefix), deliveries
-    from the counted outcomes, provider figures from the lanes."""
+    from the counted outcomes, provider figures from the lanes, worker_fault letters per stage."""
     report = LagSampler("g").observe([PartitionLag("validate", "p.contacts.cdc", 0, 7, 0, 10)], now=1.0)
     counts = OutcomeCounts()
     counts.count([_outcome("delivered"), _outcome("delivered"), _outcome("retrying")])
@@ -35,13 +35,15 @@ def test_metrics_expose_stage_offsets_lag_outcomes_and_lanes() -> None:
     lane.stats.calls = 5
     lane.pause(30)
 
-    text = render_metrics(MetricsSnapshot(report, "p.", 4, counts.by_provider_state, {"hubspot": lane})).decode()
+    snapshot = MetricsSnapshot(report, "p.", 4, counts.by_provider_state, {"hubspot": lane}, {"validate": 2})
+    text = render_metrics(snapshot).decode()
     samples = _samples(text)
 
     assert samples[("contactsync_stage_events_in_total", (("stage", "validate"),))] == 7
     assert samples[("contactsync_topic_messages_total", (("topic", "contacts.cdc"),))] == 10
     assert samples[("contactsync_stage_lag_messages", (("stage", "validate"),))] == 3
     assert samples[("contactsync_dead_letters_total", ())] == 4
+    assert samples[("contactsync_worker_fault_letters_total", (("stage", "validate"),))] == 2
     assert samples[("contactsync_deliveries_total", (("provider", "hubspot"), ("state", "delivered")))] == 2
     assert samples[("contactsync_deliveries_total", (("provider", "hubspot"), ("state", "retrying")))] == 1
     assert samples[("contactsync_provider_calls_total", (("provider", "hubspot"),))] == 5
