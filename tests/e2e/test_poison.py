@@ -28,17 +28,15 @@ pytestmark = pytest.mark.kafka
 
 STOPPED = "stage failed; stopping the worker without committing"  # producing.fail_stop's line
 # What each poison message is dead-lettered with (the catch-all of pipeline.stage_loop: the error as raised).
-DEEP = r"maximum recursion depth exceeded while decoding a JSON array from a unicode string"
-DIGITS = r"Exceeds the limit \(4300 digits\) for integer string conversion: value has 4301 digits; .*"
-REASONS = {
-    "deep_json": ("RecursionError", DEEP),
-    "huge_integer": ("ValueError", DIGITS),
-    "huge_integer_in_source_file": ("ValueError", DIGITS),
-    "deep_sequence": ("RecursionError", DEEP),
-    "lone_surrogate": ("PydanticSerializationError", r"Error serializing to JSON: UnicodeEncodeError: .*surrogates not allowed"),
-    "huge_first_name": ("OutputTooLargeError", r"its output to \S+contacts.validated would be 1000\d{3} bytes, more than "
-                        r"the producer sends \(max_request_size 1000000\)"),
-    "random_bytes": ("InvalidEventError", r"undecodable JSON: 'utf-8' codec can't decode byte .*"),
+TOO_LONG = r"invalid event: {field}: String should have at most 1000 characters"
+REASONS = {  # what the event limits (pipeline/stages/event_limits.py, schemas/cdc.py) say of each
+    "deep_json": ("InvalidEventError", r"nesting deeper than 64 levels"),
+    "huge_integer": ("InvalidEventError", r"a number with more than 100 digits in seq"),
+    "huge_integer_in_source_file": ("InvalidEventError", TOO_LONG.format(field="source.file")),
+    "deep_sequence": ("InvalidEventError", TOO_LONG.format(field="source.sequence")),
+    "lone_surrogate": ("InvalidEventError", r"invalid event: data\.first_name: Value error, holds a lone surrogate \(U\+D800\)"),
+    "huge_first_name": ("InvalidEventError", r"message of 1,000,\d{3} bytes is larger than the limit of 1,000,000 bytes"),
+    "random_bytes": ("InvalidEventError", r"message of 1,048,401 bytes is larger than the limit of 1,000,000 bytes"),
 }
 TOO_LARGE_TO_KEEP = {"huge_first_name", "random_bytes"}
 
@@ -90,7 +88,7 @@ async def reference_letters_are_shown_but_never_replayed(harness: Pipeline, mess
     shown = run_cli(env, "dlq", "show", ref)
     replayed = run_cli(env, "dlq", "replay", ref)
 
-    assert f"[reference to {RANDOM_BYTES} bytes] undecodable JSON" in listed.stdout, listed.stdout
+    assert f"[reference to {RANDOM_BYTES} bytes] message of 1,048,401 bytes" in listed.stdout, listed.stdout
     story = from_headers(DeadLetter, message.headers)
     assert (f"value: not kept, {RANDOM_BYTES} bytes were too large to dead-letter whole (sha256 "
             f"{story.original_sha256}); the original is at {harness.catalog.cdc} partition "
@@ -120,12 +118,15 @@ async def test_a_message_that_keeps_stopping_workers_is_dead_lettered_as_worker_
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
     """contacts.validated refuses messages over 20 kB (a topic limit below the producer's), so a valid
-    change with a 30 kB name makes the validate stage fail to produce: a fault of the worker, which stops.
+    change with 20 kB of names (1,000 four-byte characters a field) makes the validate stage fail to produce: a fault of the worker, which stops.
     Counted across restarts and across both workers, after 3 stops it is dead-lettered as worker_fault,
     with an ERROR line and the metric, and its partition moves on: every other change is delivered."""
     harness = await new_pipeline(kafka_bootstrap, topic_prefix, tmp_path,
                                  configs={"contacts.validated": {"max.message.bytes": "20000"}})
-    big = replace(plain_upsert("wf-big", first_name="x" * 30_000), kind=Kind.INVALID_JSON, version=None)
+    # Within the event limits (1,000 characters a field), but 4 bytes a character in UTF-8: over 20 kB.
+    long_text = "\N{GRINNING FACE}" * 1000
+    big = replace(plain_upsert("wf-big", first_name=long_text, last_name=long_text, company=long_text,
+                               title=long_text, contact_type=long_text), kind=Kind.INVALID_JSON, version=None)
     valid = list(generate_events(200, records=50, seed=29))
     async with AsyncExitStack() as exits:
         try:
