@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from faust.types import EventT, StreamT
 
 from pipeline.app import app, settings, topics
-from pipeline.producing import Outgoing, produce_all
-from pipeline.stage_loop import run_stage
+from pipeline.kafka.producing import Outgoing, produce_all
+from pipeline.kafka.stage_loop import run_stage
 from schemas.headers import from_headers
 from schemas.retry import RetryState
 

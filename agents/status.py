@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from faust.types import EventT, StreamT
 
 from pipeline.app import app, outcome_counts, settings, tables, topics
-from pipeline.producing import Outgoing
-from pipeline.stage_loop import decode_each, run_stage
+from pipeline.kafka.producing import Outgoing
+from pipeline.kafka.stage_loop import decode_each, run_stage
 from pipeline.stages.status import statuses_after
-from pipeline.table_rows import set_row
-from pipeline.tables import rows_of
+from pipeline.kafka.table_rows import set_row
+from pipeline.kafka.tables import rows_of
 from schemas.dispatch import Outcome
 from schemas.status import RecordStatus
 

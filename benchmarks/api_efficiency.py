@@ -22,9 +22,9 @@ from benchmarks.cli import run_alone
 from benchmarks.harness import Bench, PipelineRun, lane_env, pipeline_run, simulators_config
 from benchmarks.offsets import group_lag
 from benchmarks.report import emit, medians_of
-from pipeline.cdc_generator import generate_events
-from pipeline.cdc_publisher import publish
-from pipeline.local_stack import read_topic
+from pipeline.dev.cdc_generator import generate_events
+from pipeline.dev.cdc_publisher import publish
+from pipeline.dev.local_stack import read_topic
 from pipeline.settings import HubSpotSettings, RoutingSettings
 from schemas.dispatch import Outcome
 

@@ -19,7 +19,7 @@ from benchmarks.cli import run_alone
 from benchmarks.harness import Bench, pipeline_run, simulators_config, unlimited_env
 from benchmarks.procstat import sample_processes
 from benchmarks.report import emit, medians_of
-from pipeline.cdc_publisher import publish
+from pipeline.dev.cdc_publisher import publish
 
 
 @dataclass(frozen=True)

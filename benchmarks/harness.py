@@ -24,15 +24,15 @@ from aiokafka import AIOKafkaConsumer
 from benchmarks.changes import OutcomeKey, outcome_key
 from benchmarks.offsets import delete_topics, edge_timestamps, group_lag
 from benchmarks.report import environment, kafka_version
-from pipeline import topic_admin
-from pipeline.cdc_generator import GeneratedEvent
-from pipeline.demo import free_port, wait_until_settled
-from pipeline.local_kafka import LocalKafka, with_free_ports
-from pipeline.local_stack import StackConfig, WorkerProcess, wait_until_consuming
+from pipeline.kafka import topic_admin
+from pipeline.dev.cdc_generator import GeneratedEvent
+from pipeline.dev.demo import free_port, wait_until_settled
+from pipeline.dev.local_kafka import LocalKafka, with_free_ports
+from pipeline.dev.local_stack import StackConfig, WorkerProcess, wait_until_consuming
 from pipeline.settings import REPO_ROOT, Settings
-from pipeline.simulators.config import PROVIDERS, LatencyConfig, SimulatorsConfig
-from pipeline.simulators.runner import start_simulator_process
-from pipeline.topics import TopicCatalog
+from pipeline.dev.simulators.config import PROVIDERS, LatencyConfig, SimulatorsConfig
+from pipeline.dev.simulators.runner import start_simulator_process
+from pipeline.kafka.topics import TopicCatalog
 from schemas.dispatch import TERMINAL_STATES, Outcome
 
 UNLIMITED = 1_000_000_000

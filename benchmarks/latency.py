@@ -22,9 +22,9 @@ from benchmarks.changes import ExpectedOutcomes
 from benchmarks.cli import run_alone
 from benchmarks.harness import Bench, PipelineRun, pipeline_run, simulators_config, unlimited_env
 from benchmarks.report import emit, medians_of, percentiles
-from pipeline.cdc_generator import GeneratedEvent, generate_events
-from pipeline.cdc_publisher import CHUNK, publish
-from pipeline.pacing import chunk_size
+from pipeline.dev.cdc_generator import GeneratedEvent, generate_events
+from pipeline.dev.cdc_publisher import CHUNK, publish
+from pipeline.kafka.pacing import chunk_size
 from schemas.dispatch import Outcome
 
 WARM_UP = (300, 150.0)  # changes, per second

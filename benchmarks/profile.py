@@ -25,7 +25,7 @@ from benchmarks.changes import make_changes
 from benchmarks.cli import run_alone
 from benchmarks.harness import Bench, pipeline_run, simulators_config, unlimited_env
 from benchmarks.report import emit
-from pipeline.cdc_publisher import publish
+from pipeline.dev.cdc_publisher import publish
 
 OURS = ("pipeline/", "agents/", "schemas/")
 ENTRY = "pipeline/cli/"  # contactsync worker: under every sample

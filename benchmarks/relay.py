@@ -21,9 +21,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from benchmarks.harness import Bench, topic_partitions
 from benchmarks.offsets import delete_topics, edge_timestamps, end_offsets
-from pipeline.cdc_generator import GeneratedEvent
-from pipeline.cdc_publisher import publish
-from pipeline.local_stack import wait_until_consuming
+from pipeline.dev.cdc_generator import GeneratedEvent
+from pipeline.dev.cdc_publisher import publish
+from pipeline.dev.local_stack import wait_until_consuming
 
 HOPS = 4
 MAX_POLL_RECORDS = 500  # as the workers' broker_max_poll_records

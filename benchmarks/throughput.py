@@ -23,8 +23,8 @@ from benchmarks.harness import Bench, pipeline_run, simulators_config, unlimited
 from benchmarks.procstat import sample_processes
 from benchmarks.relay import relay_throughput
 from benchmarks.report import emit, median, medians_of
-from pipeline.cdc_generator import GeneratedEvent
-from pipeline.cdc_publisher import publish
+from pipeline.dev.cdc_generator import GeneratedEvent
+from pipeline.dev.cdc_publisher import publish
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from pipeline import topic_admin
+from pipeline.kafka import topic_admin
 from pipeline.settings import KafkaSettings, Settings
-from pipeline.topics import TopicCatalog
+from pipeline.kafka.topics import TopicCatalog
 from tests.kafka_harness import fresh_prefix, kafka_broker
 from tests.postgres_harness import create_contacts_table, fresh_table_name, postgres_server, server_bin
 

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from pipeline.errors import ConfigError
 from pipeline.settings import Settings
-from pipeline.topics import TopicCatalog
+from pipeline.kafka.topics import TopicCatalog
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,

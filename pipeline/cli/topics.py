@@ -10,7 +10,7 @@ import asyncio
 
 import typer
 
-from pipeline import topic_admin
+from pipeline.kafka import topic_admin
 from pipeline.cli import app, load_catalog, load_settings
 
 topics_app = typer.Typer(

@@ -10,11 +10,11 @@ import faust
 import structlog
 import typer
 
-from pipeline import topic_admin
+from pipeline.kafka import topic_admin
 from pipeline.cli import app, load_settings
 from pipeline.errors import ConfigError
 from pipeline.logging import configure_logging
-from pipeline.topics import TopicCatalog
+from pipeline.kafka.topics import TopicCatalog
 
 
 class _Worker(faust.Worker):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
-from pipeline.access import needs_key, refusal
+from pipeline.web.access import needs_key, refusal
 from pipeline.settings import AdminSettings, Settings
 
 KEYS = [SecretStr("first-key"), SecretStr("second-key")]

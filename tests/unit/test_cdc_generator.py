@@ -8,7 +8,7 @@ from typing import Any
 import phonenumbers
 import pytest
 
-from pipeline.cdc_generator import (
+from pipeline.dev.cdc_generator import (
     CHANGE_KINDS,
     INVALID_KINDS,
     ExpectedRecord,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.dlq.letters import Letter, LetterFilter
+from pipeline.ops.dlq.letters import Letter, LetterFilter
 from schemas.dead_letter import DeadLetter, HandledLetter
 
 

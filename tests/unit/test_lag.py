@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.lag import LagSampler, PartitionLag
+from pipeline.ops.lag import LagSampler, PartitionLag
 
 
 def _reading(stage: str, partition: int, committed: int | None, end: int, start: int = 0) -> PartitionLag:

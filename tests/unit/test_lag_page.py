@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from pipeline.lag import LagSampler, PartitionLag
-from pipeline.lag_page import render_lag_page
+from pipeline.ops.lag import LagSampler, PartitionLag
+from pipeline.ops.lag_page import render_lag_page
 
 
 def _sampler_with_lag_on_route() -> LagSampler:

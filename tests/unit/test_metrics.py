@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.lag import LagSampler, PartitionLag
-from pipeline.metrics import MetricsSnapshot, OutcomeCounts, render_metrics
-from pipeline.providers.rate_limit import ProviderLane
+from pipeline.ops.lag import LagSampler, PartitionLag
+from pipeline.ops.metrics import MetricsSnapshot, OutcomeCounts, render_metrics
+from pipeline.delivery.rate_limit import ProviderLane
 from pipeline.settings import HubSpotSettings
 from schemas.dispatch import Outcome
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from pipeline.providers.rate_limit import CircuitBreaker, ProviderLane
+from pipeline.delivery.rate_limit import CircuitBreaker, ProviderLane
 from pipeline.settings import HubSpotSettings
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pipeline.cdc_generator import ExpectedRecord
-from pipeline.reconcile import Miss, reconcile
+from pipeline.dev.cdc_generator import ExpectedRecord
+from pipeline.dev.reconcile import Miss, reconcile
 from pipeline.settings import RoutingSettings
 
 DELETED = {"r1": ExpectedRecord("r1", version=7, deleted=True, contact=None)}

@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.errors import ConfigError
 from pipeline.settings import KafkaSettings
-from pipeline.topics import TopicCatalog, parse_duration
+from pipeline.kafka.topics import TopicCatalog, parse_duration
 
 _SMALL = """
 partitions: 4

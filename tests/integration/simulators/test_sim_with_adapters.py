@@ -7,7 +7,7 @@ import pytest
 
 from pipeline.providers import build_mappers, build_provider
 from pipeline.settings import HubSpotSettings, MailchimpSettings, ProvidersSettings, SalesforceSettings
-from pipeline.simulators import RunningSimulators
+from pipeline.dev.simulators import RunningSimulators
 from schemas.contact import Contact, ContactChange
 
 

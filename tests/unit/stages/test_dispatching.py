@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pipeline.errors import PermanentError, RetryableError, ThrottledError
-from pipeline.stages.dispatching import (
+from pipeline.stages.dispatch import (
     Pending, chunks, confirmed, failed_as_a_whole, guard_version, plan_retry, select_newest, sending, unconfirmed,
     waves, with_held_keys,
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pipeline.settings import RoutingSettings
-from pipeline.stages.transformation import normalise, tidy_name, to_e164, transform
+from pipeline.stages.transform import normalise, tidy_name, to_e164, transform
 from schemas.contact import Contact, ContactChange, KnownContact
 
 PROVIDERS = ("hubspot", "salesforce", "mailchimp")

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from pipeline.errors import InvalidEventError
-from pipeline.stages.validation import decode_change
+from pipeline.stages.validate import decode_change
 
 ROW = {"id": 7, "email": "Ann@Example.com", "first_name": "Ann", "contact_type": "lead", "extra_col": 1}
 
