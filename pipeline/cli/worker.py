@@ -10,7 +10,7 @@ import faust
 import structlog
 import typer
 
-from pipeline.kafka import topic_admin
+from pipeline.kafka import faust_internals, topic_admin
 from pipeline.cli import app, load_settings
 from pipeline.errors import ConfigError
 from pipeline.logging import configure_logging
@@ -37,6 +37,7 @@ def worker(
     web_port: int = typer.Option(None, help="Port of this worker's web views (default: settings.web_port)."),
 ) -> None:
     """Run a worker. Start several (each with its own --web-port and data dir) to share the load."""
+    faust_internals.require_internals()
     settings = load_settings()
     configure_logging(settings.log_level)
     catalog = TopicCatalog.load(settings.kafka.topics_file, settings.kafka.topic_prefix)
