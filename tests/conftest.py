@@ -46,7 +46,7 @@ def postgres_dsn() -> Iterator[str]:
     """The DSN of the session's throwaway PostgreSQL cluster (see tests/postgres_harness.py)."""
     bin_dir = server_bin()
     if bin_dir is None:
-        pytest.skip("PostgreSQL is not installed (no initdb): apt-get install postgresql, as .ci/run does")
+        pytest.fail("PostgreSQL is not installed (no initdb): apt-get install postgresql, as .ci/run does")
     with postgres_server(bin_dir) as dsn:
         yield dsn
 
