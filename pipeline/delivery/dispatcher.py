@@ -104,7 +104,7 @@ class Dispatcher:
         waiting = list(range(len(batch)))
         while waiting:
             records = [batch[i].record for i in waiting]
-            answers = await self.lane.call(lambda: self.provider.deliver(records))
+            answers = await self.provider.deliver(records)
             throttled = [a.error for a in answers if isinstance(a.error, ThrottledError)]
             if throttled:
                 pause = max(error.retry_after for error in throttled if error is not None)

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 import httpx
 from aiolimiter import AsyncLimiter
 
 from pipeline.settings import ProviderSettings
 
-T = TypeVar("T")
 
 
 @dataclass
@@ -92,16 +90,14 @@ class ProviderLane:
         self.stats = LaneStats()
         self.breaker = CircuitBreaker(breaker_threshold, breaker_cool_off_s)
         self._paused_until = 0.0
-        self._slots = asyncio.Semaphore(settings.max_in_flight)
         self._limiter = self._new_limiter()
 
     def reconfigure(self, settings: ProviderSettings) -> None:
-        """New limits from now on: the next request waits in a bucket of the new rate and burst, the
-        next delivery for a slot of the new in-flight cap. A pause, the breaker and the counters stay."""
+        """New limits from now on: the next request waits in a bucket of the new rate and burst; the
+        dispatcher builds a new client (with the new in-flight cap) for its next batch. A pause, the
+        breaker and the counters stay."""
         if settings == self.settings:
             return
-        if settings.max_in_flight != self.settings.max_in_flight:
-            self._slots = asyncio.Semaphore(settings.max_in_flight)  # holders release the old one
         self.settings = settings
         self._limiter = self._new_limiter()
         self.generation += 1
@@ -136,15 +132,6 @@ class ProviderLane:
     def paused_for(self) -> float:
         return max(0.0, self._paused_until - time.monotonic())
 
-    async def call(self, send: Callable[[], Awaitable[T]]) -> T:
-        """Run one delivery (one or more requests) when an in-flight slot is free."""
-        async with self._slots:
-            self.stats.in_flight += 1
-            try:
-                return await send()
-            finally:
-                self.stats.in_flight -= 1
-
     async def admit_request(self) -> None:
         """Wait until one more HTTP request may start: after any throttle pause, within the rate."""
         while (wait := self.paused_for) > 0:
@@ -153,11 +140,9 @@ class ProviderLane:
         self.stats.calls += 1
 
     def transport(self) -> httpx.AsyncBaseTransport:
-        """An HTTP transport whose every request is admitted by this lane first."""
-        return _AdmittedTransport(self, httpx.AsyncHTTPTransport(limits=httpx.Limits(
-            max_connections=self.settings.max_in_flight,
-            max_keepalive_connections=self.settings.max_in_flight,
-        )))
+        """An HTTP transport whose every request is admitted by this lane first. (How many requests
+        are under way at once is capped by the adapter's client, ``pipeline.providers.http``.)"""
+        return _AdmittedTransport(self, httpx.AsyncHTTPTransport())
 
 
 class _AdmittedTransport(httpx.AsyncBaseTransport):
@@ -169,7 +154,11 @@ class _AdmittedTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         await self._lane.admit_request()
-        return await self._inner.handle_async_request(request)
+        self._lane.stats.in_flight += 1
+        try:
+            return await self._inner.handle_async_request(request)
+        finally:
+            self._lane.stats.in_flight -= 1
 
     async def aclose(self) -> None:
         await self._inner.aclose()

@@ -99,7 +99,7 @@ def _lane_metrics(lanes: Mapping[str, ProviderLane]) -> Iterator[Metric]:
     failed = CounterMetricFamily(
         "contactsync_provider_failed_calls", "Deliveries that failed as a whole (timeout, 5xx).", labels=["provider"]
     )
-    in_flight = GaugeMetricFamily("contactsync_provider_in_flight", "Deliveries under way.", labels=["provider"])
+    in_flight = GaugeMetricFamily("contactsync_provider_in_flight", "Requests under way.", labels=["provider"])
     paused = GaugeMetricFamily(
         "contactsync_provider_paused_seconds", "Left of a throttle pause.", labels=["provider"]
     )
