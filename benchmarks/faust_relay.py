@@ -5,7 +5,7 @@ transport; memory store, no web server, no tables) with one agent per hop. Each 
 500 events within 0.05 s (``stream.take_events``), sends each message's key and value unchanged
 to the next topic (raw serializers) and awaits the producer's futures together; Faust acknowledges
 the events and commits. No decoding and no stage logic: what is left is Faust's per-event path.
-Consumer settings as the workers' (``pipeline/app.py``). It runs in a child process
+Consumer, producer and commit settings as the workers' (``pipeline/app.py``). It runs in a child process
 (``python -m benchmarks.faust_relay BOOTSTRAP APP_ID TOPIC...``), timed by ``benchmarks.baseline``;
 Faust starts its agents only once the group has joined.
 """
@@ -42,6 +42,7 @@ def relay_app(bootstrap: str, app_id: str, topics: Sequence[str], datadir: str) 
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        broker_commit_interval=1.0,
         broker_max_poll_records=MAX_POLL_RECORDS,
     )
     for index, (source, target) in enumerate(zip(topics, topics[1:], strict=False)):
