@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from pipeline.dev.cdc_generator import GeneratedEvent, generate_events
-from pipeline.settings import Settings
 from pipeline.dev.simulators.config import PROVIDERS
+from pipeline.settings import Settings
 from pipeline.stages.transform import transform
 from pipeline.stages.validate import decode_change
 from schemas.contact import KnownContact
