@@ -16,9 +16,9 @@ BIN := .venv/bin
 test: .venv
 	$(BIN)/pytest -q
 
-# Every benchmark of benchmarks/README.md on a broker of its own, about 15 minutes on 2 cores: one JSON
-# line each on stdout, appended to benchmarks/results.jsonl. The profile needs py-spy (a dev tool, not a
-# project dependency): $(BIN)/pip install py-spy.
+# Every benchmark of benchmarks/README.md on a broker of its own, about 20 minutes on 2 cores: one JSON
+# line each on stdout, appended to benchmarks/results.jsonl, then the targets of issue #12 beside today's
+# figures. The profile needs py-spy (a dev tool, not a project dependency): $(BIN)/pip install py-spy.
 bench: .venv
 	$(BIN)/python -m benchmarks
 

@@ -13,12 +13,12 @@ from collections.abc import Sequence
 from faust.types import EventT, StreamT
 
 from pipeline.app import app, faults, lanes, runtime, settings, tables, topics
-from pipeline.dispatcher import Dispatcher
-from pipeline.producing import Outgoing, produce_all
+from pipeline.delivery.dispatcher import Dispatcher
+from pipeline.delivery.rate_limit import ProviderLane
+from pipeline.kafka.producing import Outgoing, produce_all
+from pipeline.kafka.stage_loop import decode_each, run_stage
 from pipeline.providers import Provider, build_lane_provider
-from pipeline.providers.rate_limit import ProviderLane
-from pipeline.stage_loop import decode_each, run_stage
-from pipeline.stages.dispatching import Pending
+from pipeline.stages.dispatch import Pending
 from schemas.dispatch import DispatchRecord
 from schemas.headers import from_headers
 from schemas.retry import RetryState

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from faust.types import EventT, StreamT
 
 from pipeline.app import app, faults, settings, topics
-from pipeline.producing import Outgoing, produce_all, request_limit, require_fit
-from pipeline.stage_loop import decode_each, run_stage
+from pipeline.kafka.producing import Outgoing, produce_all, request_limit, require_fit
+from pipeline.kafka.stage_loop import decode_each, run_stage
 from schemas.headers import from_headers
 from schemas.retry import RetryState
 

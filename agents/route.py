@@ -9,12 +9,12 @@ from __future__ import annotations
 from faust.types import EventT, StreamT
 
 from pipeline.app import app, faults, settings, topics
-from pipeline.dead_letters import dead_letter
+from pipeline.delivery.outcomes import outcome
 from pipeline.errors import PermanentError
-from pipeline.outcomes import outcome
-from pipeline.producing import Outgoing
+from pipeline.kafka.dead_letters import dead_letter
+from pipeline.kafka.producing import Outgoing
+from pipeline.kafka.stage_loop import per_event, run_stage
 from pipeline.providers import build_mappers
-from pipeline.stage_loop import per_event, run_stage
 from schemas.contact import TransformedChange
 
 STAGE = "route"

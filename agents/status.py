@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from faust.types import EventT, StreamT
 
 from pipeline.app import app, faults, outcome_counts, settings, tables, topics
-from pipeline.producing import Outgoing
-from pipeline.stage_loop import decode_each, run_stage
+from pipeline.kafka.producing import Outgoing
+from pipeline.kafka.stage_loop import decode_each, run_stage
+from pipeline.kafka.table_rows import get_row, set_row
 from pipeline.stages.status import statuses_after
-from pipeline.table_rows import get_row, set_row
 from schemas.dispatch import Outcome
 from schemas.status import RecordStatus
 

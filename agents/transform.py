@@ -11,11 +11,11 @@ from __future__ import annotations
 from faust.types import EventT, StreamT
 
 from pipeline.app import app, faults, runtime, settings, tables, topics
-from pipeline.outcomes import outcome
-from pipeline.producing import Outgoing, request_limit, require_fit
-from pipeline.stage_loop import per_event, run_stage
-from pipeline.stages.transformation import transform
-from pipeline.table_rows import delete_row, get_row, set_row
+from pipeline.delivery.outcomes import outcome
+from pipeline.kafka.producing import Outgoing, request_limit, require_fit
+from pipeline.kafka.stage_loop import per_event, run_stage
+from pipeline.kafka.table_rows import delete_row, get_row, set_row
+from pipeline.stages.transform import transform
 from schemas.contact import ContactChange, KnownContact
 
 STAGE = "transform"

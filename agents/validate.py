@@ -8,9 +8,9 @@ from __future__ import annotations
 from faust.types import EventT, StreamT
 
 from pipeline.app import app, faults, settings, topics
-from pipeline.producing import Outgoing
-from pipeline.stage_loop import per_event, run_stage
-from pipeline.stages.validation import decode_change
+from pipeline.kafka.producing import Outgoing
+from pipeline.kafka.stage_loop import per_event, run_stage
+from pipeline.stages.validate import decode_change
 
 STAGE = "validate"
 

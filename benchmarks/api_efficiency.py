@@ -1,18 +1,27 @@
 """API efficiency: how much of a rate-limited provider's allowance the pipeline turns into deliveries.
 
-HubSpot alone, limited to ``limit_per_s`` requests a second: the simulator's rolling ten-second
-window holds 10 × limit requests, and the worker's HubSpot lane is set to the same rate (with
-``burst``). Every contact is routed to HubSpot, and enough changes are published that its dispatch
-topic never runs dry while measuring. The steady window starts one limit window (10 s) after the
-first request and lasts ``seconds``. Efficiency is delivered records/s ÷ (limit × batch size);
-throttled answers are counted from the simulator's request log, in the window and over the run.
+Each provider alone (the others disabled), every contact routed to it, the demo's mix of changes
+(creates, updates and deletes: as many changes per contact as ``contactsync demo`` makes). Its
+lane is limited to L requests a second with ``burst``, where L carries ``records_per_s`` at full
+requests (L = records_per_s ÷ the provider's batch size: 2/s for HubSpot, 1/s for Salesforce,
+0.4/s for Mailchimp at the default 200), and the simulator enforces the same limit where the
+platform has one over a short window: HubSpot's rolling ten seconds hold 10 × L requests, Mailchimp
+admits ⌈L⌉ a second (Salesforce has only a daily cap). Enough changes are published that the
+provider's dispatch topic never runs dry while measuring (the backlog left at the end is reported:
+0 means the lane was starved and the figure is a lower bound). The steady window starts ten seconds
+(HubSpot's limit window) after the first request and lasts ``seconds``. Efficiency is delivered
+records/s ÷ (L × batch size), deletes included; throttled answers are counted from the simulator's
+request log, in the window and over the run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
+import re
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,74 +30,103 @@ import httpx
 from benchmarks.cli import run_alone
 from benchmarks.harness import Bench, PipelineRun, lane_env, pipeline_run, simulators_config
 from benchmarks.offsets import group_lag
-from benchmarks.report import emit, medians_of
-from pipeline.cdc_generator import generate_events
-from pipeline.cdc_publisher import publish
-from pipeline.local_stack import read_topic
-from pipeline.settings import HubSpotSettings, RoutingSettings
+from benchmarks.report import Results, emit, medians_of
+from pipeline.dev.cdc_generator import generate_events
+from pipeline.dev.cdc_publisher import publish
+from pipeline.dev.demo import DemoOptions
+from pipeline.dev.local_stack import read_topic
+from pipeline.dev.simulators.config import PROVIDERS, ProviderSimConfig, SimulatorsConfig
+from pipeline.settings import RoutingSettings, Settings
 from schemas.dispatch import Outcome
 
-PROVIDER = "hubspot"
 LIMIT_WINDOW_S = 10.0  # HubSpot's rolling window
-BACKLOG_MARGIN = 1.5  # changes published per change the window can deliver
+BACKLOG_MARGIN = 1.5  # changes published per record the window can deliver
+CHANGES_PER_RECORD = DemoOptions().events // DemoOptions().records
+_MEMBER_HASH = re.compile(r"^[0-9a-f]{32}$")  # a Mailchimp subscriber hash in a path
 
 
 @dataclass(frozen=True)
 class Options:
-    limit_per_s: int = 2
-    burst: int = 1  # the lane's default (10) overshoots a rolling window: see README.md
+    providers: tuple[str, ...] = PROVIDERS
+    records_per_s: float = 200.0  # what the allowance carries at full requests: L = this ÷ batch size
+    burst: int = 1  # the lane's default overshoots a rolling window: see README.md
     seconds: float = 20.0
     api_latency_ms: float = 50.0
     workers: int = 1
     runs: int = 3
+    seed: int = 7
     timeout_s: float = 120.0
 
+    def __post_init__(self) -> None:
+        if unknown := set(self.providers) - set(PROVIDERS):
+            raise ValueError(f"unknown provider {', '.join(sorted(unknown))} (known: {', '.join(PROVIDERS)})")
 
-async def run(bench: Bench, options: Options) -> None:
+
+async def run(bench: Bench, options: Options) -> Results:
     env = bench.environment()
-    runs = [await one_run(bench, options) for _ in range(options.runs)]
-    emit("api_efficiency", vars(options), {**medians_of(runs), "runs": runs}, env)
+    runs: dict[str, list[dict[str, Any]]] = {provider: [] for provider in options.providers}
+    for _ in range(options.runs):  # interleaved, so that a noisy minute hurts every provider alike
+        for provider in options.providers:
+            runs[provider].append(await one_run(bench, provider, options))
+    by_provider = {provider: medians_of(provider_runs) for provider, provider_runs in runs.items()}
+    return {"api_efficiency": emit("api_efficiency", vars(options), {"by_provider": by_provider, "runs": runs}, env)}
 
 
-async def one_run(bench: Bench, options: Options) -> dict[str, Any]:
-    batch = HubSpotSettings().batch_size
-    sims = simulators_config(latency_ms=options.api_latency_ms)
-    sims = sims.model_copy(update={"hubspot": sims.hubspot.model_copy(
-        update={"requests_per_10s": int(options.limit_per_s * LIMIT_WINDOW_S)}
-    )})  # fmt: skip
-    env = {**lane_env(PROVIDER, options.limit_per_s, options.burst), **_everyone_to(PROVIDER)}
-    async with pipeline_run(bench, "api", sims, env, providers=[PROVIDER]) as pipeline:
+async def one_run(bench: Bench, provider: str, options: Options) -> dict[str, Any]:
+    batch = getattr(Settings().providers, provider).batch_size
+    limit = options.records_per_s / batch
+    sims = _limited(simulators_config(latency_ms=options.api_latency_ms), provider, limit)
+    env = {**lane_env(provider, limit, options.burst), **_everyone_to(provider)}
+    changes = int(BACKLOG_MARGIN * options.records_per_s * (LIMIT_WINDOW_S + options.seconds))
+    events = list(generate_events(changes, records=max(1, changes // CHANGES_PER_RECORD), seed=options.seed))
+    async with pipeline_run(bench, f"api-{provider}", sims, env, providers=[provider]) as pipeline:
         await pipeline.start_workers(options.workers)
-        changes = int(BACKLOG_MARGIN * options.limit_per_s * batch * (LIMIT_WINDOW_S + options.seconds))
-        await publish(generate_events(changes, records=changes), bench.bootstrap, pipeline.catalog.cdc)
-        first = await _first_request_at(pipeline, options.timeout_s)
+        await publish(events, bench.bootstrap, pipeline.catalog.cdc)
+        first = await _first_request_at(pipeline, provider, options.timeout_s)
         window = (first + LIMIT_WINDOW_S, first + LIMIT_WINDOW_S + options.seconds)
         await asyncio.sleep(max(0.0, window[1] - time.time()))
         backlog = await group_lag(
-            bench.bootstrap, pipeline.app_id, [pipeline.catalog.dispatch(PROVIDER)], pipeline.catalog.partitions
+            bench.bootstrap, pipeline.app_id, [pipeline.catalog.dispatch(provider)], pipeline.catalog.partitions
         )
-        requests = await _requests(pipeline)
+        requests = await _requests(pipeline, provider)
         messages = await read_topic(bench.bootstrap, pipeline.catalog.outcomes)
     outcomes = [Outcome.model_validate_json(message.value) for message in messages]
     in_window = [r for r in requests if window[0] <= r["received_at"] < window[1]]
     delivered = [o for o in outcomes if o.state == "delivered" and window[0] * 1000 <= o.at_ms < window[1] * 1000]
     delivered_per_s = len(delivered) / options.seconds
     return {
-        "efficiency": round(delivered_per_s / (options.limit_per_s * batch), 3),
+        "limit_per_s": round(limit, 3),
+        "efficiency": round(delivered_per_s / (limit * batch), 3),
         "delivered_per_s": round(delivered_per_s, 1),
         "requests_per_s": round(len(in_window) / options.seconds, 2),
         "requests_by_call": _by_call(in_window),
         "throttled_in_window": sum(1 for r in in_window if r["outcome"].startswith("throttled")),
         "throttled_in_run": sum(1 for r in requests if r["outcome"].startswith("throttled")),
         "dispatch_backlog_at_end": backlog,
+        "changes_by_kind": dict(Counter(event.kind for event in events)),
     }
 
 
+def _limited(sims: SimulatorsConfig, provider: str, limit_per_s: float) -> SimulatorsConfig:
+    """``sims`` with ``provider``'s short-window request limit at ``limit_per_s`` where it has one."""
+    limited: ProviderSimConfig
+    match provider:
+        case "hubspot":
+            limited = sims.hubspot.model_copy(update={"requests_per_10s": round(limit_per_s * LIMIT_WINDOW_S)})
+        case "mailchimp":
+            limited = sims.mailchimp.model_copy(update={"requests_per_second": math.ceil(limit_per_s)})
+        case _:
+            return sims
+    return sims.model_copy(update={provider: limited})
+
+
 def _by_call(requests: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """How many requests, and records per request, by API call (the last part of the path)."""
+    """How many requests, and records per request, by API call (method and the path's last two
+    parts, a Mailchimp member's hash as ``{member}``)."""
     calls: dict[str, list[int]] = {}
     for request in requests:
-        calls.setdefault(request["path"].rsplit("/", 1)[-1], []).append(request["record_count"])
+        tail = ["{member}" if _MEMBER_HASH.match(part) else part for part in request["path"].split("/")[-2:]]
+        calls.setdefault(f"{request['method']} {'/'.join(tail)}", []).append(request["record_count"])
     return {
         call: {"count": len(counts), "records_per_request": round(sum(counts) / len(counts), 1)}
         for call, counts in sorted(calls.items())
@@ -102,22 +140,23 @@ def _everyone_to(provider: str) -> dict[str, str]:
     return {"CONTACTSYNC_ROUTING__BY_CONTACT_TYPE": json.dumps(by_type)}
 
 
-async def _requests(pipeline: PipelineRun) -> list[dict[str, Any]]:
+async def _requests(pipeline: PipelineRun, provider: str) -> list[dict[str, Any]]:
     async with httpx.AsyncClient(timeout=30) as client:
-        answer = await client.get(f"{pipeline.stack.base_urls[PROVIDER]}/_sim/requests")
+        answer = await client.get(f"{pipeline.stack.base_urls[provider]}/_sim/requests")
     requests: list[dict[str, Any]] = answer.json()["requests"]
     return requests
 
 
-async def _first_request_at(pipeline: PipelineRun, timeout_s: float) -> float:
-    """When the provider received its first API request (wall clock, s)."""
+async def _first_request_at(pipeline: PipelineRun, provider: str, timeout_s: float) -> float:
+    """When the provider received its first API request carrying a record (wall clock, s; a
+    Salesforce token request does not count)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
-    while not (requests := await _requests(pipeline)):
+    while not (carrying := [r for r in await _requests(pipeline, provider) if r["record_count"]]):
         if loop.time() > deadline:
-            raise RuntimeError(f"no request reached {PROVIDER} in {timeout_s} s; see {pipeline.run_dir}")
+            raise RuntimeError(f"no record reached {provider} in {timeout_s} s; see {pipeline.run_dir}")
         await asyncio.sleep(0.5)
-    return float(requests[0]["received_at"])
+    return float(carrying[0]["received_at"])
 
 
 if __name__ == "__main__":

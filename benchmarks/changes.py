@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pipeline.cdc_generator import GeneratedEvent, generate_events
+from pipeline.dev.cdc_generator import GeneratedEvent, generate_events
+from pipeline.dev.simulators.config import PROVIDERS
 from pipeline.settings import Settings
-from pipeline.simulators.config import PROVIDERS
-from pipeline.stages.transformation import transform
-from pipeline.stages.validation import decode_change
+from pipeline.stages.transform import transform
+from pipeline.stages.validate import decode_change
 from schemas.contact import KnownContact
 from schemas.dispatch import Outcome
 

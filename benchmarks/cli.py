@@ -1,7 +1,8 @@
 """Running one benchmark alone: its size knobs as command-line options, on a broker of its own.
 
 Every benchmark module has an ``Options`` dataclass (the knobs, with defaults that keep ``make
-bench`` within about 15 minutes) and ``async run(bench, options)``, which emits its JSON lines.
+bench`` within about 20 minutes) and ``async run(bench, options)``, which emits its JSON lines and
+returns them by benchmark name (``benchmarks.targets`` reads them).
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from benchmarks.harness import Bench, open_bench
+from benchmarks.report import Results
 
 OptionsT = TypeVar("OptionsT")
 
 
 def parse_options(options: type[OptionsT], description: str, argv: list[str] | None = None) -> OptionsT:
-    """``--field-name VALUE`` for every field of the dataclass; tuples are comma-separated."""
+    """``--field-name VALUE`` for every field of the dataclass; tuples are comma-separated. A wrong
+    value is one line and exit 2 (argparse's ``error``)."""
     parser = argparse.ArgumentParser(description=description)
     hints = typing.get_type_hints(options)
     for field in dataclasses.fields(options):  # type: ignore[arg-type]
@@ -30,11 +33,14 @@ def parse_options(options: type[OptionsT], description: str, argv: list[str] | N
             default=field.default,
             help=f"default: {_shown(field.default)}",
         )
-    return options(**vars(parser.parse_args(argv)))
+    try:
+        return options(**vars(parser.parse_args(argv)))
+    except ValueError as wrong:  # an Options' own check (__post_init__)
+        parser.error(str(wrong))
 
 
 def run_alone(
-    name: str, options: type[OptionsT], run: Callable[[Bench, OptionsT], Coroutine[Any, Any, None]], description: str
+    name: str, options: type[OptionsT], run: Callable[[Bench, OptionsT], Coroutine[Any, Any, Results]], description: str
 ) -> None:
     chosen = parse_options(options, description)
     with open_bench(name) as bench:

@@ -18,8 +18,8 @@ from benchmarks.changes import make_changes
 from benchmarks.cli import run_alone
 from benchmarks.harness import Bench, pipeline_run, simulators_config, unlimited_env
 from benchmarks.procstat import sample_processes
-from benchmarks.report import emit, medians_of
-from pipeline.cdc_publisher import publish
+from benchmarks.report import Results, emit, medians_of
+from pipeline.dev.cdc_publisher import publish
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class Options:
     timeout_s: float = 7200.0
 
 
-async def run(bench: Bench, options: Options) -> None:
+async def run(bench: Bench, options: Options) -> Results:
     env = bench.environment()
     events, expected = make_changes(options.backlog, options.records, options.seed)
     runs: list[dict[str, Any]] = []
@@ -48,7 +48,7 @@ async def run(bench: Bench, options: Options) -> None:
                 **processed.summary(len(events)),
                 "rss_mb": processes.memory(processed.first_ms, processed.last_ms),
             })  # fmt: skip
-    emit("drain", vars(options), {**medians_of(runs), "runs": runs}, env)
+    return {"drain": emit("drain", vars(options), {**medians_of(runs), "runs": runs}, env)}
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,15 +24,15 @@ from aiokafka import AIOKafkaConsumer
 from benchmarks.changes import OutcomeKey, outcome_key
 from benchmarks.offsets import delete_topics, edge_timestamps, group_lag
 from benchmarks.report import environment, kafka_version
-from pipeline import topic_admin
-from pipeline.cdc_generator import GeneratedEvent
-from pipeline.demo import free_port, wait_until_settled
-from pipeline.local_kafka import LocalKafka, with_free_ports
-from pipeline.local_stack import StackConfig, WorkerProcess, wait_until_consuming
+from pipeline.dev.cdc_generator import GeneratedEvent
+from pipeline.dev.demo import free_port, wait_until_settled
+from pipeline.dev.local_kafka import LocalKafka, with_free_ports
+from pipeline.dev.local_stack import StackConfig, WorkerProcess, wait_until_consuming
+from pipeline.dev.simulators.config import PROVIDERS, LatencyConfig, SimulatorsConfig
+from pipeline.dev.simulators.runner import start_simulator_process
+from pipeline.kafka import topic_admin
+from pipeline.kafka.topics import TopicCatalog
 from pipeline.settings import REPO_ROOT, Settings
-from pipeline.simulators.config import PROVIDERS, LatencyConfig, SimulatorsConfig
-from pipeline.simulators.runner import start_simulator_process
-from pipeline.topics import TopicCatalog
 from schemas.dispatch import TERMINAL_STATES, Outcome
 
 UNLIMITED = 1_000_000_000
@@ -204,7 +204,7 @@ class Processed:
     outcomes: list[Outcome]
     missing: int  # terminal outcomes that never came: changes the pipeline lost
     unexpected: int  # terminal outcomes for a provider the change was not routed to (see ExpectedOutcomes)
-    repeated: int  # terminal outcomes that came more than once: changes processed again
+    repeated: int  # terminal outcomes for a (record, version, provider) that already had one: work done again
     lost: int  # (record, provider) pairs without their newest version, per the simulators
     stale: int
     uncommitted: int  # messages the group had not committed COMMIT_WAIT_S after the last outcome
@@ -218,6 +218,7 @@ class Processed:
             "changes_per_s": round(events / self.seconds, 1),
             "seconds": round(self.seconds, 2),
             "delivered": sum(1 for outcome in self.outcomes if outcome.state == "delivered"),
+            "terminal_outcomes": sum(1 for outcome in self.outcomes if outcome.state in TERMINAL_STATES),
             "missing_outcomes": self.missing,
             "unexpected_outcomes": self.unexpected,
             "repeated_outcomes": self.repeated,

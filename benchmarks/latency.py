@@ -3,7 +3,9 @@
 Per run: fresh topics, simulators that answer after ``api_latency_ms`` (no limits), workers whose
 lanes are not rate limited. After a small warm-up (connections, Salesforce token), each load is
 offered for ``seconds`` at its rate; the next load starts once every outcome of the previous one
-is in. A load's events are made beforehand, each stamped with the time it is planned to be sent
+is in. Besides ``loads``, half of ``capacity`` (one worker's changes/s; ``make bench`` takes it
+from its throughput run) is offered when it is given: latency below saturation, whatever the
+machine. A load's events are made beforehand, each stamped with the time it is planned to be sent
 (the publisher sends in chunks of a tenth of a second, and a chunk is stamped with its start), so
 the benchmark process does no work of its own while the pipeline works. A late publisher makes the
 latency look longer, never shorter. A load's latency is at_ms − source_ts_ms of its delivered
@@ -21,10 +23,10 @@ from typing import Any
 from benchmarks.changes import ExpectedOutcomes
 from benchmarks.cli import run_alone
 from benchmarks.harness import Bench, PipelineRun, pipeline_run, simulators_config, unlimited_env
-from benchmarks.report import emit, medians_of, percentiles
-from pipeline.cdc_generator import GeneratedEvent, generate_events
-from pipeline.cdc_publisher import CHUNK, publish
-from pipeline.pacing import chunk_size
+from benchmarks.report import Results, emit, medians_of, percentiles
+from pipeline.dev.cdc_generator import GeneratedEvent, generate_events
+from pipeline.dev.cdc_publisher import CHUNK, publish
+from pipeline.kafka.pacing import chunk_size
 from schemas.dispatch import Outcome
 
 WARM_UP = (300, 150.0)  # changes, per second
@@ -33,7 +35,8 @@ PREPARE_S_PER_EVENT = 0.001  # making and counting one change takes about 0.6 ms
 
 @dataclass(frozen=True)
 class Options:
-    loads: tuple[int, ...] = (100, 300, 1000)  # offered changes per second
+    loads: tuple[int, ...] = (20, 100)  # offered changes per second
+    capacity: float = 0.0  # one worker's changes/s (from the throughput benchmark): half of it is offered too
     seconds: float = 5.0  # how long each load is offered
     api_latency_ms: float = 50.0
     workers: int = 1
@@ -55,20 +58,28 @@ class PlannedClock:
         return self.start + (self.made // self.chunk) * self.chunk / self.rate
 
 
-async def run(bench: Bench, options: Options) -> None:
+async def run(bench: Bench, options: Options) -> Results:
     env = bench.environment()
-    runs = [await one_run(bench, options) for _ in range(options.runs)]
-    emit("latency", vars(options), {"by_load": medians_of(runs), "runs": runs}, env)
+    half = half_capacity_load(options.capacity)
+    loads = tuple(dict.fromkeys((*options.loads, half))) if half else options.loads
+    runs = [await one_run(bench, options, loads) for _ in range(options.runs)]
+    result = {"half_capacity_load": half or None, "by_load": medians_of(runs), "runs": runs}
+    return {"latency": emit("latency", vars(options), result, env)}
 
 
-async def one_run(bench: Bench, options: Options) -> dict[str, Any]:
+def half_capacity_load(capacity: float) -> int:
+    """The offered load (changes/s) at half of one worker's capacity; 0 when it is not known."""
+    return round(capacity / 2)
+
+
+async def one_run(bench: Bench, options: Options, loads: Sequence[int]) -> dict[str, Any]:
     sims = simulators_config(latency_ms=options.api_latency_ms)
     async with pipeline_run(bench, "latency", sims, unlimited_env()) as pipeline:
         await pipeline.start_workers(options.workers)
         expected = ExpectedOutcomes()
         await _offer(pipeline, expected, *WARM_UP, options)
         by_load: dict[str, Any] = {}
-        for load in options.loads:
+        for load in loads:
             count = int(load * options.seconds)
             by_load[str(load)] = _load_result(count, *await _offer(pipeline, expected, count, load, options))
         return by_load

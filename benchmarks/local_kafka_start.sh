@@ -48,7 +48,7 @@ for i in $(seq "$runs"); do
     .venv/bin/python - "$work/test-run-$i" <<'PY' | tee -a "$work/results"
 import subprocess, sys, time
 from pathlib import Path
-from pipeline.local_kafka import throwaway_broker
+from pipeline.dev.local_kafka import throwaway_broker
 from pipeline.settings import Settings
 t0 = time.monotonic()
 with throwaway_broker(Settings().local_kafka, Path(sys.argv[1])):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import statistics
 import time
@@ -46,15 +47,19 @@ class ProcessSamples:
             "steady_mb": round(max(steady), 1) if steady else None,
         }
 
+    def cpu_seconds(self, start_ms: int, end_ms: int) -> dict[str, float]:
+        """Each process's CPU seconds between ``start_ms`` and ``end_ms``, read at each instant from the
+        samples either side of it (so a window shorter than a few sampling periods is still measured)."""
+        return {
+            name: _cpu_at(samples, end_ms) - _cpu_at(samples, start_ms)
+            for name, samples in self.samples.items()
+            if len(samples) >= 2
+        }
+
     def cpu_share(self, start_ms: int, end_ms: int) -> dict[str, float]:
         """Each process's CPU time between ``start_ms`` and ``end_ms``, in cores (1.0: one core busy)."""
-        shares: dict[str, float] = {}
-        for name, samples in self.samples.items():
-            window = _between(samples, start_ms, end_ms)
-            if len(window) >= 2:
-                elapsed_s = (window[-1].at_ms - window[0].at_ms) / 1000
-                shares[name] = round((window[-1].cpu_s - window[0].cpu_s) / elapsed_s, 2)
-        return shares
+        elapsed_s = (end_ms - start_ms) / 1000
+        return {name: round(cpu_s / elapsed_s, 2) for name, cpu_s in self.cpu_seconds(start_ms, end_ms).items()}
 
 
 @contextlib.asynccontextmanager
@@ -79,6 +84,18 @@ async def sample_processes(pids: Mapping[str, int], every_s: float = 0.5) -> Asy
         for name, pid in pids.items():
             if (peak := _status_mb(pid, "VmHWM")) is not None:
                 result.peak_mb[name] = peak
+
+
+def _cpu_at(samples: list[Sample], at_ms: int) -> float:
+    """CPU seconds the process had used at ``at_ms``: linear between the samples either side of it,
+    the first or the last sample's outside them."""
+    if at_ms <= samples[0].at_ms:
+        return samples[0].cpu_s
+    for before, after in itertools.pairwise(samples):
+        if at_ms <= after.at_ms:
+            part = (at_ms - before.at_ms) / (after.at_ms - before.at_ms) if after.at_ms > before.at_ms else 1.0
+            return before.cpu_s + part * (after.cpu_s - before.cpu_s)
+    return samples[-1].cpu_s
 
 
 def _between(samples: list[Sample], start_ms: int, end_ms: int) -> list[Sample]:

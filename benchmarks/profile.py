@@ -24,8 +24,8 @@ from typing import Any
 from benchmarks.changes import make_changes
 from benchmarks.cli import run_alone
 from benchmarks.harness import Bench, pipeline_run, simulators_config, unlimited_env
-from benchmarks.report import emit
-from pipeline.cdc_publisher import publish
+from benchmarks.report import Results, emit
+from pipeline.dev.cdc_publisher import publish
 
 OURS = ("pipeline/", "agents/", "schemas/")
 ENTRY = "pipeline/cli/"  # contactsync worker: under every sample
@@ -42,7 +42,7 @@ class Options:
     timeout_s: float = 600.0
 
 
-async def run(bench: Bench, options: Options) -> None:
+async def run(bench: Bench, options: Options) -> Results:
     env = bench.environment()
     events, expected = make_changes(options.events, options.records, options.seed)
     async with pipeline_run(bench, "profile", simulators_config(), unlimited_env()) as pipeline:
@@ -59,7 +59,8 @@ async def run(bench: Bench, options: Options) -> None:
         finally:
             spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
             spy.wait(60)
-    emit("profile", vars(options), {**summarise(read_stacks(stacks), options.top), "stacks": str(stacks)}, env)
+    result = {**summarise(read_stacks(stacks), options.top), "stacks": str(stacks)}
+    return {"profile": emit("profile", vars(options), result, env)}
 
 
 def read_stacks(path: Path) -> list[tuple[list[str], int]]:

@@ -21,6 +21,8 @@ from pipeline.settings import Settings
 
 RESULTS_FILE = Path(__file__).resolve().parent / "results.jsonl"
 
+Results = dict[str, dict[str, Any]]  # benchmark name -> its JSON line, decoded
+
 
 def median(values: Sequence[float]) -> float:
     return round(statistics.median(values), 3)
@@ -66,12 +68,16 @@ def kafka_version(external: bool) -> str:
     return "external" if external else Settings().local_kafka.version
 
 
-def emit(benchmark: str, params: Mapping[str, Any], result: Mapping[str, Any], env: Mapping[str, Any]) -> None:
-    """Print the benchmark's JSON line and append it to the results file."""
+def emit(
+    benchmark: str, params: Mapping[str, Any], result: Mapping[str, Any], env: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Print the benchmark's JSON line and append it to the results file; return it, decoded."""
     line = json.dumps({"benchmark": benchmark, **env, "params": dict(params), **result})
     print(line, flush=True)
     with RESULTS_FILE.open("a") as results:
         results.write(line + "\n")
+    decoded: dict[str, Any] = json.loads(line)
+    return decoded
 
 
 def _cpu_model() -> str:

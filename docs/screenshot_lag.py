@@ -17,15 +17,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipeline import topic_admin
-from pipeline.cdc_generator import generate_events
-from pipeline.cdc_publisher import publish
-from pipeline.demo import free_port
-from pipeline.local_kafka import LocalKafka
-from pipeline.local_stack import StackConfig, WorkerProcess, wait_until_consuming
+from pipeline.dev.cdc_generator import generate_events
+from pipeline.dev.cdc_publisher import publish
+from pipeline.dev.demo import free_port
+from pipeline.dev.local_kafka import LocalKafka
+from pipeline.dev.local_stack import StackConfig, WorkerProcess, wait_until_consuming
+from pipeline.dev.simulators.runner import run_simulators
+from pipeline.kafka import topic_admin
+from pipeline.kafka.topics import TopicCatalog
 from pipeline.settings import REPO_ROOT, Settings
-from pipeline.simulators.runner import run_simulators
-from pipeline.topics import TopicCatalog
 
 SLOW_LANES = {  # requests per second and records per request: each lane drains a few dozen a second
     "CONTACTSYNC_PROVIDERS__HUBSPOT__RATE_PER_SECOND": "2",

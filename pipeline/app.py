@@ -10,14 +10,14 @@ from dataclasses import dataclass
 
 import faust
 
-from pipeline.access import access_middleware
-from pipeline.faults import FaultBook
-from pipeline.metrics import OutcomeCounts
-from pipeline.providers.rate_limit import ProviderLane
+from pipeline.delivery.rate_limit import ProviderLane
+from pipeline.kafka.tables import StageTables, create_tables
+from pipeline.kafka.topics import TopicCatalog
+from pipeline.kafka.worker_faults import FaultBook
+from pipeline.ops.metrics import OutcomeCounts
 from pipeline.runtime_config import RuntimeConfig
 from pipeline.settings import Settings
-from pipeline.tables import StageTables, create_tables
-from pipeline.topics import TopicCatalog
+from pipeline.web.access import access_middleware
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ def create_app(settings: Settings) -> tuple[faust.App, StageTopics, StageTables]
     catalog = TopicCatalog.load(settings.kafka.topics_file, settings.kafka.topic_prefix)
     app = faust.App(
         settings.app_id,
-        broker=f"contactsync://{settings.bootstrap_servers}",  # Kafka, see pipeline/kafka_transport.py
+        broker=f"contactsync://{settings.bootstrap_servers}",  # Kafka, see pipeline/kafka/transport.py
         store=settings.table_store,
         datadir=str(settings.data_dir),
         autodiscover=["agents", "pipeline.web"],  # and no origin: Faust would scan all of pipeline/ too

@@ -38,7 +38,7 @@ class OutputTooLargeError(InvalidEventError):
 
 class WorkerFaultError(ContactSyncError):
     """The worker itself failed while handling an event (its table store): not the event's fault, so
-    the stage stops without committing instead of dead-lettering the event (see pipeline.stage_loop)."""
+    the stage stops without committing instead of dead-lettering the event (see pipeline.kafka.stage_loop)."""
 
 
 class DeliveryError(ContactSyncError):

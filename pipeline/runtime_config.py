@@ -1,6 +1,6 @@
 """Run-time rules and provider settings: the settings from the environment, overridden by stored documents.
 
-Two compacted topics hold the documents (``schemas.runtime_config``):
+Two compacted topics hold the documents (``schemas.config_documents``):
 
 - ``contacts.config.rules``, key ``rules``: a whole ``RoutingSettings``;
 - ``contacts.config.providers``, key the provider's name: a ``ProviderTuning`` over its settings.
@@ -29,14 +29,14 @@ from aiokafka import TopicPartition
 from pydantic import ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from pipeline.delivery.rate_limit import ProviderLane
 from pipeline.errors import ConfigError
-from pipeline.kafka_clients import groupless_consumer
+from pipeline.kafka.clients import groupless_consumer
+from pipeline.kafka.topic_admin import partition_counts, require_topics
+from pipeline.kafka.topics import TopicCatalog
 from pipeline.providers import check_lane_credentials
-from pipeline.providers.rate_limit import ProviderLane
 from pipeline.settings import ProviderSettings, RoutingSettings, Settings
-from pipeline.topic_admin import partition_counts, require_topics
-from pipeline.topics import TopicCatalog
-from schemas.runtime_config import ProviderTuning
+from schemas.config_documents import ProviderTuning
 
 log = structlog.get_logger(__name__)
 

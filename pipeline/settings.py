@@ -20,7 +20,14 @@ from urllib.parse import urlsplit
 
 import phonenumbers
 from pydantic import (
-    AfterValidator, AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator,
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -220,7 +227,7 @@ class AdminSettings(_Section):
     ``CONTACTSYNC_ADMIN__API_KEYS=key1,key2``: any of these keys opens the admin endpoints (``/admin/...``
     and ``POST`` actions), sent as ``Authorization: Bearer <key>``. No key: those endpoints refuse
     everyone. ``CONTACTSYNC_ADMIN__OPEN_VIEWS=false`` makes the read-only views (``/lag``, ``/records``,
-    ``/providers``, ``/metrics``, ...) ask for a key too; Faust's own views always do (``pipeline.access``).
+    ``/providers``, ``/metrics``, ...) ask for a key too; Faust's own views always do (``pipeline.web.access``).
     """
 
     api_keys: Annotated[list[SecretStr], NoDecode] = []
@@ -259,7 +266,7 @@ class Settings(BaseSettings):
     worker_fault_stops: int = Field(
         default=3, ge=2, le=100,
         description="Worker stops, counted across restarts and workers, after which the message being "
-        "handled is dead-lettered as worker_fault (see pipeline.faults).",
+        "handled is dead-lettered as worker_fault (see pipeline.kafka.worker_faults).",
     )
     session_timeout_s: float = Field(
         default=10.0, ge=6, le=1800,  # the range a Kafka broker accepts by default (group.min/max.session.timeout.ms)

@@ -100,7 +100,7 @@ class ContactRow(_Input):
 
 
 class DebeziumSource(_Input):
-    """The ``source`` block: what orders a record's changes (see ``pipeline.stages.validation``).
+    """The ``source`` block: what orders a record's changes (see ``pipeline.stages.validate``).
 
     ``lsn`` (Postgres) orders them; else ``ts_ms``, with the connector's position in its log as
     tie-breaker within a millisecond: ``file``/``pos``/``row`` (MySQL, MariaDB binlog) or

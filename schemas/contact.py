@@ -31,7 +31,7 @@ class ContactChange(_Message):
 
     ``version`` is strictly monotonic per record at the source: the Postgres LSN, else the source
     time with the source's log position (or the Kafka offset) as tie-breaker; the plain form's
-    ``ts * 1000 + seq`` (``pipeline.stages.validation`` says what orders what). One deployment
+    ``ts * 1000 + seq`` (``pipeline.stages.validate`` says what orders what). One deployment
     uses one CDC source, so versions of a record compare. A delete may carry no contact (the CDC
     tool only knew the key).
     """

@@ -1,4 +1,4 @@
-"""A record of the worker stops one message was part of (``contacts.faults``, see pipeline.faults)."""
+"""A record of the worker stops one message was part of (``contacts.faults``, see pipeline.kafka.worker_faults)."""
 
 from __future__ import annotations
 

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from pipeline import topic_admin
+from pipeline.kafka import topic_admin
+from pipeline.kafka.topics import TopicCatalog
 from pipeline.settings import KafkaSettings, Settings
-from pipeline.topics import TopicCatalog
 from tests.kafka_harness import fresh_prefix, kafka_broker
 from tests.postgres_harness import create_contacts_table, fresh_table_name, postgres_server, server_bin
 
@@ -46,7 +46,7 @@ def postgres_dsn() -> Iterator[str]:
     """The DSN of the session's throwaway PostgreSQL cluster (see tests/postgres_harness.py)."""
     bin_dir = server_bin()
     if bin_dir is None:
-        pytest.skip("PostgreSQL is not installed (no initdb): apt-get install postgresql, as .ci/run does")
+        pytest.fail("PostgreSQL is not installed (no initdb): apt-get install postgresql, as .ci/run does")
     with postgres_server(bin_dir) as dsn:
         yield dsn
 

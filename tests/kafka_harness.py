@@ -4,7 +4,7 @@ The broker is, in this order of preference:
 
 1. the cluster named by ``KAFKA_BOOTSTRAP_SERVERS``, when it is set;
 2. the official ``apache/kafka`` image through testcontainers, when a Docker engine answers;
-3. the local Apache Kafka of ``pipeline.local_kafka`` (jars from Maven Central, fetched into the
+3. the local Apache Kafka of ``pipeline.dev.local_kafka`` (jars from Maven Central, fetched into the
    shared cache on first use), in a fresh run dir on free ports.
 
 Tests share the broker and never a topic: each test gets its own topic prefix.
@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pipeline.local_kafka import throwaway_broker
+from pipeline.dev.local_kafka import throwaway_broker
 from pipeline.settings import LocalKafkaSettings
 
 _DOCKER_PING_TIMEOUT_S = 2

@@ -11,9 +11,9 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from pipeline.errors import ConfigError
+from pipeline.kafka.topics import TopicCatalog
 from pipeline.settings import Settings
 from pipeline.settings_env import json_problem, unknown_variables, validation_problems
-from pipeline.topics import TopicCatalog
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,

@@ -18,7 +18,7 @@ import yaml
 
 from pipeline.cli import app, load_settings
 from pipeline.errors import ConfigError
-from pipeline.worker_api import ask_worker
+from pipeline.ops.worker_api import ask_worker
 
 admin = typer.Typer(no_args_is_help=True, help="Run-time rules and provider settings, through a worker.")
 rules = typer.Typer(no_args_is_help=True, help="The transform stage's rules: routing and required fields.")

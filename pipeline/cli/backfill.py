@@ -9,12 +9,12 @@ from pathlib import Path
 
 import typer
 
-from pipeline import backfill as snapshot
 from pipeline.cli import app, load_catalog, load_settings
 from pipeline.cli.when import parse_when
 from pipeline.errors import ConfigError
-from pipeline.snapshot_file import FileRows
-from pipeline.topic_admin import require_topics
+from pipeline.kafka.topic_admin import require_topics
+from pipeline.ops.backfill import publish as snapshot
+from pipeline.ops.backfill.from_file import FileRows
 
 INTERRUPTED = 130  # the shell's code for a command stopped by SIGINT
 
@@ -91,7 +91,7 @@ def _row_source(path: Path | None, dsn: str | None, table: str | None) -> Iterat
     if not table:
         raise ConfigError("--from-postgres needs --table TABLE")
     try:
-        from pipeline import snapshot_table
+        from pipeline.ops.backfill import from_postgres as snapshot_table
     except ImportError:
         raise ConfigError("--from-postgres needs psycopg: pip install 'contactsync[postgres]'") from None
     with snapshot_table.connect(dsn) as connection:

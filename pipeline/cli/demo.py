@@ -8,7 +8,7 @@ import json
 import typer
 
 from pipeline.cli import app, load_settings
-from pipeline.demo import DemoOptions, run_demo
+from pipeline.dev.demo import DemoOptions, run_demo
 from pipeline.logging import configure_logging
 
 

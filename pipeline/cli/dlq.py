@@ -1,4 +1,4 @@
-"""``contactsync dlq list|show|replay|purge``: work the dead-letter topic (see ``pipeline.dlq``).
+"""``contactsync dlq list|show|replay|purge``: work the dead-letter topic (see ``pipeline.ops.dlq``).
 
 Letters are named ``<partition>:<offset>`` (as ``list`` prints them) and selected by those names
 and the filters; handled letters (replayed or purged) are left out unless ``--all`` is given.
@@ -16,11 +16,11 @@ from enum import Enum
 import typer
 
 from pipeline.cli import app, load_catalog, load_settings
-from pipeline.cli.table import format_table
+from pipeline.cli.text_table import format_table
 from pipeline.cli.when import parse_when
-from pipeline.dlq.actions import purge, replay
-from pipeline.dlq.letters import Letter, LetterFilter, read_letters
 from pipeline.errors import ConfigError
+from pipeline.ops.dlq.actions import purge, replay
+from pipeline.ops.dlq.letters import Letter, LetterFilter, read_letters
 
 _REF = re.compile(r"^\d+:\d+$")
 _MESSAGE_WIDTH = 60

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from pipeline.cli import app, load_settings
-from pipeline.local_kafka import LocalKafka, jars_cached, with_free_ports
+from pipeline.dev.local_kafka import LocalKafka, jars_cached, with_free_ports
 
 kafka_app = typer.Typer(
     no_args_is_help=True, help="Start, stop and inspect the local Apache Kafka (development and demo)."

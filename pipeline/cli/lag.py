@@ -13,11 +13,11 @@ import typer
 from aiokafka.errors import KafkaError
 
 from pipeline.cli import app, load_catalog, load_settings
-from pipeline.cli.table import format_table
+from pipeline.cli.text_table import format_table
 from pipeline.errors import ConfigError
-from pipeline.lag import LagReport, LagSampler, lag_reader
-from pipeline.stage_inputs import StageInput, stage_inputs
-from pipeline.topic_admin import require_topics
+from pipeline.kafka.stage_inputs import StageInput, stage_inputs
+from pipeline.kafka.topic_admin import require_topics
+from pipeline.ops.lag import LagReport, LagSampler, lag_reader
 
 _CLEAR_SCREEN = "\x1b[H\x1b[2J"
 

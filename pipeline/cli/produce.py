@@ -11,13 +11,13 @@ from typing import Annotated
 import typer
 from aiokafka.errors import KafkaError
 
-from pipeline.cdc_generator import GeneratedEvent, generate_events
-from pipeline.cdc_publisher import publish
 from pipeline.cli import app, load_settings
+from pipeline.dev.cdc_generator import GeneratedEvent, generate_events
+from pipeline.dev.cdc_publisher import publish
 from pipeline.errors import ConfigError
+from pipeline.kafka.topic_admin import require_topics
+from pipeline.kafka.topics import TopicCatalog
 from pipeline.logging import configure_logging
-from pipeline.topic_admin import require_topics
-from pipeline.topics import TopicCatalog
 
 
 @app.command()

@@ -10,8 +10,8 @@ import typer
 from pipeline.cli import app, load_catalog, load_settings
 from pipeline.cli.when import parse_when
 from pipeline.errors import ConfigError
-from pipeline.stage_inputs import find_stage, stage_inputs
-from pipeline.stage_replay import ResetPoint, reset_stage_offsets
+from pipeline.kafka.stage_inputs import find_stage, stage_inputs
+from pipeline.ops.replay import ResetPoint, reset_stage_offsets
 
 _OFFSET = re.compile(r"^\d+$")
 

@@ -17,9 +17,9 @@ import typer
 from pydantic import ValidationError
 
 from pipeline.cli import app
+from pipeline.dev.simulators.config import PROVIDERS, SimulatorsConfig, merged
+from pipeline.dev.simulators.runner import run_simulators
 from pipeline.errors import ConfigError
-from pipeline.simulators.config import PROVIDERS, SimulatorsConfig, merged
-from pipeline.simulators.runner import run_simulators
 
 
 @app.command()

@@ -9,8 +9,8 @@ import time
 import typer
 
 from pipeline.cli import app, load_catalog, load_settings
-from pipeline.cli.table import format_table
-from pipeline.record_status import status_document, status_from_changelog, status_from_worker
+from pipeline.cli.text_table import format_table
+from pipeline.ops.record_status import status_document, status_from_changelog, status_from_worker
 from schemas.status import RecordStatus
 
 

@@ -10,8 +10,8 @@ import asyncio
 
 import typer
 
-from pipeline import topic_admin
 from pipeline.cli import app, load_catalog, load_settings
+from pipeline.kafka import topic_admin
 
 topics_app = typer.Typer(
     no_args_is_help=True,

@@ -12,13 +12,13 @@ import structlog
 import typer
 from pydantic import TypeAdapter, ValidationError
 
-from pipeline import topic_admin
 from pipeline.cli import app, load_catalog, load_settings
+from pipeline.cli.worker_claims import check_web_port, data_dir_lock
 from pipeline.errors import ConfigError
+from pipeline.kafka import faust_internals, topic_admin
 from pipeline.logging import configure_logging
 from pipeline.providers import check_credentials
 from pipeline.settings import Port, Settings
-from pipeline.worker_claims import check_web_port, data_dir_lock
 
 
 class _Worker(faust.Worker):
@@ -43,9 +43,10 @@ def worker(
     """Run a worker. Start several (each with its own --web-port and data dir) to share the load.
 
     Every setting is checked before the worker joins the group (a problem is one line and exit code 2):
-    the values, each enabled provider's credentials, the data dir (locked for the worker's lifetime),
-    the web port, and the topics against topics.yaml.
+    the Faust internals pipeline/kafka/ relies on, the values, each enabled provider's credentials, the
+    data dir (locked for the worker's lifetime), the web port, and the topics against topics.yaml.
     """
+    faust_internals.require_internals()
     if web_port is not None:
         try:
             TypeAdapter(Port).validate_python(web_port)

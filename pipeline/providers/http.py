@@ -33,7 +33,11 @@ class Answer(BaseModel):
 
 
 class ProviderClient:
-    """One ``httpx.AsyncClient`` for one adapter; at most ``settings.max_in_flight`` requests at once."""
+    """One ``httpx.AsyncClient`` for one adapter; at most ``settings.max_in_flight`` requests at once.
+
+    This is the provider's one in-flight cap, whatever transport is injected: requests beyond it wait
+    here (not in httpx's connection pool, whose wait ends in a pool timeout), so at most that many
+    connections are open (Mailchimp refuses an 11th)."""
 
     def __init__(
         self,
@@ -45,18 +49,10 @@ class ProviderClient:
         headers: Mapping[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        limit = settings.max_in_flight
         self._client = httpx.AsyncClient(
-            base_url=base_url,
-            auth=auth,
-            headers=headers,
-            timeout=settings.timeout_s,
-            limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
-            transport=transport,
+            base_url=base_url, auth=auth, headers=headers, timeout=settings.timeout_s, transport=transport
         )
-        # The pool limit holds for real connections; the semaphore also bounds requests waiting for
-        # one (so they do not run into the pool timeout) and holds with any injected transport.
-        self._slots = asyncio.Semaphore(limit)
+        self._slots = asyncio.Semaphore(settings.max_in_flight)
         self._classify = classify
 
     async def request(

@@ -17,9 +17,7 @@ from pydantic import BaseModel, TypeAdapter
 from pipeline.errors import DeliveryError, MappingError, RetryableError
 from pipeline.providers.base import DeliveryResult
 from pipeline.providers.credentials import credential
-from pipeline.providers.http import (
-    Answer, ProviderClient, classify_status, error_body, error_for_status, parse
-)
+from pipeline.providers.http import Answer, ProviderClient, classify_status, error_body, error_for_status, parse
 from pipeline.providers.ledger import Entry, Ledger
 from pipeline.providers.mapping import ChangeMapper, FieldMap, MappingFile, apply_fields, load_mapping
 from pipeline.settings import HubSpotSettings

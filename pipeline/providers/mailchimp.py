@@ -24,13 +24,9 @@ from pydantic import BaseModel, TypeAdapter
 from pipeline.errors import ConfigError, DeliveryError, MappingError, PermanentError, RetryableError
 from pipeline.providers.base import DeliveryResult
 from pipeline.providers.credentials import credential
-from pipeline.providers.http import (
-    Answer, ProviderClient, classify_status, clip, error_body, parse
-)
+from pipeline.providers.http import Answer, ProviderClient, classify_status, clip, error_body, parse
 from pipeline.providers.ledger import Entry, Ledger
-from pipeline.providers.mapping import (
-    ChangeMapper, ContactField, FieldMap, MappingFile, apply_fields, load_mapping
-)
+from pipeline.providers.mapping import ChangeMapper, ContactField, FieldMap, MappingFile, apply_fields, load_mapping
 from pipeline.settings import MailchimpSettings
 from schemas.contact import Contact, ContactChange
 from schemas.dispatch import DispatchRecord

@@ -1,4 +1,4 @@
-"""Admin endpoints: the run-time rules and provider settings (an API key is needed, see ``pipeline.access``).
+"""Admin endpoints: the run-time rules and provider settings (an API key is needed, see ``pipeline.web.access``).
 
 - ``GET /admin/rules``: the rules in force and the stored document (``null``: the environment's rules);
 - ``PUT /admin/rules``: store rules: the fields given, the environment's for the others;
@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from pipeline.app import app, lanes, runtime, settings, topics
 from pipeline.runtime_config import RULES_KEY, field_problems, rules_document, tunable_view, tuned
-from schemas.runtime_config import ProviderTuning
+from schemas.config_documents import ProviderTuning
 
 APPLY_TIMEOUT_S = 10.0
 

@@ -12,9 +12,9 @@ from faust.web import Request, Response, View
 
 from pipeline.app import app, settings, topics
 from pipeline.errors import ConfigError
-from pipeline.lag import LagReport, LagSampler, lag_reader
-from pipeline.lag_page import render_lag_page
-from pipeline.stage_inputs import stage_inputs
+from pipeline.kafka.stage_inputs import stage_inputs
+from pipeline.ops.lag import LagReport, LagSampler, lag_reader
+from pipeline.ops.lag_page import render_lag_page
 
 SAMPLE_INTERVAL_S = 5.0
 

@@ -6,8 +6,8 @@ from aiokafka import TopicPartition
 from faust.web import Request, Response, View
 
 from pipeline.app import app, faults, lanes, outcome_counts, settings, topics
-from pipeline.kafka_clients import groupless_consumer
-from pipeline.metrics import CONTENT_TYPE, MetricsSnapshot, render_metrics
+from pipeline.kafka.clients import groupless_consumer
+from pipeline.ops.metrics import CONTENT_TYPE, MetricsSnapshot, render_metrics
 from pipeline.web.lag import sampler
 
 

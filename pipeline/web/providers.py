@@ -7,7 +7,7 @@ from typing import Any
 from faust.web import Request, Response, View
 
 from pipeline.app import app, lanes
-from pipeline.providers.rate_limit import ProviderLane
+from pipeline.delivery.rate_limit import ProviderLane
 
 
 def lane_document(lane: ProviderLane) -> dict[str, Any]:

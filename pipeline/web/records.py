@@ -1,5 +1,5 @@
 """``GET /records/{id}``: one record's status at each provider; ``POST /records/{id}/retry``: send its
-newest change through the pipeline again (see ``pipeline.record_retry``).
+newest change through the pipeline again (see ``pipeline.ops.resend``).
 
 Any worker answers: Faust forwards the request to the worker holding the record's partition of the
 record-status table.
@@ -10,8 +10,8 @@ from __future__ import annotations
 from faust.web import Request, Response, View
 
 from pipeline.app import app, settings, tables, topics
-from pipeline.record_retry import resend_newest_change
-from pipeline.record_status import status_document
+from pipeline.ops.record_status import status_document
+from pipeline.ops.resend import resend_newest_change
 from schemas.status import RecordStatus
 
 

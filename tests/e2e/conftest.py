@@ -17,18 +17,18 @@ import httpx
 import pytest
 import yaml
 
-from pipeline import topic_admin
-from pipeline.cdc_generator import GeneratedEvent
-from pipeline.cdc_publisher import publish
-from pipeline.demo import free_port, held_records, wait_until_settled
-from pipeline.lag import LagReport, LagSampler, lag_reader
-from pipeline.local_stack import StackConfig, WorkerProcess, read_topic, wait_until_consuming
-from pipeline.reconcile import Held, Reconciliation
+from pipeline.dev.cdc_generator import GeneratedEvent
+from pipeline.dev.cdc_publisher import publish
+from pipeline.dev.demo import free_port, held_records, wait_until_settled
+from pipeline.dev.local_stack import StackConfig, WorkerProcess, read_topic, wait_until_consuming
+from pipeline.dev.reconcile import Held, Reconciliation
+from pipeline.dev.simulators.config import SimulatorsConfig
+from pipeline.dev.simulators.runner import RunningSimulators, run_simulators
+from pipeline.kafka import topic_admin
+from pipeline.kafka.stage_inputs import stage_inputs
+from pipeline.kafka.topics import TopicCatalog
+from pipeline.ops.lag import LagReport, LagSampler, lag_reader
 from pipeline.settings import KafkaSettings, Settings
-from pipeline.simulators.config import SimulatorsConfig
-from pipeline.simulators.runner import RunningSimulators, run_simulators
-from pipeline.stage_inputs import stage_inputs
-from pipeline.topics import TopicCatalog
 from tests.cli_runner import cli_env
 
 TEST_TIERS = ["1s", "2s", "4s"]

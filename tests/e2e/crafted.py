@@ -7,7 +7,7 @@ import random
 import time
 from typing import Any
 
-from pipeline.cdc_generator import GeneratedEvent, Kind
+from pipeline.dev.cdc_generator import GeneratedEvent, Kind
 
 VERSION_TS = int(time.time() * 1000)
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 import yaml
 
-from pipeline.cdc_generator import GeneratedEvent
+from pipeline.dev.cdc_generator import GeneratedEvent
 from pipeline.settings import HubSpotSettings
 from tests.cli_runner import run_cli
 from tests.e2e.conftest import Pipeline, new_pipeline

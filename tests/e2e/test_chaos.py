@@ -10,9 +10,9 @@ from collections import Counter
 import httpx
 import pytest
 
-from pipeline.cdc_generator import INVALID_KINDS, generate_events
-from pipeline.local_stack import wait_until_consuming
-from pipeline.simulators.config import (
+from pipeline.dev.cdc_generator import INVALID_KINDS, generate_events
+from pipeline.dev.local_stack import wait_until_consuming
+from pipeline.dev.simulators.config import (
     FaultConfig,
     HubSpotSimConfig,
     MailchimpSimConfig,

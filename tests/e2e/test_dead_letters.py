@@ -12,8 +12,8 @@ from contextlib import AsyncExitStack
 import httpx
 import pytest
 
-from pipeline.dlq.letters import Letter, read_letters
-from pipeline.simulators.config import FaultConfig, HubSpotSimConfig, SimulatorsConfig
+from pipeline.dev.simulators.config import FaultConfig, HubSpotSimConfig, SimulatorsConfig
+from pipeline.ops.dlq.letters import Letter, read_letters
 from schemas.dead_letter import Replayed
 from schemas.headers import HEADER_PREFIX, from_headers
 from tests.cli_runner import run_cli

@@ -13,18 +13,18 @@ from typing import Any
 
 import httpx
 
-from pipeline.cdc_generator import Kind, expected_state, generate_events
-from pipeline.dlq.letters import read_letters
-from pipeline.local_stack import wait_until_consuming
-from pipeline.providers.mailchimp import subscriber_hash
-from pipeline.reconcile import reconcile
-from pipeline.settings import HubSpotSettings, RoutingSettings
-from pipeline.simulators.config import (
+from pipeline.dev.cdc_generator import Kind, expected_state, generate_events
+from pipeline.dev.local_stack import wait_until_consuming
+from pipeline.dev.reconcile import reconcile
+from pipeline.dev.simulators.config import (
     FaultConfig,
     HubSpotSimConfig,
     SimulatorsConfig,
 )
-from pipeline.topics import parse_duration
+from pipeline.kafka.topics import parse_duration
+from pipeline.ops.dlq.letters import read_letters
+from pipeline.providers.mailchimp import subscriber_hash
+from pipeline.settings import HubSpotSettings, RoutingSettings
 from schemas.dispatch import Outcome
 from tests.e2e.conftest import PROVIDERS, TEST_TIERS, Pipeline, new_pipeline
 from tests.e2e.crafted import plain_delete, plain_upsert

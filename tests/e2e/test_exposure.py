@@ -18,8 +18,8 @@ import pytest
 from faust.web import base as faust_web
 from mode.utils.imports import symbol_by_name
 
-from pipeline.demo import free_port
-from pipeline.local_stack import WorkerProcess, wait_until_consuming
+from pipeline.dev.demo import free_port
+from pipeline.dev.local_stack import WorkerProcess, wait_until_consuming
 from tests.e2e.conftest import Pipeline, new_pipeline
 from tests.e2e.crafted import plain_upsert
 from tests.e2e.test_admin import wait_until_held

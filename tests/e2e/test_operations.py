@@ -16,7 +16,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.cdc_generator import GeneratedEvent, generate_events
+from pipeline.dev.cdc_generator import GeneratedEvent, generate_events
 from pipeline.settings import ProvidersSettings
 from schemas.dispatch import Outcome
 from tests.cli_runner import run_cli

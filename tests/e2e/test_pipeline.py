@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 
-from pipeline.cdc_generator import INVALID_KINDS, Kind, expected_state, generate_events
+from pipeline.dev.cdc_generator import INVALID_KINDS, Kind, expected_state, generate_events
 from pipeline.settings import RoutingSettings
-from pipeline.stages.transformation import transform
+from pipeline.stages.transform import transform
 from schemas.contact import Contact, ContactChange
 from schemas.dead_letter import DeadLetter
 from schemas.dispatch import Outcome
 from schemas.headers import from_headers
-from tests.e2e.conftest import Pipeline
 
 REASONS = {
     Kind.INVALID_JSON: "undecodable JSON",

@@ -15,8 +15,8 @@ import httpx
 import pytest
 from aiokafka import ConsumerRecord
 
-from pipeline.cdc_generator import Kind, generate_events
-from pipeline.local_stack import read_topic
+from pipeline.dev.cdc_generator import Kind, generate_events
+from pipeline.dev.local_stack import read_topic
 from schemas.dead_letter import DeadLetter
 from schemas.fault import WorkerStops
 from schemas.headers import from_headers
@@ -27,7 +27,7 @@ from tests.e2e.crafted import RANDOM_BYTES, plain_upsert, poison_messages
 pytestmark = pytest.mark.kafka
 
 STOPPED = "stage failed; stopping the worker without committing"  # producing.fail_stop's line
-# What each poison message is dead-lettered with (the catch-all of pipeline.stage_loop: the error as raised).
+# What each poison message is dead-lettered with (the catch-all of pipeline.kafka.stage_loop: the error as raised).
 TOO_LONG = r"invalid event: {field}: String should have at most 1000 characters"
 REASONS = {  # what the event limits (pipeline/stages/event_limits.py, schemas/cdc.py) say of each
     "deep_json": ("InvalidEventError", r"nesting deeper than 64 levels"),

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from pipeline.cdc_generator import generate_events
+from pipeline.dev.cdc_generator import generate_events
 
 
 @pytest.mark.timeout(420)

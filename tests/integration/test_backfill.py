@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.backfill import BackfillState
-from pipeline.local_stack import read_topic
-from pipeline.snapshot_file import FileRows
-from pipeline.stages.validation import decode_change
-from pipeline.topics import TopicCatalog
+from pipeline.dev.local_stack import read_topic
+from pipeline.kafka.topics import TopicCatalog
+from pipeline.ops.backfill.from_file import FileRows
+from pipeline.ops.backfill.publish import BackfillState
+from pipeline.stages.validate import decode_change
 from tests.cli_runner import cli_env, run_cli
 
 pytestmark = pytest.mark.kafka

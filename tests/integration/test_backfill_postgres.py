@@ -15,10 +15,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pipeline.backfill import BackfillState
-from pipeline.local_stack import read_topic
-from pipeline.stages.validation import decode_change
-from pipeline.topics import TopicCatalog
+from pipeline.dev.local_stack import read_topic
+from pipeline.kafka.topics import TopicCatalog
+from pipeline.ops.backfill.publish import BackfillState
+from pipeline.stages.validate import decode_change
 from tests.cli_runner import CONTACTSYNC, cli_env, run_cli
 
 pytestmark = pytest.mark.kafka

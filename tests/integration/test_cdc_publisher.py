@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from pipeline.cdc_generator import GeneratedEvent, generate_events
-from pipeline.cdc_publisher import publish
-from pipeline.topics import TopicCatalog
+from pipeline.dev.cdc_generator import GeneratedEvent, generate_events
+from pipeline.dev.cdc_publisher import publish
+from pipeline.kafka.topics import TopicCatalog
 
 pytestmark = pytest.mark.kafka
 

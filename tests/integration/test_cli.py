@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.local_kafka import with_free_ports
+from pipeline.dev.local_kafka import with_free_ports
 from pipeline.settings import Settings
 from tests.cli_runner import cli_env as _env
 from tests.cli_runner import run_cli as _run

@@ -8,7 +8,7 @@ from collections import defaultdict
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from pipeline.topics import TopicCatalog
+from pipeline.kafka.topics import TopicCatalog
 
 pytestmark = pytest.mark.kafka
 

@@ -9,9 +9,9 @@ import uuid
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from pipeline.lag import LagSampler, lag_reader
-from pipeline.stage_inputs import stage_inputs
-from pipeline.topics import TopicCatalog
+from pipeline.kafka.stage_inputs import stage_inputs
+from pipeline.kafka.topics import TopicCatalog
+from pipeline.ops.lag import LagSampler, lag_reader
 from tests.cli_runner import CONTACTSYNC, cli_env, run_cli
 from tests.kafka_offsets import commit_offsets, fill_partitions
 

@@ -9,10 +9,10 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from pipeline import topic_admin
+from pipeline.kafka import topic_admin
+from pipeline.kafka.topic_admin import Drift
+from pipeline.kafka.topics import TopicCatalog
 from pipeline.settings import KafkaSettings
-from pipeline.topic_admin import Drift
-from pipeline.topics import TopicCatalog
 
 pytestmark = pytest.mark.kafka
 

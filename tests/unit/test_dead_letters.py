@@ -6,9 +6,9 @@ import hashlib
 
 import pytest
 
-from pipeline.dead_letters import EXCERPT_BYTES, error_text, letter_message
 from pipeline.errors import OutputTooLargeError
-from pipeline.producing import Outgoing, message_size, require_fit
+from pipeline.kafka.dead_letters import EXCERPT_BYTES, error_text, letter_message
+from pipeline.kafka.producing import Outgoing, message_size, require_fit
 from schemas.dead_letter import DeadLetter
 from schemas.headers import from_headers
 

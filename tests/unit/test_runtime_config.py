@@ -7,14 +7,19 @@ import json
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from pipeline.providers.rate_limit import ProviderLane
+from pipeline.delivery.rate_limit import ProviderLane
+from pipeline.kafka.topics import TopicCatalog
 from pipeline.runtime_config import RULES_KEY, RuntimeConfig, field_problems, rules_document, tunable_view, tuned
 from pipeline.settings import (
-    HubSpotSettings, KafkaSettings, MailchimpSettings, ProviderSettings, ProvidersSettings, RoutingSettings,
+    HubSpotSettings,
+    KafkaSettings,
+    MailchimpSettings,
+    ProviderSettings,
+    ProvidersSettings,
+    RoutingSettings,
     Settings,
 )
-from pipeline.topics import TopicCatalog
-from schemas.runtime_config import ProviderTuning
+from schemas.config_documents import ProviderTuning
 
 ENV_ROUTING = RoutingSettings(required_fields=["email", "last_name"])
 HUBSPOT = HubSpotSettings(token=SecretStr("pat-na1-test"), rate_per_second=9)

@@ -11,7 +11,12 @@ from pydantic_settings import SettingsError
 from pipeline.errors import ConfigError
 from pipeline.providers import check_credentials
 from pipeline.settings import (
-    HubSpotSettings, MailchimpSettings, ProvidersSettings, RoutingSettings, SalesforceSettings, Settings,
+    HubSpotSettings,
+    MailchimpSettings,
+    ProvidersSettings,
+    RoutingSettings,
+    SalesforceSettings,
+    Settings,
 )
 from pipeline.settings_env import json_problem, nearest, unknown_variables, validation_problems
 

@@ -8,15 +8,20 @@ import re
 
 import faust
 import pytest
-from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, MessageSizeTooLargeError, NotLeaderForPartitionError
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    NotLeaderForPartitionError,
+)
 from faust.types import EventT, Message
 from pydantic_core import PydanticSerializationError
 
-from pipeline.errors import InvalidEventError, OutputTooLargeError, WorkerFaultError
-from pipeline.faults import Segment, broker_trouble, segments
-from pipeline.producing import Outgoing, message_size, request_limit
-from pipeline.stage_loop import decode_each, is_worker_fault, per_event
-from pipeline.stages.validation import decode_change
+from pipeline.errors import OutputTooLargeError, WorkerFaultError
+from pipeline.kafka.producing import Outgoing, message_size, request_limit
+from pipeline.kafka.stage_loop import decode_each, is_worker_fault, per_event
+from pipeline.kafka.worker_faults import Segment, broker_trouble, segments
+from pipeline.stages.validate import decode_change
 from schemas.dead_letter import DeadLetter
 from schemas.headers import from_headers
 from tests.e2e.crafted import plain_upsert, poison_messages

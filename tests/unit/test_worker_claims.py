@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.cli.worker_claims import LOCK_FILE, check_web_port, data_dir_lock
 from pipeline.errors import ConfigError
-from pipeline.worker_claims import LOCK_FILE, check_web_port, data_dir_lock
 
 
 def test_data_dir_is_created_and_held_until_the_block_ends(tmp_path: Path) -> None:

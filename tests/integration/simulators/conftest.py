@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+
 import httpx
 import pytest
 
-from pipeline.simulators import RunningSimulators, SimulatorsConfig, run_simulators
+from pipeline.dev.simulators import RunningSimulators, SimulatorsConfig, run_simulators
 
 HUBSPOT_TOKEN = SimulatorsConfig().hubspot.token
 MAILCHIMP_KEY = SimulatorsConfig().mailchimp.api_key

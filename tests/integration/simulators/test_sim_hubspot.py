@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from pipeline.simulators import RunningSimulators
+from pipeline.dev.simulators import RunningSimulators
 
 UPSERT = "/crm/v3/objects/contacts/batch/upsert"
 READ = "/crm/v3/objects/contacts/batch/read"

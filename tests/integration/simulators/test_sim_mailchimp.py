@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from pipeline.simulators import RunningSimulators
+from pipeline.dev.simulators import RunningSimulators
 
 BATCH = "/lists/contacts"
 

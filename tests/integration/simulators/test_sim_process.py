@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from pipeline.simulators import SimulatorsConfig, start_simulator_process
+from pipeline.dev.simulators import SimulatorsConfig, start_simulator_process
 
 
 def test_child_process_reports_urls_serves_and_stops_cleanly() -> None:

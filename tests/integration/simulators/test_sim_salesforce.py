@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from pipeline.simulators import RunningSimulators
+from pipeline.dev.simulators import RunningSimulators
 
 DATA = "/services/data/v62.0"
 UPSERT_LEADS = f"{DATA}/composite/sobjects/Lead/ContactSync_Id__c"

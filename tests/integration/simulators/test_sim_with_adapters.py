@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from pipeline.dev.simulators import RunningSimulators
 from pipeline.providers import build_mappers, build_provider
 from pipeline.settings import HubSpotSettings, MailchimpSettings, ProvidersSettings, SalesforceSettings
-from pipeline.simulators import RunningSimulators
 from schemas.contact import Contact, ContactChange
 
 

@@ -12,8 +12,8 @@ import pytest
 
 from pipeline.errors import DeliveryError, PermanentError, RetryableError, ThrottledError
 from pipeline.providers import Provider
-from pipeline.providers.hubspot import HubSpotMapper, seconds_until_midnight_utc
 from pipeline.providers.http import retry_after
+from pipeline.providers.hubspot import HubSpotMapper, seconds_until_midnight_utc
 from pipeline.providers.mailchimp import MailchimpMapper
 from pipeline.providers.salesforce import SalesforceMapper
 from tests.unit.providers.wire import (

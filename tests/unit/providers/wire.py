@@ -20,7 +20,7 @@ from pipeline.settings import HubSpotSettings, MailchimpSettings, SalesforceSett
 from schemas.contact import Contact, ContactChange
 from schemas.dispatch import DispatchRecord
 
-SPECS = resources.files("pipeline.simulators") / "specs"  # the providers' specs, shipped with the simulators
+SPECS = resources.files("pipeline.dev.simulators") / "specs"  # the providers' specs, shipped with the simulators
 
 Handler = Callable[[httpx.Request], httpx.Response | Awaitable[httpx.Response]]
 

@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.errors import InvalidEventError
 from pipeline.stages.event_limits import MAX_DEPTH, MAX_MESSAGE_BYTES, MAX_NUMBER_DIGITS, limited_text
-from pipeline.stages.validation import decode_change
+from pipeline.stages.validate import decode_change
 
 SOURCE = b'{"ts_ms": 1700000000000, "lsn": 100}'
 

@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 from pipeline.errors import InvalidEventError, MappingError
 from pipeline.providers import build_mappers
 from pipeline.settings import ProvidersSettings, RoutingSettings
-from pipeline.stages.transformation import transform
-from pipeline.stages.validation import decode_change
+from pipeline.stages.transform import transform
+from pipeline.stages.validate import decode_change
 from schemas.cdc import ContactRow, DebeziumSource
 from schemas.contact import ContactChange
 from schemas.dead_letter import DeadLetter

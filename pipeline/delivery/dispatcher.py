@@ -1,0 +1,163 @@
+"""Delivering one batch of dispatch events to one provider, and settling every record of it.
+
+Each record of the batch ends in exactly one place before the batch is acknowledged: delivered,
+superseded (the provider already holds a newer version), waiting in a retry tier, or dead-lettered.
+Throttling is not a failure of the record: the lane pauses for the time the provider asks, and the
+same records are sent again after the pause, without using up an attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+
+import faust
+import structlog
+from faust.types import EventT
+
+from pipeline.delivery.outcomes import record_outcome
+from pipeline.delivery.rate_limit import ProviderLane
+from pipeline.errors import DeliveryError, RetryableError, ThrottledError
+from pipeline.kafka.dead_letters import dead_letter, now_ms
+from pipeline.kafka.producing import Outgoing
+from pipeline.kafka.table_rows import get_row, set_row
+from pipeline.kafka.topics import TopicCatalog
+from pipeline.providers import DeliveryResult, Provider
+from pipeline.stages.dispatch import (
+    Pending,
+    chunks,
+    confirmed,
+    failed_as_a_whole,
+    guard_version,
+    plan_retry,
+    select_newest,
+    sending,
+    unconfirmed,
+    waves,
+    with_held_keys,
+)
+from schemas.dispatch import Delivered, DeliveryState
+from schemas.headers import to_headers
+
+log = structlog.get_logger(__name__)
+
+Item = Pending[EventT]
+
+
+@dataclass
+class Dispatcher:
+    provider: Provider
+    lane: ProviderLane
+    catalog: TopicCatalog
+    delivered_version: faust.Table  # record id (bytes) -> Delivered JSON: the version guard
+    write_ahead: Callable[[list[Outgoing]], Awaitable[object]]  # produces rows before their requests
+
+    async def dispatch(self, pending: Sequence[Item]) -> list[Outgoing]:
+        """Send what is newest, settle everything, and return the messages that record it."""
+        held = {item.record.record_id: self._held(item) for item in pending}  # one guard read per record
+        to_send, superseded = select_newest(pending, lambda item: guard_version(held[item.record.record_id]))
+        to_send = [replace(item, record=with_held_keys(item.record, held[item.record.record_id])) for item in to_send]
+        await self.write_ahead(
+            [self._hold(item, sending(held[item.record.record_id], item.record)) for item in to_send]
+        )
+        outgoing = [self._superseded(item) for item in superseded]
+        for wave in waves(to_send):
+            batches = chunks(wave, self.lane.settings.batch_size)
+            for settled in await asyncio.gather(*(self._deliver(batch) for batch in batches)):
+                outgoing += settled
+        return outgoing
+
+    async def _deliver(self, batch: list[Item]) -> list[Outgoing]:
+        unavailable = self._unavailable()
+        if unavailable is not None:
+            return [m for item in batch for m in self._failed(item, unavailable, counts=False)]
+        results = await self._send_until_not_throttled(batch)
+        errors = [result.error for result in results]
+        self.lane.record_call(ok=not all(isinstance(e, RetryableError) for e in errors))
+        if failed_as_a_whole(errors):
+            halves = [batch[: len(batch) // 2], batch[len(batch) // 2 :]]
+            return [message for half in halves for message in await self._deliver(half)]
+        outgoing: list[Outgoing] = []
+        for item, result in zip(batch, results, strict=True):
+            if result.ok:
+                outgoing += self._delivered(item, result)
+            else:
+                outgoing += self._failed(item, result.error, counts=not isinstance(result.error, ThrottledError))
+        return outgoing
+
+    def _unavailable(self) -> RetryableError | None:
+        """Why nothing may be sent now: an open breaker, or a throttling pause too long to wait out
+        while holding the batch (a worker holding events stalls its group's rebalances)."""
+        if not self.lane.breaker.allow():
+            breaker = self.lane.breaker
+            return RetryableError(f"circuit breaker open for {self.provider.name}", retry_after=breaker.probe_in)
+        if self.lane.paused_for > self.lane.settings.throttle_wait_max_s:
+            return ThrottledError(f"{self.provider.name} throttled us", retry_after=self.lane.paused_for)
+        return None
+
+    async def _send_until_not_throttled(self, batch: list[Item]) -> list[DeliveryResult]:
+        """Send; records the provider throttled are sent again once the lane's pause is over, unless
+        that pause is longer than the lane waits out: then they are answered throttled."""
+        results: list[DeliveryResult | None] = [None] * len(batch)
+        waiting = list(range(len(batch)))
+        while waiting:
+            records = [batch[i].record for i in waiting]
+            answers = await self.provider.deliver(records)
+            throttled = [a.error for a in answers if isinstance(a.error, ThrottledError)]
+            if throttled:
+                pause = max(error.retry_after for error in throttled if error is not None)
+                self.lane.pause(pause)
+                log.warning("throttled", provider=self.provider.name, pause_s=pause, records=len(throttled))
+            wait_out = self.lane.paused_for <= self.lane.settings.throttle_wait_max_s
+            still_waiting = []
+            for index, answer in zip(waiting, answers, strict=True):
+                if isinstance(answer.error, ThrottledError) and wait_out:
+                    still_waiting.append(index)
+                else:
+                    results[index] = answer
+            waiting = still_waiting
+        return [result for result in results if result is not None]
+
+    def _held(self, item: Item) -> Delivered | None:
+        held = get_row(self.delivered_version, item.event, item.record.record_id.encode())
+        return Delivered.model_validate_json(held) if held is not None else None
+
+    def _hold(self, item: Item, row: Delivered) -> Outgoing:
+        """Write the version guard row; returns its changelog message, to produce with the batch."""
+        key, value = item.record.record_id.encode(), row.model_dump_json().encode()
+        return set_row(self.delivered_version, item.event, key, value)
+
+    def _delivered(self, item: Item, result: DeliveryResult) -> list[Outgoing]:
+        record = item.record
+        return [self._hold(item, confirmed(self._held(item), record)), record_outcome(
+            self.catalog.outcomes, record, "delivered", attempts=item.retry.attempts + 1,
+            provider_id=result.provider_id,
+        )]
+
+    def _superseded(self, item: Item) -> Outgoing:
+        return record_outcome(self.catalog.outcomes, item.record, "superseded", attempts=item.retry.attempts)
+
+    def _failed(self, item: Item, error: DeliveryError | None, *, counts: bool = True) -> list[Outgoing]:
+        assert error is not None
+        record, message = item.record, item.event.message
+        row = unconfirmed(self._held(item), record, error) if counts else None  # counts: it was sent
+        held = [] if row is None else [self._hold(item, row)]
+        plan = plan_retry(item.retry, error, self.catalog.retry_tiers, now_ms(), counts=counts)
+        log.info("delivery failed", provider=record.provider, record_id=record.record_id,
+                 error_class=type(error).__name__, status=error.status, next_tier=plan.tier)
+        if plan.tier is None:
+            letter = dead_letter(
+                self.catalog.dlq, item.event, "dispatch", error, provider=record.provider,
+                attempts=plan.state.attempts, first_failure_ms=plan.state.first_failure_ms,
+            )
+            state: DeliveryState = "dead_lettered"
+            messages = [letter]
+        else:
+            topic = self.catalog.retry(record.provider, plan.tier)
+            messages = [Outgoing(topic, message.key, message.value, to_headers(plan.state))]
+            state = "retrying"
+        messages.append(record_outcome(
+            self.catalog.outcomes, record, state, attempts=plan.state.attempts, error=plan.state.last_error,
+        ))
+        return held + messages

@@ -1,0 +1,169 @@
+"""``contactsync demo``: the whole pipeline on this machine, from CDC events to provider simulators.
+
+Starts the local Kafka (unless KAFKA_BOOTSTRAP_SERVERS names a cluster), creates the topics under a
+fresh prefix, starts the simulators and a worker, publishes generated changes, waits until every
+change is accounted for at every provider, and summarises: what was delivered, skipped and
+dead-lettered, and whether anything was lost or left stale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import statistics
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import ConsumerRecord
+
+from pipeline.dev.cdc_generator import INVALID_KINDS, GeneratedEvent, expected_state, generate_events
+from pipeline.dev.cdc_publisher import publish
+from pipeline.dev.local_kafka import LocalKafka
+from pipeline.dev.local_stack import StackConfig, WorkerProcess, read_topic, wait_until_consuming
+from pipeline.dev.reconcile import Held, Reconciliation, reconcile
+from pipeline.dev.simulators.runner import run_simulators
+from pipeline.errors import ConfigError
+from pipeline.kafka import topic_admin
+from pipeline.kafka.topics import TopicCatalog
+from pipeline.settings import REPO_ROOT, Settings
+from schemas.contact import TransformedChange
+from schemas.dead_letter import DeadLetter
+from schemas.dispatch import DispatchRecord, Outcome
+from schemas.headers import from_headers
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    events: int = 2000
+    records: int = 500
+    invalid_ratio: float = 0.01
+    seed: int = 7
+    timeout_s: float = 180.0
+
+
+async def run_demo(settings: Settings, options: DemoOptions) -> dict[str, Any]:
+    run_id = time.strftime("%Y%m%d-%H%M%S")
+    run_dir = REPO_ROOT / "var" / "demo" / run_id
+    bootstrap = settings.kafka_bootstrap_servers or settings.kafka.bootstrap_servers
+    if not bootstrap:
+        bootstrap = LocalKafka(settings.local_kafka).start().bootstrap
+    catalog = TopicCatalog.load(settings.kafka.topics_file, f"demo-{run_id}.")
+    await topic_admin.apply(catalog, bootstrap)
+    async with run_simulators() as sims:
+        stack = StackConfig(bootstrap, f"contactsync-demo-{run_id}", catalog.prefix, sims.base_urls())
+        worker = WorkerProcess(stack, run_dir / "data", free_port(), run_dir / "worker.log").start()
+        try:
+            if not await wait_until_consuming(bootstrap, stack.app_id, 1, timeout_s=60):
+                raise ConfigError(f"the worker did not join its consumer group; see {worker.log_file}")
+            generated = list(
+                generate_events(options.events, records=options.records, seed=options.seed,
+                                invalid_ratio=options.invalid_ratio)
+            )
+            started = time.monotonic()
+            await publish(generated, bootstrap, catalog.cdc)
+            verdict = await wait_until_settled(
+                generated, bootstrap, catalog, settings, sims.base_urls(), options.timeout_s, worker
+            )
+            elapsed = time.monotonic() - started
+            outcomes = [Outcome.model_validate_json(m.value) for m in await read_topic(bootstrap, catalog.outcomes)]
+            letters = await read_topic(bootstrap, catalog.dlq)
+        finally:
+            worker.stop()
+    return summarise(generated, verdict, outcomes, len(letters), elapsed, worker.log_file)
+
+
+async def wait_until_settled(
+    generated: Sequence[GeneratedEvent],
+    bootstrap: str,
+    catalog: TopicCatalog,
+    settings: Settings,
+    base_urls: Mapping[str, str],
+    timeout_s: float,
+    worker: WorkerProcess | None = None,
+) -> Reconciliation:
+    """Poll the simulators until every record is where it belongs (or ``timeout_s`` passes)."""
+    expected = expected_state(generated)
+    providers = tuple(base_urls)
+    deadline = time.monotonic() + timeout_s
+    invalid_sent = sum(1 for event in generated if event.kind in INVALID_KINDS)
+    while True:
+        letters = await read_topic(bootstrap, catalog.dlq)
+        verdict = reconcile(
+            expected, await held_records(base_urls), settings.routing, providers,
+            dead_lettered_deliveries(letters),
+        )
+        invalid_seen = sum(1 for m in letters if from_headers(DeadLetter, m.headers).stage == "validate")
+        if verdict.settled and invalid_seen >= invalid_sent:
+            return verdict
+        if time.monotonic() > deadline or (worker is not None and not worker.running):
+            return verdict
+        await asyncio.sleep(1.0)
+
+
+async def held_records(base_urls: Mapping[str, str]) -> Held:
+    """What each simulator holds now, by provider and record id."""
+    async with httpx.AsyncClient(timeout=30) as client:
+        answers = await asyncio.gather(*(client.get(f"{url}/_sim/records") for url in base_urls.values()))
+    return {name: answer.json()["records"] for name, answer in zip(base_urls, answers, strict=True)}
+
+
+def dead_lettered_deliveries(letters: Sequence[ConsumerRecord[bytes, bytes]]) -> set[tuple[str, str, int]]:
+    """(record id, provider, version) of every delivery that was dead-lettered at dispatch or route."""
+    found: set[tuple[str, str, int]] = set()
+    for message in letters:
+        letter = from_headers(DeadLetter, message.headers)
+        if letter.stage == "dispatch":
+            record = DispatchRecord.model_validate_json(message.value)
+            found.add((record.record_id, record.provider, record.version))
+        elif letter.stage == "route":
+            change = TransformedChange.model_validate_json(message.value).change
+            found.add((change.record_id, letter.provider, change.version))
+    return found
+
+
+def summarise(
+    generated: Sequence[GeneratedEvent],
+    verdict: Reconciliation,
+    outcomes: Sequence[Outcome],
+    dead_letters: int,
+    elapsed_s: float,
+    log_file: Path,
+) -> dict[str, Any]:
+    delivered = Counter(o.provider for o in outcomes if o.state == "delivered")
+    latencies = sorted(o.at_ms - o.source_ts_ms for o in outcomes if o.state == "delivered")
+    return {
+        "events": len(generated),
+        "invalid_events": sum(1 for event in generated if event.kind in INVALID_KINDS),
+        "delivered": dict(sorted(delivered.items())),
+        "skipped_by_rule": sum(1 for o in outcomes if o.state == "skipped_by_rule"),
+        "superseded": sum(1 for o in outcomes if o.state == "superseded"),
+        "dead_lettered": dead_letters,
+        "expected_at_providers": verdict.expected,
+        "matched_at_providers": verdict.matched,
+        "lost": len(verdict.lost),
+        "stale": len(verdict.stale),
+        "misses": [vars(miss) for miss in (verdict.lost + verdict.stale)[:10]],
+        "version_regressions": verdict.version_regressions,
+        "latency_ms": _percentiles(latencies),
+        "elapsed_s": round(elapsed_s, 2),
+        "events_per_s": round(len(generated) / elapsed_s, 1) if elapsed_s else None,
+        "worker_log": str(log_file),
+    }
+
+
+def _percentiles(values: Sequence[int]) -> dict[str, float | None]:
+    if len(values) < 2:
+        return {"p50": float(values[0]) if values else None, "p99": float(values[0]) if values else None}
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return {"p50": round(cuts[49], 1), "p99": round(cuts[98], 1)}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -1,0 +1,50 @@
+"""The parts of faust-streaming's inside that contactsync relies on, checked before a worker starts.
+
+``pipeline.kafka.transport`` overrides private hooks of Faust's consumer and reads its private
+bookkeeping to keep commits safe; ``pipeline.kafka.tables`` sets Faust's current-event variable.
+All of them live in this package and nowhere else. If a Faust upgrade renamed one of them, Faust
+would silently stop calling our override and the message loss it prevents would return, so a worker
+refuses to start instead (pyproject.toml also bounds faust-streaming to the series checked here).
+"""
+
+from __future__ import annotations
+
+import faust
+import faust.streams
+from faust.transport import conductor, consumer
+
+from pipeline.errors import ConfigError
+
+# Methods of Faust's consumer that pipeline.kafka.transport.Consumer overrides.
+CONSUMER_HOOKS = ("ack", "_add_gap", "_new_offset", "on_partitions_revoked", "on_stop")
+# Bookkeeping of Faust's consumer that the overrides read.
+CONSUMER_STATE = ("_acked", "_gap", "_acked_index", "_committed_offset", "_unacked_messages", "_paused_partitions")
+
+
+def missing_internals() -> list[str]:
+    """What of the above the installed Faust lacks, as ``Class.name``; empty when all is there."""
+    missing = [f"Consumer.{name}" for name in CONSUMER_HOOKS if not _defines(consumer.Consumer, name)]
+    missing += [f"Consumer.{name}" for name in CONSUMER_STATE if not _declares(consumer.Consumer, name)]
+    if not _declares(conductor.Conductor, "_tp_index"):
+        missing.append("Conductor._tp_index")
+    if not hasattr(faust.streams, "_current_event"):
+        missing.append("faust.streams._current_event")
+    return missing
+
+
+def require_internals() -> None:
+    """ConfigError naming what is missing, in one line, unless the installed Faust has it all."""
+    missing = missing_internals()
+    if missing:
+        raise ConfigError(
+            f"faust-streaming {faust.__version__} lacks {', '.join(missing)}, which contactsync relies on "
+            "to commit safely; install the version pinned in constraints.txt"
+        )
+
+
+def _defines(cls: type, name: str) -> bool:
+    return any(name in klass.__dict__ for klass in cls.__mro__)
+
+
+def _declares(cls: type, name: str) -> bool:
+    return any(name in getattr(klass, "__annotations__", {}) for klass in cls.__mro__)

@@ -1,0 +1,77 @@
+"""Table rows written by a batch stage: into the store at once, into the changelog with the batch.
+
+Faust's own ``table[key] = value`` sends one changelog message per write through its producer
+buffer, one message at a time, and writes that message's offset into RocksDB when it is acked; the
+stage must then flush the buffer (polling it message by message) before it may acknowledge its
+batch. That was about a sixth of a worker's CPU. Here a row goes into the store at once (so the rest
+of the batch reads it), and its changelog message comes back as an ``Outgoing`` that the stage
+produces and awaits with its other outputs; once they are acked, ``remember_changelog_offsets``
+records the newest changelog offset per partition, where recovery resumes reading the changelog.
+
+Every read and write of a row goes through here, and a failure of the store is a fault of the
+worker (``WorkerFaultError``), never of the event being handled (see ``pipeline.kafka.stage_loop``).
+A row whose changelog message the producer could not send is refused before it is stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import faust
+from faust.types import TP, EventT, RecordMetadata
+
+from pipeline.errors import WorkerFaultError
+from pipeline.kafka.producing import Outgoing, request_limit, require_fit
+from pipeline.kafka.tables import rows_of
+
+
+def get_row(table: faust.Table[bytes, bytes], event: EventT[bytes], key: bytes) -> bytes | None:
+    """The value under ``key`` in ``event``'s partition, if any."""
+    with rows_of(event), _store_of(table):
+        value: bytes | None = table.get(key)
+    return value
+
+
+def set_row(table: faust.Table[bytes, bytes], event: EventT[bytes], key: bytes, value: bytes) -> Outgoing:
+    """Store ``value`` under ``key`` in ``event``'s partition; returns the changelog message
+    (OutputTooLargeError, before storing anything, if the producer could not send it)."""
+    changelog = _changelog(table, event, key, value)
+    require_fit([changelog], request_limit(table.app))
+    with rows_of(event), _store_of(table):
+        table.data[key] = value
+    return changelog
+
+
+def delete_row(table: faust.Table[bytes, bytes], event: EventT[bytes], key: bytes) -> Outgoing:
+    """Remove ``key`` (it must be there); returns the changelog tombstone."""
+    with rows_of(event), _store_of(table):
+        del table.data[key]
+    return _changelog(table, event, key, None)
+
+
+@contextmanager
+def _store_of(table: faust.Table[bytes, bytes]) -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        raise WorkerFaultError(f"table {table.name}: {type(exc).__name__}: {exc}") from exc
+
+
+def _changelog(table: faust.Table[bytes, bytes], event: EventT[bytes], key: bytes, value: bytes | None) -> Outgoing:
+    topic = table.changelog_topic.get_topic_name()
+    return Outgoing(topic, key, value, partition=event.message.partition)
+
+
+def remember_changelog_offsets(
+    app: faust.App, sent: Sequence[Outgoing], acked: Sequence[RecordMetadata]
+) -> None:
+    """Record in each table's store the newest offset its changelog got from this batch."""
+    tables = {table.changelog_topic.get_topic_name(): table for table in app.tables.values()}
+    newest: dict[TP, int] = {}
+    for message, metadata in zip(sent, acked, strict=True):
+        if message.topic in tables:
+            tp = TP(metadata.topic, metadata.partition)
+            newest[tp] = max(newest.get(tp, -1), metadata.offset)
+    for tp, offset in newest.items():
+        tables[tp.topic].data.set_persisted_offset(tp, offset)

@@ -1,0 +1,1 @@
+"""Operating a running pipeline: lag, record status, re-sends, replays, dead letters, backfills and metrics."""

@@ -1,0 +1,1 @@
+"""Backfill: the rows of a snapshot file or a PostgreSQL table onto the CDC topic as snapshot events."""

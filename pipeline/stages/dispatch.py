@@ -1,0 +1,184 @@
+"""The pure decisions of a provider dispatcher: what to send, and where a failed record goes next."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from pipeline.errors import DeliveryError, PermanentError, RetryableError
+from pipeline.kafka.topics import parse_duration
+from schemas.dispatch import Delivered, DispatchRecord
+from schemas.retry import RetryState
+
+E = TypeVar("E")
+
+
+@dataclass(frozen=True)
+class Pending(Generic[E]):
+    """One record read from a dispatch topic, with the event it came in and its retry history."""
+
+    event: E
+    record: DispatchRecord
+    retry: RetryState
+
+
+def select_newest(
+    pending: Sequence[Pending[E]], delivered_version: Callable[[Pending[E]], int | None]
+) -> tuple[list[Pending[E]], list[Pending[E]]]:
+    """Split into (to send, superseded).
+
+    To send: the newest version of each record in the batch, unless the provider already holds that
+    version or a newer one. Everything else is superseded. Deletes are versions like any other.
+    """
+    newest: dict[str, Pending[E]] = {}
+    superseded: list[Pending[E]] = []
+    for item in pending:
+        current = newest.get(item.record.record_id)
+        if current is None or item.record.version > current.record.version:
+            if current is not None:
+                superseded.append(current)
+            newest[item.record.record_id] = item
+        else:
+            superseded.append(item)
+    to_send: list[Pending[E]] = []
+    for item in newest.values():
+        held = delivered_version(item)
+        (superseded if held is not None and held >= item.record.version else to_send).append(item)
+    return to_send, superseded
+
+
+def guard_version(held: Delivered | None) -> int | None:
+    """The version a send must be newer than: the one the provider holds, and every version below
+    the newest one sent (it may have landed although its answer never came)."""
+    if held is None:
+        return None
+    below_sent = None if held.sent_version is None else held.sent_version - 1
+    return max((v for v in (held.version, below_sent) if v is not None), default=None)
+
+
+def sending(held: Delivered | None, record: DispatchRecord) -> Delivered:
+    """The guard row written ahead of sending ``record``: its version as the newest sent, and for an
+    upsert under a new key that key as a stray, in case the worker dies before the answer (the
+    provider may hold the record there then; ``confirmed`` drops it once the send is answered)."""
+    row = held if held is not None else Delivered(version=None, key=None)
+    strays = row.stray_keys
+    if record.op == "upsert" and record.key not in (row.key, *strays):
+        strays = (*strays, record.key)
+    sent = max(record.version, row.sent_version or record.version)
+    return row.model_copy(update={"sent_version": sent, "stray_keys": strays})
+
+
+def with_held_keys(record: DispatchRecord, held: Delivered | None) -> DispatchRecord:
+    """``record`` naming the key the provider holds it under (when this version moves it
+    elsewhere) and the keys it may hold it under too, so the adapter can clean them up."""
+    update: dict[str, object] = {}
+    if held is not None and held.key is not None and held.key != record.key:
+        update["previous_key"] = held.key
+    if held is not None and held.stray_keys:
+        update["stray_keys"] = held.stray_keys
+    return record.model_copy(update=update) if update else record
+
+
+def confirmed(held: Delivered | None, record: DispatchRecord) -> Delivered:
+    """The guard row once ``record`` (sent with ``with_held_keys``) is delivered: its version and key.
+
+    The adapter cleaned the stray keys the record carried; its own key is the held key now. Strays
+    learnt since the record was sent stay.
+    """
+    cleaned = {record.key, *record.stray_keys}
+    strays = tuple(key for key in held.stray_keys if key not in cleaned) if held is not None else ()
+    sent = held.sent_version if held is not None else None
+    return Delivered(version=record.version, key=record.key, stray_keys=strays, sent_version=sent)
+
+
+def unconfirmed(held: Delivered | None, record: DispatchRecord, error: DeliveryError) -> Delivered | None:
+    """The guard row after a send of ``record`` failed with ``error``; None when it stays as it is.
+
+    An upsert that failed with a retryable error (timeout, 5xx) may have been applied all the same,
+    so the provider may now hold the record under its key: that key becomes a stray key unless it
+    is the held key already. A refusal (permanent error) created nothing, and neither does a delete.
+    """
+    if record.op != "upsert" or not isinstance(error, RetryableError):
+        return None
+    if held is None:
+        return Delivered(version=None, key=None, stray_keys=(record.key,))
+    if record.key == held.key or record.key in held.stray_keys:
+        return None
+    return held.model_copy(update={"stray_keys": (*held.stray_keys, record.key)})
+
+
+def chunks(items: Sequence[Pending[E]], size: int) -> list[list[Pending[E]]]:
+    """Requests of at most ``size`` records, upserts and deletes apart.
+
+    A delete costs calls of its own (HubSpot reads the object ids, then archives them), so deletes
+    spread over every upsert batch would make those calls once per batch for a record or two.
+    """
+    by_op: dict[str, list[Pending[E]]] = {}
+    for item in items:
+        by_op.setdefault(item.record.op, []).append(item)
+    return [group[i : i + size] for group in by_op.values() for i in range(0, len(group), size)]
+
+
+def waves(items: Sequence[Pending[E]]) -> list[list[Pending[E]]]:
+    """Split so that no provider key appears twice in a wave; waves are sent one after the other.
+
+    Two records can share a provider key (two contacts with one email are one Mailchimp member):
+    in one request the platform refuses both, and in two concurrent requests the later could land
+    first. Sending them in separate waves keeps each request valid and their order fixed.
+    """
+    result: list[list[Pending[E]]] = []
+    seen: dict[str, int] = {}
+    for item in items:
+        wave = seen.get(item.record.key, -1) + 1
+        seen[item.record.key] = wave
+        if wave == len(result):
+            result.append([])
+        result[wave].append(item)
+    return result
+
+
+def failed_as_a_whole(errors: Sequence[DeliveryError | None]) -> bool:
+    """True when one permanent error answered for every record that failed (more than one): a call,
+    not a record, was refused. Records the adapter settled in another call may have succeeded."""
+    failed = [error for error in errors if error is not None]
+    first = failed[0] if failed else None
+    return (
+        len(failed) > 1
+        and isinstance(first, PermanentError)
+        and all(error is first for error in failed)
+    )
+
+
+@dataclass(frozen=True)
+class RetryPlan:
+    """Where a failed record goes: a retry tier (``tier`` set) or the dead-letter topic."""
+
+    tier: str | None
+    state: RetryState
+
+
+def plan_retry(
+    state: RetryState, error: DeliveryError, tiers: Sequence[str], now_ms: int, *, counts: bool = True
+) -> RetryPlan:
+    """The next step for a record whose delivery failed with ``error``.
+
+    A permanent error, or a retryable one after the last tier, goes to the dead-letter topic.
+    ``counts=False`` (the circuit breaker was open, nothing was sent) waits in a tier without using
+    up an attempt, so an open breaker never dead-letters a record.
+    """
+    attempts = state.attempts + 1 if counts else state.attempts
+    new_state = RetryState(
+        attempts=attempts,
+        not_before_ms=0,
+        first_failure_ms=state.first_failure_ms or now_ms,
+        last_failure_ms=now_ms,
+        last_error=f"{type(error).__name__}: {error}",
+    )
+    if isinstance(error, PermanentError) or attempts > len(tiers):
+        return RetryPlan(None, new_state)
+    tier = tiers[max(attempts, 1) - 1]
+    wait_s = parse_duration(tier)
+    if isinstance(error, RetryableError):
+        wait_s = max(wait_s, error.retry_after)
+    return RetryPlan(tier, new_state.model_copy(update={"not_before_ms": now_ms + int(wait_s * 1000)}))

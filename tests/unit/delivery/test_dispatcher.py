@@ -1,0 +1,285 @@
+"""The dispatcher settling a batch: halving a refused batch, waiting out throttling, the version guard."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytest
+
+from pipeline.delivery.dispatcher import Dispatcher
+from pipeline.delivery.rate_limit import ProviderLane
+from pipeline.errors import DeliveryError, PermanentError, RetryableError, ThrottledError
+from pipeline.kafka.dead_letters import now_ms
+from pipeline.kafka.producing import Outgoing
+from pipeline.kafka.topics import TopicCatalog
+from pipeline.providers import DeliveryResult
+from pipeline.settings import HubSpotSettings, KafkaSettings
+from pipeline.stages.dispatch import Pending
+from schemas.dead_letter import DeadLetter
+from schemas.dispatch import Delivered, DispatchRecord, Outcome
+from schemas.headers import from_headers
+from schemas.retry import RetryState
+from tests.unit.kafka.doubles import Event, MemoryTable, Message
+
+pytestmark = pytest.mark.timeout(10)  # a dispatcher that never stops resending fails here, not at 300 s
+
+CATALOG = TopicCatalog.load(KafkaSettings().topics_file, "t.")
+DISPATCH = CATALOG.dispatch("hubspot")
+CHANGELOG = CATALOG.table_changelog("delivered-version.hubspot")
+
+Answer = Callable[[Sequence[DispatchRecord]], list[DeliveryResult]]
+
+
+def delivered(records: Sequence[DispatchRecord]) -> list[DeliveryResult]:
+    return [DeliveryResult(r.record_id, provider_id=f"hs-{r.record_id}") for r in records]
+
+
+class ScriptedProvider:
+    """Answers each call with the next answer of its script (the last one repeats) and records the
+    record ids of every call. Each call is first admitted by the lane, as the adapters' HTTP
+    transport does, so a throttling pause holds it."""
+
+    name = "hubspot"
+
+    def __init__(self, lane: ProviderLane, *script: Answer, journal: list[str] | None = None) -> None:
+        self.lane = lane
+        self.script = list(script)
+        self.calls: list[list[str]] = []
+        self.called_at: list[float] = []
+        self.journal = journal if journal is not None else []
+
+    async def deliver(self, batch: Sequence[DispatchRecord]) -> list[DeliveryResult]:
+        await self.lane.admit_request()
+        self.calls.append([r.record_id for r in batch])
+        self.called_at.append(time.monotonic())
+        self.journal.append("deliver")
+        answer = self.script.pop(0) if len(self.script) > 1 else self.script[0]
+        return answer(batch)
+
+    async def aclose(self) -> None:
+        pass
+
+
+class WriteAhead:
+    """Stands in for producing the guard rows before their requests; records what it got, and when."""
+
+    def __init__(self, journal: list[str]) -> None:
+        self.rows: list[Outgoing] = []
+        self.journal = journal
+
+    async def __call__(self, rows: list[Outgoing]) -> None:
+        self.rows += rows
+        self.journal.append("write_ahead")
+
+
+def lane(**settings: Any) -> ProviderLane:
+    return ProviderLane("hubspot", HubSpotSettings(rate_per_second=1000, burst=100, **settings))
+
+
+def dispatcher(provider: ScriptedProvider, guard: MemoryTable | None = None) -> tuple[Dispatcher, WriteAhead]:
+    write_ahead = WriteAhead(provider.journal)
+    table: Any = guard if guard is not None else MemoryTable(CHANGELOG)  # stands in for a faust.Table
+    return Dispatcher(provider, provider.lane, CATALOG, table, write_ahead), write_ahead
+
+
+def pending(record_id: str, version: int = 1, *, offset: int = 0) -> Pending[Event]:
+    record = DispatchRecord(record_id=record_id, provider="hubspot", op="upsert", version=version,
+                            source_ts_ms=0, captured_at_ms=0, key=record_id, payload={})
+    value = record.model_dump_json().encode()
+    event = Event(Message(DISPATCH, partition=3, offset=offset, key=record_id.encode(), value=value))
+    return Pending(event=event, record=record, retry=RetryState())
+
+
+def outcomes(outgoing: list[Outgoing]) -> dict[tuple[str, int], tuple[str, int]]:
+    """(record id, version) -> (state, attempts) of every outcome message; one each, never two."""
+    found = [Outcome.model_validate_json(m.value or b"") for m in outgoing if m.topic == CATALOG.outcomes]
+    settled = {(o.record_id, o.version): (o.state, o.attempts) for o in found}
+    assert len(settled) == len(found), "a record settled twice"
+    return settled
+
+
+def guard_rows(outgoing: list[Outgoing]) -> dict[str, Delivered]:
+    """The last guard row written per record id, from the changelog messages among ``outgoing``."""
+    rows = [m for m in outgoing if m.topic == CHANGELOG]
+    assert all(m.partition == 3 for m in rows)  # the partition of the event that wrote the row
+    return {(m.key or b"").decode(): Delivered.model_validate_json(m.value or b"") for m in rows}
+
+
+def on(topic: str, outgoing: list[Outgoing]) -> list[Outgoing]:
+    return [m for m in outgoing if m.topic == topic]
+
+
+def refusing(bad: str, alone: DeliveryError) -> Answer:
+    """A provider that refuses every call holding ``bad`` with one shared error (a 400 for the call),
+    and answers ``bad`` alone with ``alone``."""
+    refusal = PermanentError("batch refused: invalid input", status=400)
+
+    def answer(records: Sequence[DispatchRecord]) -> list[DeliveryResult]:
+        ids = [r.record_id for r in records]
+        if ids == [bad]:
+            return [DeliveryResult(bad, error=alone)]
+        if bad in ids:
+            return [DeliveryResult(r.record_id, error=refusal) for r in records]
+        return delivered(records)
+
+    return answer
+
+
+async def test_a_refused_batch_is_halved_until_the_bad_record_is_dead_lettered() -> None:
+    """A batch refused as a whole for one bad record is halved until that record stands alone: the
+    others are delivered, the bad one is dead-lettered with the provider's reason."""
+    provider = ScriptedProvider(lane(), refusing("c", PermanentError("email is invalid", status=400)))
+    dispatch, _ = dispatcher(provider)
+    batch = [pending(record_id, offset=offset) for offset, record_id in enumerate("abcd")]
+
+    outgoing = await dispatch.dispatch(batch)
+
+    assert provider.calls == [["a", "b", "c", "d"], ["a", "b"], ["c", "d"], ["c"], ["d"]]
+    assert outcomes(outgoing) == {
+        ("a", 1): ("delivered", 1), ("b", 1): ("delivered", 1),
+        ("c", 1): ("dead_lettered", 1), ("d", 1): ("delivered", 1),
+    }
+    [letter] = on(CATALOG.dlq, outgoing)
+    assert (letter.key, letter.value) == (b"c", batch[2].event.message.value)  # the original message
+    story = from_headers(DeadLetter, letter.headers)
+    assert (story.stage, story.error_class, story.error_message) == ("dispatch", "PermanentError", "email is invalid")
+    assert (story.original_topic, story.original_partition, story.original_offset) == (DISPATCH, 3, 2)
+    assert {r: row.version for r, row in guard_rows(outgoing).items()} == {"a": 1, "b": 1, "d": 1}
+    assert [m for m in outgoing if m.topic.startswith("t.contacts.retry.")] == []
+
+
+async def test_a_bad_record_alone_failing_retryably_goes_to_the_first_retry_tier() -> None:
+    """When the isolated record's own answer is retryable (a 503), it waits in the first retry tier
+    with one attempt used, and the rest of the batch is delivered."""
+    provider = ScriptedProvider(lane(), refusing("b", RetryableError("503", status=503)))
+    dispatch, _ = dispatcher(provider)
+    began_ms = now_ms()
+
+    outgoing = await dispatch.dispatch([pending("a"), pending("b"), pending("c")])
+
+    assert provider.calls == [["a", "b", "c"], ["a"], ["b", "c"], ["b"], ["c"]]
+    assert outcomes(outgoing) == {
+        ("a", 1): ("delivered", 1), ("b", 1): ("retrying", 1), ("c", 1): ("delivered", 1),
+    }
+    [retry] = on(CATALOG.retry("hubspot", "5s"), outgoing)
+    state = from_headers(RetryState, retry.headers)
+    assert (retry.key, state.attempts, state.last_error) == (b"b", 1, "RetryableError: 503")
+    assert state.not_before_ms >= began_ms + 5000
+    assert on(CATALOG.dlq, outgoing) == []
+    # the 503 may have been applied: the guard row written ahead keeps b's key as a stray to clean up
+    held = dispatch.delivered_version.get(b"b")
+    assert Delivered.model_validate_json(held) == Delivered(version=None, key=None, stray_keys=("b",), sent_version=1)
+
+
+def throttling(*record_ids: str, retry_after: float) -> Answer:
+    """Delivers every record but ``record_ids``, which are answered throttled."""
+
+    def answer(records: Sequence[DispatchRecord]) -> list[DeliveryResult]:
+        throttled = ThrottledError("TEN_SECONDLY_ROLLING", status=429, retry_after=retry_after)
+        return [
+            DeliveryResult(r.record_id, error=throttled) if r.record_id in record_ids else delivered([r])[0]
+            for r in records
+        ]
+
+    return answer
+
+
+async def test_throttled_records_are_sent_again_after_the_pause_without_using_an_attempt() -> None:
+    """Records the provider throttled wait out the lane's pause and go again, alone; every record is
+    delivered on its first attempt."""
+    provider = ScriptedProvider(lane(throttle_wait_max_s=1.0), throttling("b", "c", retry_after=0.1), delivered)
+    dispatch, _ = dispatcher(provider)
+
+    outgoing = await dispatch.dispatch([pending("a"), pending("b"), pending("c")])
+
+    assert provider.calls == [["a", "b", "c"], ["b", "c"]]
+    assert provider.called_at[1] - provider.called_at[0] >= 0.1 - 0.005  # the lane's pause was waited out
+    assert outcomes(outgoing) == {("a", 1): ("delivered", 1), ("b", 1): ("delivered", 1), ("c", 1): ("delivered", 1)}
+    assert provider.lane.stats.throttled == 1
+    assert provider.lane.breaker.state == "closed"
+
+
+async def test_a_pause_longer_than_the_lane_waits_sends_the_throttled_records_to_the_retry_chain() -> None:
+    """A throttling pause beyond throttle_wait_max_s is not waited out: the throttled records wait in
+    the first retry tier until the pause is over, without an attempt counted; the lane sends nothing
+    more while paused."""
+    provider = ScriptedProvider(lane(throttle_wait_max_s=0.5), throttling("b", retry_after=60))
+    dispatch, _ = dispatcher(provider)
+    began_ms = now_ms()
+
+    outgoing = await dispatch.dispatch([pending("a"), pending("b")])
+
+    assert provider.calls == [["a", "b"]]
+    assert outcomes(outgoing) == {("a", 1): ("delivered", 1), ("b", 1): ("retrying", 0)}
+    [retry] = on(CATALOG.retry("hubspot", "5s"), outgoing)
+    state = from_headers(RetryState, retry.headers)
+    assert (retry.key, state.attempts) == (b"b", 0)
+    assert state.not_before_ms >= began_ms + 60_000  # the provider's wait, longer than the tier's 5 s
+
+    later = await dispatch.dispatch([pending("c")])
+
+    assert provider.calls == [["a", "b"]]  # the paused lane answered c throttled without a call
+    assert outcomes(later) == {("c", 1): ("retrying", 0)}
+
+
+async def test_an_open_breaker_sends_nothing_and_uses_no_attempt() -> None:
+    """With the lane's circuit breaker open, the batch waits in the retry chain until the breaker lets
+    a probe through; no attempt is used, so an outage never dead-letters a record."""
+    provider = ScriptedProvider(ProviderLane("hubspot", HubSpotSettings(), breaker_threshold=1,
+                                             breaker_cool_off_s=30), delivered)
+    provider.lane.record_call(ok=False)
+    dispatch, _ = dispatcher(provider)
+    began_ms = now_ms()
+
+    outgoing = await dispatch.dispatch([pending("a"), pending("b")])
+
+    assert provider.calls == []
+    assert outcomes(outgoing) == {("a", 1): ("retrying", 0), ("b", 1): ("retrying", 0)}
+    retries = on(CATALOG.retry("hubspot", "5s"), outgoing)
+    states = [from_headers(RetryState, m.headers) for m in retries]
+    assert [m.key for m in retries] == [b"a", b"b"]
+    assert all(s.attempts == 0 and s.not_before_ms >= began_ms + 29_000 for s in states)  # the cool-off
+    assert on(CATALOG.dlq, outgoing) == []
+
+
+def guard_holding(record_id: str, row: Delivered) -> MemoryTable:
+    table = MemoryTable(CHANGELOG)
+    table.data[record_id.encode()] = row.model_dump_json().encode()
+    return table
+
+
+@pytest.mark.parametrize("version", [4, 5])
+async def test_a_version_not_newer_than_the_guard_is_superseded_without_a_call(version: int) -> None:
+    """The provider holds version 5: versions 4 and 5 of the record are superseded, nothing is sent."""
+    provider = ScriptedProvider(lane(), delivered)
+    dispatch, write_ahead = dispatcher(provider, guard_holding("a", Delivered(version=5, key="a")))
+
+    outgoing = await dispatch.dispatch([pending("a", version)])
+
+    assert provider.calls == []
+    assert outcomes(outgoing) == {("a", version): ("superseded", 0)}
+    assert write_ahead.rows == [] and guard_rows(outgoing) == {}
+
+
+async def test_the_guard_row_is_written_ahead_of_the_call_with_the_newest_version() -> None:
+    """Before the provider is called, the guard row naming the newest version of the batch as sent is
+    produced (so a crash before the answer cannot let an older version overwrite it); the older
+    version of the batch is superseded, and the delivery is confirmed in the guard."""
+    journal: list[str] = []
+    guard = guard_holding("a", Delivered(version=2, key="a"))
+    provider = ScriptedProvider(lane(), delivered, journal=journal)
+    dispatch, write_ahead = dispatcher(provider, guard)
+
+    outgoing = await dispatch.dispatch([pending("a", 3), pending("a", 7), pending("a", 1)])
+
+    assert journal == ["write_ahead", "deliver"]
+    [ahead] = write_ahead.rows
+    assert (ahead.topic, ahead.key, ahead.partition) == (CHANGELOG, b"a", 3)
+    assert Delivered.model_validate_json(ahead.value or b"") == Delivered(version=2, key="a", sent_version=7)
+    assert outcomes(outgoing) == {
+        ("a", 1): ("superseded", 0), ("a", 3): ("superseded", 0), ("a", 7): ("delivered", 1),
+    }
+    assert guard_rows(outgoing)["a"] == Delivered(version=7, key="a", sent_version=7)
+    assert Delivered.model_validate_json(guard.get(b"a") or b"") == Delivered(version=7, key="a", sent_version=7)

@@ -1,0 +1,195 @@
+"""The dispatcher's pure decisions: newest-only selection, whole-batch failures, retry plans."""
+
+from __future__ import annotations
+
+from pipeline.delivery.outcomes import record_outcome
+from pipeline.errors import PermanentError, RetryableError, ThrottledError
+from pipeline.stages.dispatch import (
+    Pending,
+    chunks,
+    confirmed,
+    failed_as_a_whole,
+    guard_version,
+    plan_retry,
+    select_newest,
+    sending,
+    unconfirmed,
+    waves,
+    with_held_keys,
+)
+from schemas.contact import DroppedField
+from schemas.dispatch import Delivered, DispatchRecord, Outcome
+from schemas.retry import RetryState
+
+TIERS = ("5s", "1m", "10m")
+
+
+def pending(record_id: str, version: int, op: str = "upsert", key: str = "") -> Pending[None]:
+    record = DispatchRecord(record_id=record_id, provider="hubspot", op=op, version=version,
+                            source_ts_ms=0, captured_at_ms=0, key=key or record_id, payload={})
+    return Pending(event=None, record=record, retry=RetryState())
+
+
+def test_select_newest_keeps_one_newest_version_per_record() -> None:
+    """One record twice in a batch: only the newest is sent, the other is superseded."""
+    items = [pending("a", 1), pending("b", 5), pending("a", 3), pending("a", 2)]
+    to_send, superseded = select_newest(items, lambda item: None)
+    assert sorted((i.record.record_id, i.record.version) for i in to_send) == [("a", 3), ("b", 5)]
+    assert sorted(i.record.version for i in superseded) == [1, 2]
+
+
+def test_select_newest_skips_versions_the_provider_already_holds() -> None:
+    """The version guard: an older or equal version than the delivered one is superseded."""
+    held = {"a": 3, "b": 4}
+    items = [pending("a", 3), pending("b", 5, op="delete"), pending("c", 1)]
+    to_send, superseded = select_newest(items, lambda item: held.get(item.record.record_id))
+    assert sorted(i.record.record_id for i in to_send) == ["b", "c"]
+    assert [i.record.record_id for i in superseded] == ["a"]
+
+
+def test_a_version_sent_before_a_crash_supersedes_older_ones_but_not_itself() -> None:
+    """The row written ahead of a send: if the worker dies before the answer, the provider may hold
+    that version, so a replay of an older one is superseded, while the same version is sent again."""
+    held = Delivered(version=3, key="a")
+    row = sending(held, pending("a", 9).record)
+    assert (row.version, row.sent_version) == (3, 9)
+    guard = {"a": guard_version(row)}
+    to_send, superseded = select_newest([pending("a", 7)], lambda item: guard[item.record.record_id])
+    assert (to_send, [i.record.version for i in superseded]) == ([], [7])
+    to_send, _ = select_newest([pending("a", 9)], lambda item: guard[item.record.record_id])
+    assert [i.record.version for i in to_send] == [9]
+    assert sending(row, pending("a", 5).record).sent_version == 9  # never goes back
+    assert confirmed(row, pending("a", 9).record).sent_version == 9
+    assert guard_version(None) is None and guard_version(Delivered(version=None, key=None)) is None
+
+
+def test_a_new_key_sent_before_a_crash_is_remembered_until_the_answer() -> None:
+    """Mailchimp: an email change sent just before the worker died may have created that member;
+    the row written ahead keeps its key as a stray, and the delivery's confirmation drops it."""
+    held = Delivered(version=3, key="old")
+    moving = pending("a", 9, key="new").record
+    row = sending(held, moving)
+    assert row.stray_keys == ("new",)
+    assert sending(row, moving).stray_keys == ("new",)  # not twice
+    assert confirmed(row, moving) == Delivered(version=9, key="new", sent_version=9)
+    assert sending(held, pending("a", 9, op="delete", key="old").record).stray_keys == ()
+
+
+def test_failed_as_a_whole_needs_one_shared_permanent_error() -> None:
+    """Only the same permanent error for every record means the call itself was refused."""
+    shared = PermanentError("bad request", status=400)
+    assert failed_as_a_whole([shared, shared, shared])
+    assert not failed_as_a_whole([shared])
+    assert not failed_as_a_whole([PermanentError("x"), PermanentError("x")])
+    retry = RetryableError("503")
+    assert not failed_as_a_whole([retry, retry])
+
+
+def test_failed_as_a_whole_looks_at_the_records_that_failed() -> None:
+    """One refused call among others (a batch subscribe after moves that went through, upserts
+    beside deletes) is still split to find the record it refused."""
+    shared = PermanentError("bad request", status=400)
+    assert failed_as_a_whole([None, shared, shared])
+    assert not failed_as_a_whole([None, shared])
+
+
+def test_retryable_errors_climb_the_tiers_then_dead_letter() -> None:
+    """Each retryable failure goes one tier up, due after that tier's delay; after the last, DLQ."""
+    state = RetryState()
+    tiers_seen = []
+    for now in (1_000, 10_000, 100_000):
+        plan = plan_retry(state, RetryableError("timeout"), TIERS, now)
+        tiers_seen.append((plan.tier, plan.state.not_before_ms - now))
+        state = plan.state
+    assert tiers_seen == [("5s", 5_000), ("1m", 60_000), ("10m", 600_000)]
+    last = plan_retry(state, RetryableError("timeout"), TIERS, 999_000)
+    assert last.tier is None and last.state.attempts == 4 and last.state.first_failure_ms == 1_000
+
+
+def test_retry_after_longer_than_the_tier_delay_wins() -> None:
+    """A provider's Retry-After is honoured when it is longer than the tier's delay."""
+    plan = plan_retry(RetryState(), ThrottledError("slow down", retry_after=30), TIERS, 0)
+    assert (plan.tier, plan.state.not_before_ms) == ("5s", 30_000)
+
+
+def test_permanent_error_goes_straight_to_the_dead_letter_topic() -> None:
+    """Validation errors are not retried."""
+    plan = plan_retry(RetryState(), PermanentError("invalid email", status=400), TIERS, 0)
+    assert plan.tier is None and plan.state.attempts == 1
+
+
+def test_open_breaker_waits_without_using_an_attempt() -> None:
+    """Records deferred by an open breaker never run out of attempts."""
+    state = RetryState(attempts=3)
+    plan = plan_retry(state, RetryableError("breaker open"), TIERS, 0, counts=False)
+    assert plan.tier == "10m" and plan.state.attempts == 3
+
+
+def test_records_sharing_a_provider_key_go_in_separate_waves() -> None:
+    """Two contacts with one email (one Mailchimp member) are never in one request or in flight together."""
+    items = [pending("a", 1, key="m1"), pending("b", 1, key="m2"), pending("c", 1, key="m1"), pending("d", 1, key="m1")]
+    assert [[i.record.record_id for i in wave] for wave in waves(items)] == [["a", "b"], ["c"], ["d"]]
+
+
+def _sent(held: Delivered | None, key: str, version: int = 9, op: str = "upsert") -> DispatchRecord:
+    """The record the dispatcher sends: mapped under ``key``, with what the guard row says."""
+    return with_held_keys(pending("r1", version, op=op, key=key).record, held)
+
+
+def test_rows_written_before_stray_keys_existed_still_read() -> None:
+    """A version guard row from the changelog of an older release reads with no stray keys."""
+    row = Delivered.model_validate_json(b'{"version": 5, "key": "old-hash"}')
+    assert (row.version, row.key, row.stray_keys) == (5, "old-hash", ())
+
+
+def test_an_upsert_with_an_unknown_outcome_under_a_new_key_leaves_a_stray_key() -> None:
+    """A timeout or 5xx under a key other than the held one: the provider may hold the record there
+    now, so the row remembers that key, once, and the next send carries it to the adapter."""
+    held = Delivered(version=1, key="outlook")
+    row = unconfirmed(held, _sent(held, "gmail"), RetryableError("timed out", code="timeout"))
+    assert row == Delivered(version=1, key="outlook", stray_keys=("gmail",))
+    assert unconfirmed(row, _sent(row, "gmail"), RetryableError("503", status=503)) is None
+    again = _sent(row, "hooli")
+    assert (again.previous_key, again.stray_keys) == ("outlook", ("gmail",))
+
+
+def test_a_first_send_with_an_unknown_outcome_leaves_a_row_with_no_version() -> None:
+    """With nothing delivered yet, the row only remembers the stray key; the guard holds no version."""
+    row = unconfirmed(None, _sent(None, "gmail"), RetryableError("timed out"))
+    assert row == Delivered(version=None, key=None, stray_keys=("gmail",))
+    assert _sent(row, "hooli").previous_key is None
+
+
+def test_refusals_deletes_and_the_held_key_leave_no_stray() -> None:
+    """A permanent error created nothing, a delete creates nothing, and the held key is no stray."""
+    held = Delivered(version=1, key="outlook")
+    assert unconfirmed(held, _sent(held, "gmail"), PermanentError("invalid", status=400)) is None
+    assert unconfirmed(held, _sent(held, "gmail", op="delete"), RetryableError("timed out")) is None
+    assert unconfirmed(held, _sent(held, "outlook"), RetryableError("timed out")) is None
+
+
+def test_a_confirmed_delivery_forgets_the_strays_it_cleaned() -> None:
+    """Delivered: the row holds the new version and key; the strays the send carried, and its own
+    key, are gone; a stray learnt after the send stays."""
+    held = Delivered(version=1, key="outlook", stray_keys=("gmail", "hooli"))
+    record = _sent(held, "hooli", version=4)
+    later = held.model_copy(update={"stray_keys": (*held.stray_keys, "yahoo")})
+    assert confirmed(later, record) == Delivered(version=4, key="hooli", stray_keys=("yahoo",))
+    assert confirmed(None, _sent(None, "gmail")) == Delivered(version=9, key="gmail")
+
+
+def test_deletes_and_upserts_go_in_separate_requests() -> None:
+    """Deletes are gathered into requests of their own, so their extra calls are made once per wave."""
+    items = [pending("a", 1), pending("b", 1, op="delete"), pending("c", 1), pending("d", 1, op="delete"), pending("e", 1)]
+    assert [[i.record.record_id for i in chunk] for chunk in chunks(items, 2)] == [["a", "c"], ["e"], ["b", "d"]]
+
+
+def test_every_outcome_of_a_record_names_the_fields_dropped_from_its_contact() -> None:
+    """A dispatch record carries what the transform stage dropped into its outcome; an old dispatch
+    message without the field decodes with none."""
+    phone = DroppedField(field="phone", reason="too short (default region US)")
+    record = pending("a", 4).record.model_copy(update={"dropped_fields": (phone,)})
+    message = record_outcome("outcomes", DispatchRecord.model_validate_json(record.model_dump_json()), "delivered", attempts=1)
+    assert Outcome.model_validate_json(message.value).dropped_fields == (phone,)
+    old = pending("a", 4).record.model_dump_json(exclude={"dropped_fields"})
+    assert DispatchRecord.model_validate_json(old).dropped_fields == ()
