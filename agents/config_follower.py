@@ -8,7 +8,7 @@ so no event is handled under rules that were already replaced. If it cannot go o
 
 from __future__ import annotations
 
-from pipeline.app import app, runtime, settings
+from pipeline.app import app, context
 from pipeline.kafka.producing import fail_stop
 
 STAGE = "runtime-config"
@@ -17,6 +17,6 @@ STAGE = "runtime-config"
 @app.task  # type: ignore[untyped-decorator]  # Faust types it loosely
 async def follow_runtime_config() -> None:
     try:
-        await runtime.follow(settings.bootstrap_servers, f"{settings.app_id}-{STAGE}")
+        await context.runtime.follow(context.settings.bootstrap_servers, f"{context.settings.app_id}-{STAGE}")
     except Exception as exc:  # noqa: BLE001  (a fault of the worker: stop, commit nothing)
         fail_stop(STAGE, exc)

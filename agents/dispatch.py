@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from faust.types import EventT, StreamT
 
-from pipeline.app import app, faults, lanes, runtime, settings, tables, topics
+from pipeline.app import app, context
 from pipeline.delivery.dispatcher import Dispatcher
 from pipeline.delivery.rate_limit import ProviderLane
 from pipeline.kafka.producing import Outgoing, produce_all
@@ -37,7 +37,7 @@ def decode_pending(event: EventT) -> Pending[EventT]:
 def assigned_share(topic: str) -> float:
     """This worker's share of ``topic``'s partitions: its share of the provider's rate limit."""
     assigned = sum(1 for tp in app.consumer.assignment() if tp.topic == topic)
-    return assigned / topics.catalog.partitions
+    return assigned / context.topics.catalog.partitions
 
 
 def new_client(lane: ProviderLane) -> Provider:
@@ -46,13 +46,13 @@ def new_client(lane: ProviderLane) -> Provider:
 
 
 def dispatcher_agent(name: str) -> None:
-    lane = lanes[name]
-    topic = topics.catalog.dispatch(name)
+    lane = context.lanes[name]
+    topic = context.topics.catalog.dispatch(name)
 
     async def dispatch(stream: StreamT) -> None:
-        await runtime.caught_up.wait()  # the provider settings stored before this worker started
+        await context.runtime.caught_up.wait()  # the provider settings stored before this worker started
         dispatcher = Dispatcher(
-            new_client(lane), lane, topics.catalog, tables.delivered_version[name],
+            new_client(lane), lane, context.topics.catalog, context.tables.delivered_version[name],
             write_ahead=lambda rows: produce_all(app, rows),
         )
         built_for = lane.generation
@@ -63,20 +63,20 @@ def dispatcher_agent(name: str) -> None:
                 await dispatcher.provider.aclose()
                 dispatcher.provider, built_for = new_client(lane), lane.generation
             lane.set_share(assigned_share(topic))
-            pending, dead = decode_each(events, f"{STAGE}-{name}", decode_pending, topics.catalog.dlq)
+            pending, dead = decode_each(events, f"{STAGE}-{name}", decode_pending, context.topics.catalog.dlq)
             return dead + await dispatcher.dispatch(pending)
 
         try:
             await run_stage(
                 app, stream, f"{STAGE}-{name}", handle,
-                faults=faults, batch_max=lane.settings.batch_size * lane.settings.max_in_flight,
-                within_s=settings.batch_within_s,
+                faults=context.faults, batch_max=lane.settings.batch_size * lane.settings.max_in_flight,
+                within_s=context.settings.batch_within_s,
             )
         finally:
             await dispatcher.provider.aclose()
 
-    app.agent(topics.dispatch[name], name=f"{STAGE}-{name}")(dispatch)
+    app.agent(context.topics.dispatch[name], name=f"{STAGE}-{name}")(dispatch)
 
 
-for provider_name in lanes:
+for provider_name in context.lanes:
     dispatcher_agent(provider_name)

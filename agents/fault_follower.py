@@ -7,17 +7,17 @@ on, the worker stops (it would otherwise crash again and again on a message it s
 
 from __future__ import annotations
 
-from pipeline.app import app, faults, settings
+from pipeline.app import app, context
 from pipeline.kafka.producing import fail_stop
 
 STAGE = "faults"
 
-app.on_partitions_assigned.connect(faults.on_partitions_assigned)
+app.on_partitions_assigned.connect(context.faults.on_partitions_assigned)
 
 
 @app.task  # type: ignore[untyped-decorator]  # Faust types it loosely
 async def follow_faults() -> None:
     try:
-        await faults.follow(f"{settings.app_id}-{STAGE}")
+        await context.faults.follow(f"{context.settings.app_id}-{STAGE}")
     except Exception as exc:  # noqa: BLE001  (a fault of the worker: stop, commit nothing)
         fail_stop(STAGE, exc)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from faust.types import EventT, StreamT
 
-from pipeline.app import app, faults, settings, topics
+from pipeline.app import app, context
 from pipeline.kafka.producing import Outgoing, produce_all, request_limit, require_fit
 from pipeline.kafka.stage_loop import decode_each, run_stage
 from schemas.headers import from_headers
@@ -37,7 +37,7 @@ async def wait_until(epoch_s: float) -> bool:
 
 
 def retry_agent(provider: str, tier: str) -> None:
-    dispatch_topic = topics.catalog.dispatch(provider)
+    dispatch_topic = context.topics.catalog.dispatch(provider)
     stage = f"{STAGE}-{provider}-{tier}"
 
     def due_forward(event: EventT) -> tuple[float, EventT, Outgoing]:
@@ -52,7 +52,7 @@ def retry_agent(provider: str, tier: str) -> None:
         A rebalance or shutdown cuts the wait short (Faust waits for every event a stream holds
         before it lets partitions go): the events not yet due go back to the end of their tier.
         """
-        waiting, dead = decode_each(events, stage, due_forward, topics.catalog.dlq)
+        waiting, dead = decode_each(events, stage, due_forward, context.topics.catalog.dlq)
         due: list[Outgoing] = dead
         for index, (not_before_s, _, outgoing) in enumerate(waiting):
             if not_before_s > time.time():
@@ -66,12 +66,12 @@ def retry_agent(provider: str, tier: str) -> None:
     async def retry(stream: StreamT) -> None:
         await run_stage(
             app, stream, stage, forward_when_due,
-            faults=faults, batch_max=settings.batch_max, within_s=settings.batch_within_s,
+            faults=context.faults, batch_max=context.settings.batch_max, within_s=context.settings.batch_within_s,
         )
 
-    app.agent(topics.retry[provider][tier], name=stage)(retry)
+    app.agent(context.topics.retry[provider][tier], name=stage)(retry)
 
 
-for provider_name, tiers in topics.retry.items():
+for provider_name, tiers in context.topics.retry.items():
     for tier_name in tiers:
         retry_agent(provider_name, tier_name)

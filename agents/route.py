@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from faust.types import EventT, StreamT
 
-from pipeline.app import app, faults, settings, topics
+from pipeline.app import app, context
 from pipeline.delivery.outcomes import outcome
 from pipeline.errors import PermanentError
 from pipeline.kafka.dead_letters import dead_letter
@@ -18,7 +18,7 @@ from pipeline.providers import build_mappers
 from schemas.contact import TransformedChange
 
 STAGE = "route"
-MAPPERS = build_mappers(settings.providers)
+MAPPERS = build_mappers(context.settings.providers)
 
 
 def route_event(event: EventT) -> list[Outgoing]:
@@ -32,24 +32,24 @@ def route_event(event: EventT) -> list[Outgoing]:
             record = MAPPERS[provider](change).model_copy(update={"dropped_fields": dropped})
         except PermanentError as exc:
             outgoing += [
-                dead_letter(topics.catalog.dlq, event, STAGE, exc, provider=provider),
+                dead_letter(context.topics.catalog.dlq, event, STAGE, exc, provider=provider),
                 outcome(
-                    topics.catalog.outcomes, record_id=change.record_id, provider=provider,
+                    context.topics.catalog.outcomes, record_id=change.record_id, provider=provider,
                     version=change.version, state="dead_lettered", source_ts_ms=change.source_ts_ms,
                     attempts=0, error=str(exc), dropped_fields=dropped,
                 ),
             ]
             continue
         outgoing.append(
-            Outgoing(topics.catalog.dispatch(provider), change.record_id.encode(),
+            Outgoing(context.topics.catalog.dispatch(provider), change.record_id.encode(),
                      record.model_dump_json().encode())
         )
     return outgoing
 
 
-@app.agent(topics.transformed, name=STAGE)
+@app.agent(context.topics.transformed, name=STAGE)
 async def route(stream: StreamT) -> None:
     await run_stage(
-        app, stream, STAGE, per_event(STAGE, topics.catalog.dlq, route_event),
-        faults=faults, batch_max=settings.batch_max, within_s=settings.batch_within_s,
+        app, stream, STAGE, per_event(STAGE, context.topics.catalog.dlq, route_event),
+        faults=context.faults, batch_max=context.settings.batch_max, within_s=context.settings.batch_within_s,
     )

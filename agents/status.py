@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from faust.types import EventT, StreamT
 
-from pipeline.app import app, faults, outcome_counts, settings, tables, topics
+from pipeline.app import app, context
 from pipeline.kafka.producing import Outgoing
 from pipeline.kafka.stage_loop import decode_each, run_stage
 from pipeline.kafka.table_rows import get_row, set_row
@@ -26,24 +26,24 @@ def decode_outcome(event: EventT) -> tuple[EventT, Outcome]:
 
 
 async def record_outcomes(events: Sequence[EventT]) -> list[Outgoing]:
-    decoded, dead = decode_each(events, STAGE, decode_outcome, topics.catalog.dlq)
-    outcome_counts.count(outcome for _, outcome in decoded)
+    decoded, dead = decode_each(events, STAGE, decode_outcome, context.topics.catalog.dlq)
+    context.outcome_counts.count(outcome for _, outcome in decoded)
     event_of = {outcome.record_id: event for event, outcome in decoded}  # the record's partition
 
     def stored(record_id: str) -> RecordStatus:
-        value = get_row(tables.status, event_of[record_id], record_id.encode())
+        value = get_row(context.tables.status, event_of[record_id], record_id.encode())
         return RecordStatus.model_validate_json(value) if value else RecordStatus()
 
     statuses = statuses_after((outcome for _, outcome in decoded), stored)
     return dead + [
-        set_row(tables.status, event_of[record_id], record_id.encode(), status.model_dump_json().encode())
+        set_row(context.tables.status, event_of[record_id], record_id.encode(), status.model_dump_json().encode())
         for record_id, status in statuses.items()
     ]
 
 
-@app.agent(topics.outcomes, name=STAGE)
+@app.agent(context.topics.outcomes, name=STAGE)
 async def status(stream: StreamT) -> None:
     await run_stage(
         app, stream, STAGE, record_outcomes,
-        faults=faults, batch_max=settings.batch_max, within_s=settings.batch_within_s,
+        faults=context.faults, batch_max=context.settings.batch_max, within_s=context.settings.batch_within_s,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from faust.types import EventT, StreamT
 
-from pipeline.app import app, faults, runtime, settings, tables, topics
+from pipeline.app import app, context
 from pipeline.delivery.outcomes import outcome
 from pipeline.kafka.producing import Outgoing, request_limit, require_fit
 from pipeline.kafka.stage_loop import per_event, run_stage
@@ -19,21 +19,21 @@ from pipeline.stages.transform import transform
 from schemas.contact import ContactChange, KnownContact
 
 STAGE = "transform"
-PROVIDERS = tuple(settings.providers.enabled())
+PROVIDERS = tuple(context.settings.providers.enabled())
 
 
 def transform_event(event: EventT) -> list[Outgoing]:
     change = ContactChange.model_validate_json(event.message.value)
     key = change.record_id.encode()
-    stored = get_row(tables.last_known, event, key)
+    stored = get_row(context.tables.last_known, event, key)
     known = KnownContact.model_validate_json(stored) if stored else None
-    result, remember = transform(change, known, runtime.rules, PROVIDERS)
-    outgoing = [Outgoing(topics.catalog.transformed, key, result.model_dump_json().encode())]
+    result, remember = transform(change, known, context.runtime.rules, PROVIDERS)
+    outgoing = [Outgoing(context.topics.catalog.transformed, key, result.model_dump_json().encode())]
     stopped = result.stopped_by
     if stopped is not None:
         outgoing += [
             outcome(
-                topics.catalog.outcomes,
+                context.topics.catalog.outcomes,
                 record_id=change.record_id,
                 provider=provider,
                 version=change.version,
@@ -47,16 +47,16 @@ def transform_event(event: EventT) -> list[Outgoing]:
         ]
     require_fit(outgoing, request_limit(app))  # before the row is stored: the event may be dead-lettered
     if remember is not None:  # the row last: nothing after it can fail and drop its changelog message
-        outgoing.append(set_row(tables.last_known, event, key, remember.model_dump_json().encode()))
+        outgoing.append(set_row(context.tables.last_known, event, key, remember.model_dump_json().encode()))
     elif stored is not None:
-        outgoing.append(delete_row(tables.last_known, event, key))
+        outgoing.append(delete_row(context.tables.last_known, event, key))
     return outgoing
 
 
-@app.agent(topics.validated, name=STAGE)
+@app.agent(context.topics.validated, name=STAGE)
 async def transform_stage(stream: StreamT) -> None:
-    await runtime.caught_up.wait()  # the rules stored before this worker started are in force
+    await context.runtime.caught_up.wait()  # the rules stored before this worker started are in force
     await run_stage(
-        app, stream, STAGE, per_event(STAGE, topics.catalog.dlq, transform_event),
-        faults=faults, batch_max=settings.batch_max, within_s=settings.batch_within_s,
+        app, stream, STAGE, per_event(STAGE, context.topics.catalog.dlq, transform_event),
+        faults=context.faults, batch_max=context.settings.batch_max, within_s=context.settings.batch_within_s,
     )

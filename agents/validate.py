@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from faust.types import EventT, StreamT
 
-from pipeline.app import app, faults, settings, topics
+from pipeline.app import app, context
 from pipeline.kafka.producing import Outgoing
 from pipeline.kafka.stage_loop import per_event, run_stage
 from pipeline.stages.validate import decode_change
@@ -21,13 +21,13 @@ def validate_event(event: EventT) -> list[Outgoing]:
     if change is None:
         return []  # a tombstone: it exists for log compaction, there is nothing to deliver
     return [
-        Outgoing(topics.catalog.validated, change.record_id.encode(), change.model_dump_json().encode())
+        Outgoing(context.topics.catalog.validated, change.record_id.encode(), change.model_dump_json().encode())
     ]
 
 
-@app.agent(topics.cdc, name=STAGE)
+@app.agent(context.topics.cdc, name=STAGE)
 async def validate(stream: StreamT) -> None:
     await run_stage(
-        app, stream, STAGE, per_event(STAGE, topics.catalog.dlq, validate_event),
-        faults=faults, batch_max=settings.batch_max, within_s=settings.batch_within_s,
+        app, stream, STAGE, per_event(STAGE, context.topics.catalog.dlq, validate_event),
+        faults=context.faults, batch_max=context.settings.batch_max, within_s=context.settings.batch_within_s,
     )

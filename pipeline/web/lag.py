@@ -10,7 +10,7 @@ import structlog
 from aiokafka.errors import KafkaError
 from faust.web import Request, Response, View
 
-from pipeline.app import app, settings, topics
+from pipeline.app import app, context
 from pipeline.errors import ConfigError
 from pipeline.kafka.stage_inputs import stage_inputs
 from pipeline.ops.lag import LagReport, LagSampler, lag_reader
@@ -19,12 +19,12 @@ from pipeline.ops.lag_page import render_lag_page
 SAMPLE_INTERVAL_S = 5.0
 
 log = structlog.get_logger(__name__)
-sampler = LagSampler(settings.app_id)
-INPUTS = stage_inputs(topics.catalog, settings.providers.enabled())
+sampler = LagSampler(context.settings.app_id)
+INPUTS = stage_inputs(context.topics.catalog, context.settings.providers.enabled())
 
 
 async def read_lag() -> LagReport:
-    async with lag_reader(settings.bootstrap_servers, sampler, INPUTS) as reader:
+    async with lag_reader(context.settings.bootstrap_servers, sampler, INPUTS) as reader:
         return await reader.read()
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from faust.web import Request, Response, View
 
-from pipeline.app import app, lanes
+from pipeline.app import app, context
 from pipeline.delivery.rate_limit import ProviderLane
 
 
@@ -31,4 +31,4 @@ def lane_document(lane: ProviderLane) -> dict[str, Any]:
 
 @app.page("/providers")
 async def providers(view: View, request: Request) -> Response:
-    return view.json({name: lane_document(lane) for name, lane in lanes.items()})
+    return view.json({name: lane_document(lane) for name, lane in context.lanes.items()})

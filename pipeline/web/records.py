@@ -9,24 +9,24 @@ from __future__ import annotations
 
 from faust.web import Request, Response, View
 
-from pipeline.app import app, settings, tables, topics
+from pipeline.app import app, context
 from pipeline.ops.record_status import status_document
 from pipeline.ops.resend import resend_newest_change
 from schemas.status import RecordStatus
 
 
 @app.page("/records/{id}")
-@app.table_route(table=tables.status, match_info="id")
+@app.table_route(table=context.tables.status, match_info="id")
 async def record_status(view: View, request: Request, id: str) -> Response:  # noqa: A002  (the route's name)
-    stored = tables.status.get(id.encode())
+    stored = context.tables.status.get(id.encode())
     if stored is None:
         return view.json({"error": "no status for this record", "record_id": id}, status=404)
     return view.json(status_document(id, RecordStatus.model_validate_json(stored)))
 
 
-@app.table_route(table=tables.status, match_info="id")
+@app.table_route(table=context.tables.status, match_info="id")
 async def retry_record(view: View, request: Request, id: str) -> Response:  # noqa: A002
-    resent = await resend_newest_change(settings.bootstrap_servers, topics.catalog, id)
+    resent = await resend_newest_change(context.settings.bootstrap_servers, context.topics.catalog, id)
     if resent is None:
         return view.json({"error": "no change event for this record in the CDC topic", "record_id": id}, status=404)
     where = {"topic": resent.topic, "partition": resent.partition, "offset": resent.offset}

@@ -1,0 +1,119 @@
+"""What a worker holds while it runs, built once from the settings: the Faust app, its topics and
+tables, the provider lanes, the run-time configuration, the fault book and the outcome counters.
+
+``pipeline.app`` builds the one context of a worker process (Faust's worker imports the app by name);
+agents and views take what they need from it. A test builds its own with ``build_context(settings)``,
+without importing the app.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import faust
+
+from pipeline.delivery.rate_limit import ProviderLane
+from pipeline.kafka.tables import StageTables, create_tables
+from pipeline.kafka.topics import TopicCatalog
+from pipeline.kafka.worker_faults import FaultBook
+from pipeline.ops.metrics import OutcomeCounts
+from pipeline.runtime_config import RuntimeConfig
+from pipeline.settings import Settings
+from pipeline.web.access import access_middleware
+
+
+@dataclass(frozen=True)
+class StageTopics:
+    """Faust topic objects for the stages, all raw bytes: agents decode with pydantic themselves,
+    so a value that does not decode is dead-lettered by us instead of dropped by Faust."""
+
+    catalog: TopicCatalog
+    cdc: faust.TopicT
+    validated: faust.TopicT
+    transformed: faust.TopicT
+    outcomes: faust.TopicT
+    dispatch: dict[str, faust.TopicT]
+    retry: dict[str, dict[str, faust.TopicT]]
+
+
+def create_app(settings: Settings) -> tuple[faust.App, StageTopics, StageTables]:
+    catalog = TopicCatalog.load(settings.kafka.topics_file, settings.kafka.topic_prefix)
+    app = faust.App(
+        settings.app_id,
+        broker=f"contactsync://{settings.bootstrap_servers}",  # Kafka, see pipeline/kafka/transport.py
+        store=settings.table_store,
+        datadir=str(settings.data_dir),
+        autodiscover=["agents", "pipeline.web"],  # and no origin: Faust would scan all of pipeline/ too
+        env={},  # Faust's own variables (WEB_BIND, WEB_PORT, APP_WEB_*_ENABLED, ...) do not apply: Settings does
+        web_port=settings.web_port,
+        web_host=settings.web_host,
+        web_bind=settings.web_host,  # listen where other workers reach us, not on every interface
+        canonical_url=settings.web_canonical_url or None,
+        web_application_options={"middlewares": [access_middleware(settings.admin)]},  # Faust's views too
+        topic_partitions=catalog.partitions,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        broker_commit_interval=1.0,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.session_timeout_s / 4,
+        table_cleanup_interval=60.0,
+        # A stalled lane pauses its partitions at 80 % of this buffer; the rest must hold one fetch,
+        # or Faust's conductor blocks every topic while it waits (provider isolation).
+        stream_buffer_maxsize=8192,
+        broker_max_poll_records=500,
+    )
+
+    def raw_topic(name: str) -> faust.TopicT:
+        return app.topic(
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=catalog.partitions,
+        )
+
+    providers = tuple(settings.providers.enabled())
+    topics = StageTopics(
+        catalog=catalog,
+        cdc=raw_topic(catalog.cdc),
+        validated=raw_topic(catalog.validated),
+        transformed=raw_topic(catalog.transformed),
+        outcomes=raw_topic(catalog.outcomes),
+        dispatch={name: raw_topic(catalog.dispatch(name)) for name in providers},
+        retry={
+            name: {tier: raw_topic(catalog.retry(name, tier)) for tier in catalog.retry_tiers}
+            for name in providers
+        },
+    )
+    return app, topics, create_tables(app, catalog)
+
+
+
+@dataclass(frozen=True)
+class WorkerContext:
+    settings: Settings
+    app: faust.App
+    topics: StageTopics
+    tables: StageTables
+    lanes: dict[str, ProviderLane]  # per enabled provider: rate limit share, pauses, breaker
+    runtime: RuntimeConfig  # rules and lane limits as changed at run time
+    faults: FaultBook  # worker stops counted against messages (contacts.faults)
+    outcome_counts: OutcomeCounts  # filled by the status stage, shown by /metrics
+
+
+def build_context(settings: Settings) -> WorkerContext:
+    """The app and everything a worker holds, for ``settings``."""
+    app, topics, tables = create_app(settings)
+    lanes = {name: ProviderLane(name, lane) for name, lane in settings.providers.enabled().items()}
+    return WorkerContext(
+        settings=settings,
+        app=app,
+        topics=topics,
+        tables=tables,
+        lanes=lanes,
+        runtime=RuntimeConfig(settings, lanes, topics.catalog),
+        faults=FaultBook(settings.bootstrap_servers, topics.catalog, settings.worker_fault_stops),
+        outcome_counts=OutcomeCounts(),
+    )
