@@ -21,6 +21,7 @@ from pipeline.cli.when import parse_when
 from pipeline.dlq.actions import purge, replay
 from pipeline.dlq.letters import Letter, LetterFilter, read_letters
 from pipeline.errors import ConfigError
+from pipeline.logging import configure_logging
 
 _REF = re.compile(r"^\d+:\d+$")
 _MESSAGE_WIDTH = 60
@@ -59,6 +60,7 @@ def dlq(
         raise ConfigError(f"{action.value} needs a selection: letters (<partition>:<offset>) or a filter "
                           "(--stage, --provider, --error-class, --key, --since, --until)")
     settings = load_settings()
+    configure_logging(settings.log_level)
     catalog = load_catalog(settings)
     letters = asyncio.run(read_letters(settings.bootstrap_servers, catalog))
     chosen = [letter for letter in letters if selection.matches(letter)]
@@ -72,11 +74,11 @@ def dlq(
         for letter in chosen:
             _echo_lines(letter_details(letter))
     elif action is Action.replay:
-        sent = asyncio.run(replay(settings.bootstrap_servers, catalog, chosen))
+        sent = asyncio.run(replay(settings.bootstrap_servers, catalog, chosen, settings.kafka.retry_deadline_s))
         _echo_lines([f"replayed {letter.ref} to {letter.story.original_topic}" for letter in sent if letter.story])
         typer.echo(f"replayed {_letters(len(sent))}" + (f" ({handled} already handled)" if handled else ""))
     else:
-        marked = asyncio.run(purge(settings.bootstrap_servers, catalog, chosen))
+        marked = asyncio.run(purge(settings.bootstrap_servers, catalog, chosen, settings.kafka.retry_deadline_s))
         typer.echo(f"purged {_letters(len(marked))} (marked handled in {catalog.dlq_handled}; the DLQ keeps "
                    "letters until retention)")
 
