@@ -1,5 +1,5 @@
-"""Commands through a broker restart: ``contactsync produce`` waits for the broker and loses, repeats
-and reorders nothing; past the retry deadline it gives up in one line.
+"""Commands through a broker restart: ``contactsync produce`` and ``backfill`` wait for the broker and
+lose, repeat and reorder nothing; past the retry deadline produce gives up in one line.
 
 Both tests stop and start the session's broker, which only the local broker of the test harness
 allows (tests/kafka_harness.py); against another broker they are skipped, saying why.
@@ -13,11 +13,14 @@ import json
 import re
 import subprocess
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
 
+from pipeline.backfill import BackfillState
 from pipeline.cdc_generator import generate_events
 from pipeline.local_stack import read_topic
+from pipeline.snapshot_file import FileRows
 from pipeline.topics import TopicCatalog
 from tests.cli_runner import CONTACTSYNC, cli_env
 from tests.kafka_harness import SessionBroker
@@ -38,21 +41,20 @@ def restartable(session_broker: SessionBroker) -> SessionBroker:
     return session_broker
 
 
-async def produce_through_outage(
+async def through_outage(
     broker: SessionBroker, catalog: TopicCatalog, args: list[str], *, after_s: float, down_s: float,
     **env: str,
 ) -> tuple[subprocess.CompletedProcess[str], float]:
-    """Run ``contactsync produce ARGS``; ``after_s`` into it, stop the broker for ``down_s``; the
-    finished command and how long the broker was away."""
+    """Run ``contactsync ARGS``; ``after_s`` into it, stop the broker for ``down_s``; the finished
+    command and how long the broker was away."""
     environment = cli_env(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap, CONTACTSYNC_KAFKA__TOPIC_PREFIX=catalog.prefix,
                           **env)
     process = await asyncio.create_subprocess_exec(
-        CONTACTSYNC, "produce", *args, env=environment,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        CONTACTSYNC, *args, env=environment, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     output = asyncio.ensure_future(process.communicate())
     await asyncio.sleep(after_s)
-    assert process.returncode is None, "produce ended before the outage; make it longer"
+    assert process.returncode is None, f"{args[0]} ended before the outage; make it longer"
     away_s = await broker.outage(down_s)
     stdout, stderr = await asyncio.wait_for(output, timeout=240)
     assert process.returncode is not None
@@ -73,8 +75,8 @@ async def test_produce_rides_out_a_broker_restart_in_order(restartable: SessionB
     """4,000 messages at 100/s with the broker stopped for 15 s in the middle: the command waits,
     says so in a few lines, and ends with every message on the topic exactly once, each key's in
     the order generated."""
-    args = ["--count", "4000", "--records", "300", "--rate", "100", "--seed", "23"]
-    done, away_s = await produce_through_outage(restartable, catalog, args, after_s=10, down_s=15)
+    args = ["produce", "--count", "4000", "--records", "300", "--rate", "100", "--seed", "23"]
+    done, away_s = await through_outage(restartable, catalog, args, after_s=10, down_s=15)
 
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.startswith("sent 4000 messages"), done.stdout
@@ -102,8 +104,8 @@ async def test_produce_gives_up_in_one_line_past_the_retry_deadline(
 ) -> None:
     """With CONTACTSYNC_KAFKA__RETRY_DEADLINE_S=6 and the broker away for 20 s, produce stops with
     exit code 2 and one line saying what happened and which setting waits longer; no traceback."""
-    args = ["--count", "3000", "--rate", "100", "--seed", "5"]
-    done, _ = await produce_through_outage(
+    args = ["produce", "--count", "3000", "--rate", "100", "--seed", "5"]
+    done, _ = await through_outage(
         restartable, catalog, args, after_s=5, down_s=20, CONTACTSYNC_KAFKA__RETRY_DEADLINE_S="6"
     )
 
@@ -113,3 +115,21 @@ async def test_produce_gives_up_in_one_line_past_the_retry_deadline(
     assert "CONTACTSYNC_KAFKA__RETRY_DEADLINE_S" in last
     assert "Traceback" not in done.stderr
     assert WAITING in log_events(done.stderr)
+
+
+@pytest.mark.timeout(300)
+async def test_backfill_rides_out_a_broker_restart(
+    restartable: SessionBroker, catalog: TopicCatalog, tmp_path: Path
+) -> None:
+    """A 2,500-row snapshot file at 100 rows/s with the broker stopped for 15 s in the middle: the
+    backfill waits and finishes, every row sent exactly once, and its progress says all were done."""
+    rows = tmp_path / "contacts.jsonl"
+    rows.write_text("".join(json.dumps({"id": n, "email": f"p{n}@example.com"}) + "\n" for n in range(1, 2501)))
+    args = ["backfill", "--from", str(rows), "--rate", "100"]
+    done, _ = await through_outage(restartable, catalog, args, after_s=8, down_s=15)
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert WAITING in log_events(done.stderr)
+    keys = sorted(int(message.key) for message in await read_topic(restartable.bootstrap, catalog.cdc))
+    assert keys == list(range(1, 2501))
+    assert BackfillState.model_validate_json(FileRows(rows).state_file.read_text()).rows_done == 2500
