@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from contextlib import suppress
 from dataclasses import dataclass
 
@@ -55,14 +55,10 @@ class PatientProducer:
     """An idempotent acks=all producer (made with :func:`request_timeout_ms`) and the wait for its
     acknowledgements: :meth:`send_all` returns once the broker has every message."""
 
-    def __init__(
-        self, producer: AIOKafkaProducer, bootstrap: str, deadline_s: float,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, producer: AIOKafkaProducer, bootstrap: str, deadline_s: float) -> None:
         self._producer = producer
         self._bootstrap = bootstrap
         self._deadline_s = deadline_s
-        self._clock = clock
         self._gave_up = False
 
     async def send_all(self, messages: Iterable[Outgoing]) -> list[RecordMetadata]:
@@ -70,7 +66,7 @@ class PatientProducer:
 
         ConfigError (one line) if Kafka acknowledges nothing for the deadline.
         """
-        progress = _Progress(moved_at=self._clock())
+        progress = _Progress(moved_at=time.monotonic())
         delivery = asyncio.ensure_future(self._deliver(messages, progress))
         try:
             while True:
@@ -78,7 +74,7 @@ class PatientProducer:
                 self._tell(progress)
                 if delivery.done():
                     return delivery.result()
-                if self._clock() - progress.moved_at >= self._deadline_s:
+                if time.monotonic() - progress.moved_at >= self._deadline_s:
                     self._gave_up = True
                     raise ConfigError(
                         f"Kafka at {self._bootstrap} acknowledged nothing for {self._deadline_s:.0f}s; gave up with "
@@ -108,7 +104,7 @@ class PatientProducer:
                 headers=message.headers or None,
             )
             progress.sent += 1
-            future.add_done_callback(lambda _: progress.acknowledged(self._clock()))
+            future.add_done_callback(lambda _: progress.acknowledged(time.monotonic()))
             futures.append(future)
         return list(await asyncio.gather(*futures))
 
@@ -118,7 +114,7 @@ class PatientProducer:
             log.warning("Kafka acknowledges again", bootstrap=self._bootstrap,
                         waited_s=round(progress.moved_at - progress.stalled_at))
             progress.told = 0
-        waited = self._clock() - progress.moved_at
+        waited = time.monotonic() - progress.moved_at
         if waited >= _notice_after_s(progress.told):
             log.warning(
                 "Kafka acknowledges nothing; still trying", bootstrap=self._bootstrap, waited_s=round(waited),

@@ -30,6 +30,15 @@ def kafka_bootstrap(session_broker: SessionBroker) -> str:
 
 
 @pytest.fixture
+def restartable_broker(session_broker: SessionBroker) -> SessionBroker:
+    """The session's broker for a test that stops and starts it: skipped, saying why, when the
+    harness does not run the broker itself."""
+    if reason := session_broker.cannot_restart():
+        pytest.skip(f"needs a broker restart, and {reason}")
+    return session_broker
+
+
+@pytest.fixture
 def topic_prefix() -> str:
     """A topic prefix of this test's own, e.g. ``t1a2b3c4d.``."""
     return fresh_prefix()

@@ -1,7 +1,7 @@
 """Commands through a broker restart: ``contactsync produce`` and ``backfill`` wait for the broker and
 lose, repeat and reorder nothing; past the retry deadline produce gives up in one line.
 
-Both tests stop and start the session's broker, which only the local broker of the test harness
+Each test stops and starts the session's broker, which only the local broker of the test harness
 allows (tests/kafka_harness.py); against another broker they are skipped, saying why.
 """
 
@@ -31,14 +31,6 @@ WAITING = "Kafka acknowledges nothing; still trying"
 BACK = "Kafka acknowledges again"
 TIMES = re.compile(rb"\d{12,}")
 LSN = re.compile(rb'"lsn":(\d+)')
-
-
-@pytest.fixture
-def restartable(session_broker: SessionBroker) -> SessionBroker:
-    """The session's broker, when the harness runs it (else the test is skipped, saying why)."""
-    if reason := session_broker.cannot_restart():
-        pytest.skip(f"needs a broker restart, and {reason}")
-    return session_broker
 
 
 async def through_outage(
@@ -71,12 +63,12 @@ def log_events(stderr: str) -> list[str]:
 
 
 @pytest.mark.timeout(300)
-async def test_produce_rides_out_a_broker_restart_in_order(restartable: SessionBroker, catalog: TopicCatalog) -> None:
+async def test_produce_rides_out_a_broker_restart_in_order(restartable_broker: SessionBroker, catalog: TopicCatalog) -> None:
     """4,000 messages at 100/s with the broker stopped for 15 s in the middle: the command waits,
     says so in a few lines, and ends with every message on the topic exactly once, each key's in
     the order generated."""
     args = ["produce", "--count", "4000", "--records", "300", "--rate", "100", "--seed", "23"]
-    done, away_s = await through_outage(restartable, catalog, args, after_s=10, down_s=15)
+    done, away_s = await through_outage(restartable_broker, catalog, args, after_s=10, down_s=15)
 
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.startswith("sent 4000 messages"), done.stdout
@@ -89,7 +81,7 @@ async def test_produce_rides_out_a_broker_restart_in_order(restartable: SessionB
         expected[event.key].append(without_times(event.value))
     written = defaultdict(list)
     lsns = defaultdict(list)
-    for message in await read_topic(restartable.bootstrap, catalog.cdc):
+    for message in await read_topic(restartable_broker.bootstrap, catalog.cdc):
         written[message.key].append(without_times(message.value))
         lsns[message.key] += LSN.findall(message.value or b"")
     assert sum(map(len, written.values())) == 4000
@@ -100,13 +92,13 @@ async def test_produce_rides_out_a_broker_restart_in_order(restartable: SessionB
 
 @pytest.mark.timeout(300)
 async def test_produce_gives_up_in_one_line_past_the_retry_deadline(
-    restartable: SessionBroker, catalog: TopicCatalog
+    restartable_broker: SessionBroker, catalog: TopicCatalog
 ) -> None:
     """With CONTACTSYNC_KAFKA__RETRY_DEADLINE_S=6 and the broker away for 20 s, produce stops with
     exit code 2 and one line saying what happened and which setting waits longer; no traceback."""
     args = ["produce", "--count", "3000", "--rate", "100", "--seed", "5"]
     done, _ = await through_outage(
-        restartable, catalog, args, after_s=5, down_s=20, CONTACTSYNC_KAFKA__RETRY_DEADLINE_S="6"
+        restartable_broker, catalog, args, after_s=5, down_s=20, CONTACTSYNC_KAFKA__RETRY_DEADLINE_S="6"
     )
 
     assert done.returncode == 2, done.stderr[-3000:]
@@ -119,17 +111,17 @@ async def test_produce_gives_up_in_one_line_past_the_retry_deadline(
 
 @pytest.mark.timeout(300)
 async def test_backfill_rides_out_a_broker_restart(
-    restartable: SessionBroker, catalog: TopicCatalog, tmp_path: Path
+    restartable_broker: SessionBroker, catalog: TopicCatalog, tmp_path: Path
 ) -> None:
     """A 2,500-row snapshot file at 100 rows/s with the broker stopped for 15 s in the middle: the
     backfill waits and finishes, every row sent exactly once, and its progress says all were done."""
     rows = tmp_path / "contacts.jsonl"
     rows.write_text("".join(json.dumps({"id": n, "email": f"p{n}@example.com"}) + "\n" for n in range(1, 2501)))
     args = ["backfill", "--from", str(rows), "--rate", "100"]
-    done, _ = await through_outage(restartable, catalog, args, after_s=8, down_s=15)
+    done, _ = await through_outage(restartable_broker, catalog, args, after_s=8, down_s=15)
 
     assert done.returncode == 0, done.stderr[-3000:]
     assert WAITING in log_events(done.stderr)
-    keys = sorted(int(message.key) for message in await read_topic(restartable.bootstrap, catalog.cdc))
+    keys = sorted(int(message.key) for message in await read_topic(restartable_broker.bootstrap, catalog.cdc))
     assert keys == list(range(1, 2501))
     assert BackfillState.model_validate_json(FileRows(rows).state_file.read_text()).rows_done == 2500
