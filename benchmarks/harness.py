@@ -49,6 +49,7 @@ class Bench:
     external: bool
     work_dir: Path
     broker_pid: int | None = None  # the local broker's; None for an external cluster
+    broker: LocalKafka | None = None  # the local broker, to stop and start again; None for an external cluster
 
     def environment(self) -> dict[str, object]:
         return environment(kafka_version(self.external))
@@ -66,7 +67,7 @@ def open_bench(name: str) -> Iterator[Bench]:
     broker = LocalKafka(settings)
     state = broker.start(fresh=True)
     try:
-        yield Bench(state.bootstrap, False, work_dir, state.pid)
+        yield Bench(state.bootstrap, False, work_dir, state.pid, broker)
     finally:
         broker.stop()
         shutil.rmtree(work_dir / "kafka", ignore_errors=True)

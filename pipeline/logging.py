@@ -4,7 +4,9 @@ Lines are JSON on a pipe or file and a console layout on a terminal. Agents bind
 ``record_id``, ``provider`` and ``outcome`` with ``structlog.contextvars``; the foreign loggers
 (faust, aiokafka, mode, httpx, aiohttp) go through the same processors, so their lines carry the
 same context and the same redaction. :func:`redact_sensitive` masks email addresses, phone numbers
-and secrets in every string value, in nested dicts and lists, and in stdlib message text.
+and secrets in every string value, in nested dicts and lists, and in stdlib message text. A warning
+or error that a library repeats (a broker away) gets one line per ``REPEAT_INTERVAL_S`` with a count
+of the rest (``pipeline.log_repeats``).
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from pipeline.errors import ConfigError
+from pipeline.log_repeats import REPEAT_FIELDS, RepeatLimiter
 
 FOREIGN_LOGGERS = ("faust", "aiokafka", "mode", "httpx", "aiohttp")
 # Foreign loggers whose INFO lines are noise, shown from WARNING on: httpx logs every request (the
 # dispatcher's one line per batch says what matters); aiokafka logs "Updating subscribed topics"
 # each time the subscription is renewed, every few seconds in a worker.
 _CHATTY_LOGGERS = ("httpx", "aiokafka.consumer.subscription_state")
+REPEAT_INTERVAL_S = 10.0
 REDACTED = "[REDACTED]"
 EMAIL = "[EMAIL]"
 PHONE = "[PHONE]"
@@ -118,7 +122,7 @@ def configure_logging(level: str, *, json: bool | None = None) -> None:
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
     )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
+        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(REPEAT_FIELDS)],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,  # tracebacks become text, so they are redacted too
@@ -129,6 +133,7 @@ def configure_logging(level: str, *, json: bool | None = None) -> None:
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
+    handler.addFilter(RepeatLimiter(REPEAT_INTERVAL_S))
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(number)

@@ -100,6 +100,11 @@ class KafkaSettings(_Section):
     bootstrap_servers: HostPortList = ""
     topic_prefix: KafkaName = Field(default="", description="Prepended to every topic name of topics.yaml.")
     topics_file: Path = REPO_ROOT / "topics.yaml"
+    retry_deadline_s: float = Field(
+        default=120.0, gt=0, le=3600,
+        description="How long a command (produce, backfill, dlq replay, record retry) waits for a broker "
+        "that stopped acknowledging, a restart for instance, before it gives up.",
+    )
 
 
 class LocalKafkaSettings(_Section):

@@ -10,17 +10,32 @@ import pytest
 from pipeline.kafka import topic_admin
 from pipeline.kafka.topics import TopicCatalog
 from pipeline.settings import KafkaSettings, Settings
-from tests.kafka_harness import fresh_prefix, kafka_broker
+from tests.kafka_harness import SessionBroker, fresh_prefix, kafka_broker
 from tests.postgres_harness import create_contacts_table, fresh_table_name, postgres_server, server_bin
 
 # --- Kafka ---------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The bootstrap address of the session's broker (see tests/kafka_harness.py for which one)."""
-    with kafka_broker(Settings().local_kafka, tmp_path_factory.mktemp("kafka-run")) as bootstrap:
-        yield bootstrap
+def session_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SessionBroker]:
+    """The session's broker (see tests/kafka_harness.py for which one, and when a test may restart it)."""
+    with kafka_broker(Settings().local_kafka, tmp_path_factory.mktemp("kafka-run")) as broker:
+        yield broker
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(session_broker: SessionBroker) -> str:
+    """The bootstrap address of the session's broker."""
+    return session_broker.bootstrap
+
+
+@pytest.fixture
+def restartable_broker(session_broker: SessionBroker) -> SessionBroker:
+    """The session's broker for a test that stops and starts it: skipped, saying why, when the
+    harness does not run the broker itself."""
+    if reason := session_broker.cannot_restart():
+        pytest.skip(f"needs a broker restart, and {reason}")
+    return session_broker
 
 
 @pytest.fixture

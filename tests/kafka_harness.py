@@ -7,36 +7,66 @@ The broker is, in this order of preference:
 3. the local Apache Kafka of ``pipeline.dev.local_kafka`` (jars from Maven Central, fetched into the
    shared cache on first use), in a fresh run dir on free ports.
 
-Tests share the broker and never a topic: each test gets its own topic prefix.
+Tests share the broker and never a topic: each test gets its own topic prefix. Only the local broker
+(3.) can be stopped and started again by a test (``SessionBroker.outage``): the harness owns its
+process and its data dir; a cluster or container the harness did not start is not its to restart.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.dev.local_kafka import throwaway_broker
+from pipeline.dev.local_kafka import LocalKafka, throwaway_broker
 from pipeline.settings import LocalKafkaSettings
 
 _DOCKER_PING_TIMEOUT_S = 2
 
 
+@dataclass(frozen=True)
+class SessionBroker:
+    """The test session's broker: where it is, and the local broker when the harness runs it."""
+
+    bootstrap: str
+    local: LocalKafka | None = None
+    origin: str = "the local broker"
+
+    def cannot_restart(self) -> str | None:
+        """Why a test cannot stop and start this broker; None when it can."""
+        if self.local is None:
+            return f"the session's broker is {self.origin}, which the test harness does not run"
+        return None
+
+    async def outage(self, down_s: float) -> float:
+        """Stop the broker (SIGTERM, its controlled shutdown), keep it down ``down_s``, start it again
+        on the same ports with the same data; returns how long it was away (until it answers again)."""
+        assert self.local is not None, self.cannot_restart()
+        stopped = time.monotonic()
+        await asyncio.to_thread(self.local.stop)
+        await asyncio.sleep(down_s)
+        await asyncio.to_thread(self.local.start)
+        return time.monotonic() - stopped
+
+
 @contextmanager
-def kafka_broker(settings: LocalKafkaSettings, run_dir: Path) -> Iterator[str]:
-    """Yield a bootstrap address for the test session; stop what was started for it afterwards."""
+def kafka_broker(settings: LocalKafkaSettings, run_dir: Path) -> Iterator[SessionBroker]:
+    """Yield the broker of the test session; stop what was started for it afterwards."""
     explicit = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
     if explicit:
-        yield explicit
+        yield SessionBroker(explicit, origin=f"KAFKA_BOOTSTRAP_SERVERS={explicit}")
     elif _docker_answers():
         with _docker_broker(settings.version) as bootstrap:
-            yield bootstrap
+            yield SessionBroker(bootstrap, origin="a Docker container (testcontainers)")
     else:
-        with throwaway_broker(settings, run_dir) as bootstrap:
-            yield bootstrap
+        with throwaway_broker(settings, run_dir) as broker:
+            yield SessionBroker(broker.bootstrap, broker)
 
 
 def fresh_prefix() -> str:

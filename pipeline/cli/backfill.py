@@ -13,6 +13,7 @@ from pipeline.cli import app, load_catalog, load_settings
 from pipeline.cli.when import parse_when
 from pipeline.errors import ConfigError
 from pipeline.kafka.topic_admin import require_topics
+from pipeline.logging import configure_logging
 from pipeline.ops.backfill import publish as snapshot
 from pipeline.ops.backfill.from_file import FileRows
 
@@ -52,6 +53,7 @@ def backfill(
     if rate is not None and rate <= 0:
         raise ConfigError(f"--rate must be above 0 rows per second, got {rate}")
     settings = load_settings()
+    configure_logging(settings.log_level)
     topic = load_catalog(settings).cdc
     as_of_ms = parse_when(as_of, "--as-of") if as_of else None
     with _row_source(from_, from_postgres, table) as rows:
@@ -70,7 +72,8 @@ def backfill(
         with typer.progressbar(length=total, label="backfill", show_pos=True) as bar:
             bar.update(resumed_at)
             progress, finished = asyncio.run(
-                snapshot.backfill(bootstrap, topic, rows, progress, state_file, rate=rate, on_sent=bar.update)
+                snapshot.backfill(bootstrap, topic, rows, progress, state_file, rate=rate, on_sent=bar.update,
+                                  retry_deadline_s=settings.kafka.retry_deadline_s)
             )
     if not finished:
         typer.echo(f"stopped after row {progress.rows_done} of {total}; run the same command again to resume")

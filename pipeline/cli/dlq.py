@@ -19,6 +19,7 @@ from pipeline.cli import app, load_catalog, load_settings
 from pipeline.cli.text_table import format_table
 from pipeline.cli.when import parse_when
 from pipeline.errors import ConfigError
+from pipeline.logging import configure_logging
 from pipeline.ops.dlq.actions import purge, replay
 from pipeline.ops.dlq.letters import Letter, LetterFilter, read_letters
 
@@ -59,6 +60,7 @@ def dlq(
         raise ConfigError(f"{action.value} needs a selection: letters (<partition>:<offset>) or a filter "
                           "(--stage, --provider, --error-class, --key, --since, --until)")
     settings = load_settings()
+    configure_logging(settings.log_level)
     catalog = load_catalog(settings)
     letters = asyncio.run(read_letters(settings.bootstrap_servers, catalog))
     chosen = [letter for letter in letters if selection.matches(letter)]
@@ -75,13 +77,13 @@ def dlq(
         references = [letter for letter in chosen if letter.handled is None and letter.is_reference]
         if references and len(references) == len([letter for letter in chosen if letter.handled is None]):
             raise ConfigError(f"nothing to replay: {_reference_refusal(references)}")
-        sent = asyncio.run(replay(settings.bootstrap_servers, catalog, chosen))
+        sent = asyncio.run(replay(settings.bootstrap_servers, catalog, chosen, settings.kafka.retry_deadline_s))
         _echo_lines([f"replayed {letter.ref} to {letter.story.original_topic}" for letter in sent if letter.story])
         notes = ([f"{handled} already handled"] if handled else []) + (
             [f"{_letters(len(references))} not replayed: {_reference_refusal(references)}"] if references else [])
         typer.echo(f"replayed {_letters(len(sent))}" + (f" ({'; '.join(notes)})" if notes else ""))
     else:
-        marked = asyncio.run(purge(settings.bootstrap_servers, catalog, chosen))
+        marked = asyncio.run(purge(settings.bootstrap_servers, catalog, chosen, settings.kafka.retry_deadline_s))
         typer.echo(f"purged {_letters(len(marked))} (marked handled in {catalog.dlq_handled}; the DLQ keeps "
                    "letters until retention)")
 

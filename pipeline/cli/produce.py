@@ -40,7 +40,7 @@ def produce(
     started = time.perf_counter()
     try:
         events = generate_events(count, records=records, seed=seed, invalid_ratio=invalid_ratio, plain=plain)
-        sent = asyncio.run(_publish_to_existing(events, bootstrap, topic, rate))
+        sent = asyncio.run(_publish_to_existing(events, bootstrap, topic, rate, settings.kafka.retry_deadline_s))
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     except KafkaError as exc:
@@ -49,7 +49,9 @@ def produce(
     typer.echo(f"sent {sent} messages to {topic} in {elapsed:.2f}s ({sent / elapsed:.0f}/s, seed {seed})")
 
 
-async def _publish_to_existing(events: Iterator[GeneratedEvent], bootstrap: str, topic: str, rate: float | None) -> int:
+async def _publish_to_existing(
+    events: Iterator[GeneratedEvent], bootstrap: str, topic: str, rate: float | None, retry_deadline_s: float
+) -> int:
     """Publish, after checking the topic exists (a producer would wait for it and log every 100 ms)."""
     await require_topics(bootstrap, topic)
-    return await publish(events, bootstrap, topic, rate=rate)
+    return await publish(events, bootstrap, topic, rate=rate, retry_deadline_s=retry_deadline_s)

@@ -65,7 +65,7 @@ async def run_demo(settings: Settings, options: DemoOptions) -> dict[str, Any]:
                                 invalid_ratio=options.invalid_ratio)
             )
             started = time.monotonic()
-            await publish(generated, bootstrap, catalog.cdc)
+            await publish(generated, bootstrap, catalog.cdc, retry_deadline_s=settings.kafka.retry_deadline_s)
             verdict = await wait_until_settled(
                 generated, bootstrap, catalog, settings, sims.base_urls(), options.timeout_s, worker
             )

@@ -82,12 +82,13 @@ def jars_cached(settings: LocalKafkaSettings) -> bool:
 
 
 @contextmanager
-def throwaway_broker(settings: LocalKafkaSettings, run_dir: Path) -> Iterator[str]:
-    """Run a fresh broker in ``run_dir`` on free ports; yield its bootstrap address; stop it after."""
+def throwaway_broker(settings: LocalKafkaSettings, run_dir: Path) -> Iterator[LocalKafka]:
+    """Run a fresh broker in ``run_dir`` on free ports and yield it (``stop`` and ``start`` again keep
+    its ports and data); stop it after."""
     broker = LocalKafka(with_free_ports(settings).model_copy(update={"run_dir": run_dir}), fast_start=True)
-    state = broker.start(fresh=True)
+    broker.start(fresh=True)
     try:
-        yield state.bootstrap
+        yield broker
     finally:
         broker.stop()
 
@@ -105,6 +106,11 @@ class LocalKafka:
         self._pid_file = self.run_dir / "kafka.pid"
         self._properties = self.run_dir / "server.properties"
         self.log_file = self.run_dir / "logs" / "kafka.log"
+
+    @property
+    def bootstrap(self) -> str:
+        """The address clients connect to."""
+        return f"{self.settings.host}:{self.settings.port}"
 
     def status(self) -> BrokerState | None:
         """The running broker of this run dir, or None."""
@@ -134,13 +140,12 @@ class LocalKafka:
             self._format(java, libs)
         process = self._launch(java, libs)
         self._pid_file.write_text(f"{process.pid}\n")
-        bootstrap = f"{self.settings.host}:{self.settings.port}"
         try:
-            _wait_ready(bootstrap, process, self.settings.start_timeout_s, self.log_file)
+            _wait_ready(self.bootstrap, process, self.settings.start_timeout_s, self.log_file)
         except BaseException:
             self.stop()
             raise
-        return BrokerState(process.pid, bootstrap, self.run_dir)
+        return BrokerState(process.pid, self.bootstrap, self.run_dir)
 
     def stop(self, timeout_s: float = _STOP_TIMEOUT_S) -> bool:
         """SIGTERM (a controlled shutdown), SIGKILL after ``timeout_s``; False if nothing ran."""

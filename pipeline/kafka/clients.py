@@ -1,7 +1,8 @@
 """Short-lived Kafka clients for commands and views: connected, or one ConfigError line saying where.
 
 ``admin_client`` for topics, groups and offsets; ``groupless_consumer`` (a consumer in no group) for
-end offsets and for reading partitions assigned by hand (``read_to_end``); ``acked_producer``.
+end offsets and for reading partitions assigned by hand (``read_to_end``); ``acked_producer``, which
+rides out a broker restart.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from pipeline.errors import ConfigError
+from pipeline.kafka.patient_producer import PatientProducer, request_timeout_ms
 
 __all__ = ["acked_producer", "admin_client", "groupless_consumer", "read_to_end"]
 
@@ -38,12 +40,17 @@ def groupless_consumer(
     return _running(consumer, bootstrap, consumer.start, consumer.stop)
 
 
-def acked_producer(bootstrap: str, client_id: str) -> AbstractAsyncContextManager[AIOKafkaProducer]:
-    """A producer whose sends are done once every in-sync replica has them (one key stays in order)."""
+def acked_producer(
+    bootstrap: str, client_id: str, retry_deadline_s: float, **options: Any
+) -> AbstractAsyncContextManager[PatientProducer]:
+    """A producer whose sends are done once every in-sync replica has them (one key stays in order),
+    waiting out a broker that goes away for up to ``retry_deadline_s`` (``pipeline.kafka.patient_producer``)."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, client_id=client_id, acks="all", enable_idempotence=True
+        bootstrap_servers=bootstrap, client_id=client_id, acks="all", enable_idempotence=True,
+        request_timeout_ms=request_timeout_ms(retry_deadline_s), **options,
     )
-    return _running(producer, bootstrap, producer.start, producer.stop)
+    patient = PatientProducer(producer, bootstrap, retry_deadline_s)
+    return _running(patient, bootstrap, producer.start, patient.stop)
 
 
 async def read_to_end(

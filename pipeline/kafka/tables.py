@@ -44,6 +44,11 @@ def create_tables(app: faust.App, catalog: TopicCatalog) -> StageTables:
             key_serializer="raw",
             value_serializer="raw",
             partitions=catalog.partitions,
+            # As Faust declares its own changelogs: no stream reads them, so their offsets are not
+            # acknowledged or committed. An acking topic is one the consumer expects a stream to
+            # process: its livelock check logged "Stream has not started processing" at ERROR for
+            # every changelog partition behind its end, every 2.5 s, in a healthy worker.
+            acks=False,
         )
         return app.Table(
             name,

@@ -32,6 +32,7 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 from faust.transport.drivers import aiokafka
 from faust.types import TP, Message
 from mode import Service
@@ -83,12 +84,16 @@ class Consumer(aiokafka.Consumer):
             if not self.flow_active or self.app.rebalancing:
                 self._stuck_since.clear()
                 continue
-            await self._learn_log_starts()
-            now = time.monotonic()
-            for tp in self._stuck_now():
-                if now - self._stuck_since.setdefault(tp, now) >= STUCK_AFTER_S:
-                    del self._stuck_since[tp]
-                    await self._unstick(tp)
+            try:
+                await self._learn_log_starts()
+                now = time.monotonic()
+                for tp in self._stuck_now():
+                    if now - self._stuck_since.setdefault(tp, now) >= STUCK_AFTER_S:
+                        del self._stuck_since[tp]
+                        await self._unstick(tp)
+            except KafkaError as exc:  # the broker is away (a restart): this round is lost, not the worker
+                log.warning("stuck-partition check skipped: Kafka did not answer",
+                            error_class=type(exc).__name__, error=str(exc))
 
     async def _learn_log_starts(self) -> None:
         unknown = [
@@ -153,11 +158,16 @@ class Consumer(aiokafka.Consumer):
     async def _reader(self) -> AIOKafkaConsumer:
         if self._log_reader is None:
             transport = self.transport
-            self._log_reader = AIOKafkaConsumer(
+            reader = AIOKafkaConsumer(
                 bootstrap_servers=aiokafka.server_list(transport.url, transport.default_port),
                 enable_auto_commit=False, client_id=f"{self.app.conf.id}-log-reader",
             )
-            await self._log_reader.start()
+            try:
+                await reader.start()
+            except KafkaError:
+                await reader.stop()
+                raise
+            self._log_reader = reader
         return self._log_reader
 
     async def on_stop(self) -> None:

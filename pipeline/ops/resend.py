@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from pipeline.kafka.clients import acked_producer
 from pipeline.kafka.key_lookup import messages_with_key
+from pipeline.kafka.producing import Outgoing
 from pipeline.kafka.topics import TopicCatalog
 from schemas.dead_letter import Replayed
 from schemas.headers import to_headers
@@ -23,15 +24,19 @@ class ResentChange:
     offset: int  # of the event that was sent again
 
 
-async def resend_newest_change(bootstrap: str, catalog: TopicCatalog, record_id: str) -> ResentChange | None:
-    """Send the record's newest CDC event again, marked ``contactsync.replayed_from``; None if there is none."""
+async def resend_newest_change(
+    bootstrap: str, catalog: TopicCatalog, record_id: str, retry_deadline_s: float
+) -> ResentChange | None:
+    """Send the record's newest CDC event again, marked ``contactsync.replayed_from``; None if there is none.
+    A broker that stops acknowledging is waited for up to ``retry_deadline_s``."""
     changes = [m for m in await messages_with_key(bootstrap, catalog.cdc, catalog.partitions, record_id.encode())
                if m.value is not None]  # a tombstone only clears the log
     if not changes:
         return None
     newest = changes[-1]
     origin = Replayed(replayed_from=f"{newest.topic}:{newest.partition}:{newest.offset}")
-    async with acked_producer(bootstrap, "contactsync-retry") as producer:
-        await producer.send_and_wait(catalog.cdc, newest.value, key=newest.key, partition=newest.partition,
-                                     headers=to_headers(origin))
+    async with acked_producer(bootstrap, "contactsync-retry", retry_deadline_s) as producer:
+        await producer.send_all([
+            Outgoing(catalog.cdc, newest.key, newest.value, headers=to_headers(origin), partition=newest.partition)
+        ])
     return ResentChange(newest.topic, newest.partition, newest.offset)

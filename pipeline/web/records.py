@@ -26,7 +26,9 @@ async def record_status(view: View, request: Request, id: str) -> Response:  # n
 
 @app.table_route(table=context.tables.status, match_info="id")
 async def retry_record(view: View, request: Request, id: str) -> Response:  # noqa: A002
-    resent = await resend_newest_change(context.settings.bootstrap_servers, context.topics.catalog, id)
+    resent = await resend_newest_change(
+        context.settings.bootstrap_servers, context.topics.catalog, id, context.settings.kafka.retry_deadline_s
+    )
     if resent is None:
         return view.json({"error": "no change event for this record in the CDC topic", "record_id": id}, status=404)
     where = {"topic": resent.topic, "partition": resent.partition, "offset": resent.offset}

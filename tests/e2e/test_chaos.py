@@ -1,10 +1,11 @@
-"""Chaos: provider faults of every kind while the worker is killed and restarted."""
+"""Chaos: provider faults of every kind while the broker restarts and the worker is killed and restarted."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
+import warnings
 from collections import Counter
 
 import httpx
@@ -22,6 +23,7 @@ from pipeline.dev.simulators.config import (
 from schemas.dead_letter import DeadLetter
 from schemas.dispatch import Outcome
 from schemas.headers import from_headers
+from tests.kafka_harness import SessionBroker
 
 
 def faults(seed: int) -> FaultConfig:
@@ -43,18 +45,25 @@ ENV = {
 
 
 @pytest.mark.timeout(600)
-async def test_no_loss_and_no_stale_overwrite_under_faults_and_crashes(pipeline) -> None:
+async def test_no_loss_and_no_stale_overwrite_under_faults_and_crashes(pipeline, session_broker) -> None:
     """Thousands of changes through 5xx, timeouts, throttling and partial failures at every
-    provider, with the worker SIGKILLed twice (the second restart on an empty data dir, so its
-    tables come back from their changelogs): every provider ends with the newest version of every
-    record, no platform ever saw a version go backwards, and every poison event is dead-lettered."""
+    provider, with the broker stopped for 20 s while changes are published and processed (the
+    worker and the publisher wait for it), then the worker SIGKILLed twice (the second restart on an
+    empty data dir, so its tables come back from their changelogs): every provider ends with the
+    newest version of every record, no platform ever saw a version go backwards, and every poison
+    event is dead-lettered. The broker restart needs the local broker of the test harness; against
+    another one it is left out with a warning."""
     harness, exits = pipeline
     started = time.monotonic()
     await harness.start(exits, CHAOS, env=ENV)
     events = list(generate_events(2500, records=400, seed=41, invalid_ratio=0.02))
-    publishing = asyncio.create_task(harness.publish(events, rate=250))
+    publishing = asyncio.create_task(harness.publish(events, rate=100))
 
     members = await wait_until_consuming(harness.bootstrap, harness.app_id, 1, timeout_s=30)
+    broker_away_s = await broker_restart(session_broker, after_s=6, down_s=20)
+    assert harness.workers[-1].running, harness.logs()
+    members = await wait_until_consuming(harness.bootstrap, harness.app_id, 1, 120)
+    assert members, harness.logs()
     for fresh in (False, True):
         await asyncio.sleep(4)
         harness.workers[-1].kill()
@@ -82,8 +91,18 @@ async def test_no_loss_and_no_stale_overwrite_under_faults_and_crashes(pipeline)
         "events": len(events), "faults_injected": dict(injected), "outcomes": dict(outcomes),
         "dead_letters": len(letters), "lost": len(verdict.lost), "stale": len(verdict.stale),
         "matched": verdict.matched, "dead_lettered_deliveries": verdict.dead_lettered,
-        "seconds": round(time.monotonic() - started, 1),
+        "broker_away_s": broker_away_s, "seconds": round(time.monotonic() - started, 1),
     }))
+
+
+async def broker_restart(broker: SessionBroker, *, after_s: float, down_s: float) -> float | None:
+    """``after_s`` from now, the broker stopped for ``down_s`` and started again; how long it was away
+    (None, with a warning, when the harness does not run the broker and so cannot restart it)."""
+    await asyncio.sleep(after_s)
+    if reason := broker.cannot_restart():
+        warnings.warn(f"chaos test ran without its broker restart: {reason}", stacklevel=2)
+        return None
+    return round(await broker.outage(down_s), 1)
 
 
 def victim_data_dir(harness):  # type: ignore[no-untyped-def]

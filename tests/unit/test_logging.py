@@ -8,6 +8,7 @@ import pytest
 import structlog
 
 from pipeline.errors import ConfigError
+from pipeline.log_repeats import RepeatLimiter
 from pipeline.logging import EMAIL, PHONE, REDACTED, configure_logging, redact_sensitive
 
 PHONES = [
@@ -163,3 +164,88 @@ def test_console_lines_are_redacted_too(restore_logging: None, capsys: pytest.Ca
     structlog.get_logger("cli").warning("bounced", to="a@b.com")
     err = capsys.readouterr().err
     assert "bounced" in err and EMAIL in err and "a@b.com" not in err
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def limited_json_logging(clock: FakeClock) -> None:
+    """The pipeline's logging, JSON, its repeat limiter on a fake clock."""
+    configure_logging("INFO", json=True)
+    (handler,) = logging.getLogger().handlers
+    handler.filters = [RepeatLimiter(10.0, clock)]
+
+
+def unreachable(node: int) -> None:
+    logging.getLogger("aiokafka").error("Unable connect to node with id %s: %s", node, "Connect call failed")
+
+
+def test_a_repeated_library_error_is_one_line_per_interval_with_the_count_held_back(
+    restore_logging: None, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An error aiokafka repeats on every retry (different arguments, one template) is shown once per
+    10 s; the next line shown says how many were held back and over how long."""
+    limited_json_logging(clock)
+    for step in range(313):
+        clock.now = 1000.0 + step * 0.03  # 313 lines over 9.4 s
+        unreachable(step % 3)
+    clock.now = 1010.5
+    unreachable(1)
+    first, second = json_lines(capsys.readouterr().err)
+    assert first["event"] == "Unable connect to node with id 0: Connect call failed"
+    assert "repeated" not in first
+    assert second["event"] == "Unable connect to node with id 1: Connect call failed"
+    assert (second["repeated"], second["repeated_within_s"], second["level"]) == (312, 10, "error")
+
+
+def test_distinct_messages_and_loggers_are_limited_apart(
+    restore_logging: None, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each logger and template has its own allowance: one flood does not hide another message."""
+    limited_json_logging(clock)
+    for _ in range(50):
+        unreachable(1)
+        logging.getLogger("aiokafka").error("Unable to update metadata from %s", [1])
+        logging.getLogger("aiokafka.producer.sender").warning("Got error produce response: %s", "refused")
+    events = [line["event"] for line in json_lines(capsys.readouterr().err)]
+    assert events == [
+        "Unable connect to node with id 1: Connect call failed",
+        "Unable to update metadata from [1]",
+        "Got error produce response: refused",
+    ]
+
+
+def test_info_lines_and_our_own_events_are_never_held_back(
+    restore_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only foreign warnings and errors are limited: a library's INFO lines pass, and so does every
+    structlog event of ours, whose fields (a record id) make each one its own."""
+    configure_logging("INFO", json=True)
+    for n in range(5):
+        logging.getLogger("faust").info("Worker ready %s", n)
+        structlog.get_logger("agents.dispatch").warning("dead_lettered", record_id=f"c-{n}")
+    found = json_lines(capsys.readouterr().err)
+    assert len(found) == 10
+    assert [line["record_id"] for line in found if line["event"] == "dead_lettered"] == [f"c-{n}" for n in range(5)]
+
+
+def test_a_message_that_comes_back_later_starts_a_new_interval(clock: FakeClock) -> None:
+    """After a quiet interval, a message passes at once and carries no count (nothing was held back)."""
+    limiter = RepeatLimiter(10.0, clock)
+    record = logging.LogRecord("aiokafka", logging.ERROR, __file__, 1, "Unable to update metadata from %s", ([1],), None)
+    assert limiter.filter(record)
+    clock.now += 60
+    again = logging.LogRecord("aiokafka", logging.ERROR, __file__, 1, "Unable to update metadata from %s", ([1],), None)
+    assert limiter.filter(again)
+    assert not hasattr(again, "repeated")
+    assert not limiter.filter(again)

@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from pipeline.errors import ConfigError
 from pipeline.kafka.clients import acked_producer
 from pipeline.kafka.pacing import Pace, chunk_size
+from pipeline.kafka.producing import Outgoing
 from schemas.cdc import ContactRow
 
 CHUNK = 1000  # rows sent, acknowledged and saved at a time (fewer with a rate)
@@ -118,21 +119,22 @@ def snapshot_event(row: ContactRow, source: dict[str, Any]) -> tuple[bytes, byte
 
 async def backfill(
     bootstrap: str, topic: str, rows: RowSource, state: BackfillState, state_file: Path, *,
-    rate: float | None, on_sent: Callable[[int], None],
+    rate: float | None, on_sent: Callable[[int], None], retry_deadline_s: float,
 ) -> tuple[BackfillState, bool]:
     """Send the rows after ``state``, a chunk at a time (``rate`` rows per second at most), saving
-    progress after each one; the last state, and whether every row was sent (False: a signal stopped it)."""
+    progress after each one; the last state, and whether every row was sent (False: a signal stopped it).
+    A broker that stops acknowledging is waited for up to ``retry_deadline_s``."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     pending, size = rows.rows(state), chunk_size(rate, CHUNK)
     try:
-        async with acked_producer(bootstrap, "contactsync-backfill") as producer:
+        async with acked_producer(bootstrap, "contactsync-backfill", retry_deadline_s) as producer:
             pace, sent = Pace(rate), 0
             while not (stopped := stop.is_set()) and (chunk := await asyncio.to_thread(_take, pending, size)):
                 events = [snapshot_event(row, state.source) for row in chunk]
-                await asyncio.gather(*[await producer.send(topic, value, key=key) for key, value in events])
+                await producer.send_all(Outgoing(topic, key, value) for key, value in events)
                 state = state.model_copy(update={"rows_done": state.rows_done + len(chunk), "last_key": chunk[-1].id})
                 _save(state, state_file)
                 on_sent(len(chunk))

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 import faust
 from faust.types import TP
 
-
 APP = faust.App("unit-doubles")  # its producer settings only (the request size limit): nothing is started
 
 
