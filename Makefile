@@ -13,7 +13,10 @@ BIN := .venv/bin
 	$(BIN)/pip install -q -c constraints.txt -e ".[test]"
 	touch .venv
 
+# Lint and types first (seconds), then every test.
 test: .venv
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest -q
 
 # Every benchmark of benchmarks/README.md on a broker of its own, about 20 minutes on 2 cores: one JSON

@@ -15,6 +15,7 @@ from faust.types import EventT, StreamT
 from pipeline.app import app, context
 from pipeline.delivery.dispatcher import Dispatcher
 from pipeline.delivery.rate_limit import ProviderLane
+from pipeline.kafka.messages import headers_of, value_of
 from pipeline.kafka.producing import Outgoing, produce_all
 from pipeline.kafka.stage_loop import decode_each, run_stage
 from pipeline.providers import Provider, build_lane_provider
@@ -26,11 +27,11 @@ from schemas.retry import RetryState
 STAGE = "dispatch"
 
 
-def decode_pending(event: EventT) -> Pending[EventT]:
+def decode_pending(event: EventT[bytes]) -> Pending[EventT[bytes]]:
     return Pending(
         event=event,
-        record=DispatchRecord.model_validate_json(event.message.value),
-        retry=from_headers(RetryState, event.message.headers),
+        record=DispatchRecord.model_validate_json(value_of(event)),
+        retry=from_headers(RetryState, headers_of(event)),
     )
 
 
@@ -49,7 +50,7 @@ def dispatcher_agent(name: str) -> None:
     lane = context.lanes[name]
     topic = context.topics.catalog.dispatch(name)
 
-    async def dispatch(stream: StreamT) -> None:
+    async def dispatch(stream: StreamT[bytes]) -> None:
         await context.runtime.caught_up.wait()  # the provider settings stored before this worker started
         dispatcher = Dispatcher(
             new_client(lane), lane, context.topics.catalog, context.tables.delivered_version[name],
@@ -57,7 +58,7 @@ def dispatcher_agent(name: str) -> None:
         )
         built_for = lane.generation
 
-        async def handle(events: Sequence[EventT]) -> list[Outgoing]:
+        async def handle(events: Sequence[EventT[bytes]]) -> list[Outgoing]:
             nonlocal built_for
             if built_for != lane.generation:  # reconfigured at run time: endpoint, timeout, connections
                 await dispatcher.provider.aclose()

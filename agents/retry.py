@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from faust.types import EventT, StreamT
 
 from pipeline.app import app, context
+from pipeline.kafka.messages import headers_of
 from pipeline.kafka.producing import Outgoing, produce_all, request_limit, require_fit
 from pipeline.kafka.stage_loop import decode_each, run_stage
 from schemas.headers import from_headers
@@ -22,9 +23,9 @@ from schemas.retry import RetryState
 STAGE = "retry"
 
 
-def forward(event: EventT, topic: str) -> Outgoing:
+def forward(event: EventT[bytes], topic: str) -> Outgoing:
     message = event.message
-    return Outgoing(topic, message.key, message.value, list(message.headers or []))
+    return Outgoing(topic, message.key, message.value, headers_of(event))
 
 
 async def wait_until(epoch_s: float) -> bool:
@@ -40,13 +41,13 @@ def retry_agent(provider: str, tier: str) -> None:
     dispatch_topic = context.topics.catalog.dispatch(provider)
     stage = f"{STAGE}-{provider}-{tier}"
 
-    def due_forward(event: EventT) -> tuple[float, EventT, Outgoing]:
+    def due_forward(event: EventT[bytes]) -> tuple[float, EventT[bytes], Outgoing]:
         """When ``event`` is due (epoch seconds), and its forward (its retry headers must hold)."""
         outgoing = forward(event, dispatch_topic)
         require_fit([outgoing], request_limit(event.app))
-        return from_headers(RetryState, event.message.headers).not_before_ms / 1000, event, outgoing
+        return from_headers(RetryState, headers_of(event)).not_before_ms / 1000, event, outgoing
 
-    async def forward_when_due(events: Sequence[EventT]) -> list[Outgoing]:
+    async def forward_when_due(events: Sequence[EventT[bytes]]) -> list[Outgoing]:
         """Forward events in order, waiting for each one's due time; returns what is left to send.
 
         A rebalance or shutdown cuts the wait short (Faust waits for every event a stream holds
@@ -63,7 +64,7 @@ def retry_agent(provider: str, tier: str) -> None:
             due.append(outgoing)
         return due
 
-    async def retry(stream: StreamT) -> None:
+    async def retry(stream: StreamT[bytes]) -> None:
         await run_stage(
             app, stream, stage, forward_when_due,
             faults=context.faults, batch_max=context.settings.batch_max, within_s=context.settings.batch_within_s,

@@ -12,6 +12,7 @@ from pipeline.app import app, context
 from pipeline.delivery.outcomes import outcome
 from pipeline.errors import PermanentError
 from pipeline.kafka.dead_letters import dead_letter
+from pipeline.kafka.messages import value_of
 from pipeline.kafka.producing import Outgoing
 from pipeline.kafka.stage_loop import per_event, run_stage
 from pipeline.providers import build_mappers
@@ -21,8 +22,8 @@ STAGE = "route"
 MAPPERS = build_mappers(context.settings.providers)
 
 
-def route_event(event: EventT) -> list[Outgoing]:
-    transformed = TransformedChange.model_validate_json(event.message.value)
+def route_event(event: EventT[bytes]) -> list[Outgoing]:
+    transformed = TransformedChange.model_validate_json(value_of(event))
     if transformed.stopped_by is not None:
         return []  # the transform stage recorded it as skipped_by_rule
     change, dropped = transformed.change, transformed.dropped_fields
@@ -48,7 +49,7 @@ def route_event(event: EventT) -> list[Outgoing]:
 
 
 @app.agent(context.topics.transformed, name=STAGE)
-async def route(stream: StreamT) -> None:
+async def route(stream: StreamT[bytes]) -> None:
     await run_stage(
         app, stream, STAGE, per_event(STAGE, context.topics.catalog.dlq, route_event),
         faults=context.faults, batch_max=context.settings.batch_max, within_s=context.settings.batch_within_s,

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from faust.types import EventT, StreamT
 
 from pipeline.app import app, context
+from pipeline.kafka.messages import value_of
 from pipeline.kafka.producing import Outgoing
 from pipeline.kafka.stage_loop import decode_each, run_stage
 from pipeline.kafka.table_rows import get_row, set_row
@@ -21,11 +22,11 @@ from schemas.status import RecordStatus
 STAGE = "status"
 
 
-def decode_outcome(event: EventT) -> tuple[EventT, Outcome]:
-    return event, Outcome.model_validate_json(event.message.value)
+def decode_outcome(event: EventT[bytes]) -> tuple[EventT[bytes], Outcome]:
+    return event, Outcome.model_validate_json(value_of(event))
 
 
-async def record_outcomes(events: Sequence[EventT]) -> list[Outgoing]:
+async def record_outcomes(events: Sequence[EventT[bytes]]) -> list[Outgoing]:
     decoded, dead = decode_each(events, STAGE, decode_outcome, context.topics.catalog.dlq)
     context.outcome_counts.count(outcome for _, outcome in decoded)
     event_of = {outcome.record_id: event for event, outcome in decoded}  # the record's partition
@@ -42,7 +43,7 @@ async def record_outcomes(events: Sequence[EventT]) -> list[Outgoing]:
 
 
 @app.agent(context.topics.outcomes, name=STAGE)
-async def status(stream: StreamT) -> None:
+async def status(stream: StreamT[bytes]) -> None:
     await run_stage(
         app, stream, STAGE, record_outcomes,
         faults=context.faults, batch_max=context.settings.batch_max, within_s=context.settings.batch_within_s,

@@ -12,6 +12,7 @@ from faust.types import EventT, StreamT
 
 from pipeline.app import app, context
 from pipeline.delivery.outcomes import outcome
+from pipeline.kafka.messages import value_of
 from pipeline.kafka.producing import Outgoing, request_limit, require_fit
 from pipeline.kafka.stage_loop import per_event, run_stage
 from pipeline.kafka.table_rows import delete_row, get_row, set_row
@@ -22,8 +23,8 @@ STAGE = "transform"
 PROVIDERS = tuple(context.settings.providers.enabled())
 
 
-def transform_event(event: EventT) -> list[Outgoing]:
-    change = ContactChange.model_validate_json(event.message.value)
+def transform_event(event: EventT[bytes]) -> list[Outgoing]:
+    change = ContactChange.model_validate_json(value_of(event))
     key = change.record_id.encode()
     stored = get_row(context.tables.last_known, event, key)
     known = KnownContact.model_validate_json(stored) if stored else None
@@ -54,7 +55,7 @@ def transform_event(event: EventT) -> list[Outgoing]:
 
 
 @app.agent(context.topics.validated, name=STAGE)
-async def transform_stage(stream: StreamT) -> None:
+async def transform_stage(stream: StreamT[bytes]) -> None:
     await context.runtime.caught_up.wait()  # the rules stored before this worker started are in force
     await run_stage(
         app, stream, STAGE, per_event(STAGE, context.topics.catalog.dlq, transform_event),

@@ -15,7 +15,7 @@ from pipeline.stages.validate import decode_change
 STAGE = "validate"
 
 
-def validate_event(event: EventT) -> list[Outgoing]:
+def validate_event(event: EventT[bytes]) -> list[Outgoing]:
     message = event.message
     change = decode_change(message.value, captured_at_ms=int(message.timestamp * 1000), offset=message.offset)
     if change is None:
@@ -26,7 +26,7 @@ def validate_event(event: EventT) -> list[Outgoing]:
 
 
 @app.agent(context.topics.cdc, name=STAGE)
-async def validate(stream: StreamT) -> None:
+async def validate(stream: StreamT[bytes]) -> None:
     await run_stage(
         app, stream, STAGE, per_event(STAGE, context.topics.catalog.dlq, validate_event),
         faults=context.faults, batch_max=context.settings.batch_max, within_s=context.settings.batch_within_s,

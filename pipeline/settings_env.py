@@ -60,7 +60,9 @@ def nearest(variable: str) -> str:
     they all share), or where to find them when none is near."""
     names = {name.removeprefix(PREFIX): name for name in VARIABLES}
     close = difflib.get_close_matches(variable.upper().removeprefix(PREFIX), names, n=1)
-    return f" (did you mean {names[close[0]]}?)" if close else " (no setting has a name like it; see README, Configuration)"
+    if close:
+        return f" (did you mean {names[close[0]]}?)"
+    return " (no setting has a name like it; see docs/configuration.md)"
 
 
 def unknown_variables(environ: Mapping[str, str]) -> list[str]:
@@ -95,7 +97,9 @@ def json_problem(error: SettingsError, environ: Mapping[str, str]) -> str:
     cause = error.__cause__
     if not isinstance(cause, json.JSONDecodeError):
         return str(error)
-    variables = [name for name, value in sorted(environ.items()) if value == cause.doc and name.upper().startswith(PREFIX)]
+    variables = [
+        name for name, value in sorted(environ.items()) if value == cause.doc and name.upper().startswith(PREFIX)
+    ]
     return (
         f"{' and '.join(variables) or 'a variable'}: not valid JSON ({cause.msg}, column {cause.colno}); "
         'lists and maps are JSON, e.g. ["email"] or {"lead": ["salesforce"]}'

@@ -86,7 +86,8 @@ def providers_set(
     }
     given = {field: value for field, value in change.items() if value is not None}
     if not given:
-        raise ConfigError("nothing to set: give at least one of " + ", ".join(f"--{f.replace('_', '-')}" for f in change))
+        options = ", ".join(f"--{f.replace('_', '-')}" for f in change)
+        raise ConfigError(f"nothing to set: give at least one of {options}")
     call("PATCH", url, f"/admin/providers/{name}", given)
 
 

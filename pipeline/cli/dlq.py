@@ -11,7 +11,7 @@ import json
 import re
 import time
 from dataclasses import replace
-from enum import Enum
+from enum import StrEnum
 
 import typer
 
@@ -27,7 +27,7 @@ _REF = re.compile(r"^\d+:\d+$")
 _MESSAGE_WIDTH = 60
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     list = "list"
     show = "show"
     replay = "replay"

@@ -42,7 +42,7 @@ from schemas.headers import to_headers
 
 log = structlog.get_logger(__name__)
 
-Item = Pending[EventT]
+Item = Pending[EventT[bytes]]
 
 
 @dataclass
@@ -50,7 +50,7 @@ class Dispatcher:
     provider: Provider
     lane: ProviderLane
     catalog: TopicCatalog
-    delivered_version: faust.Table  # record id (bytes) -> Delivered JSON: the version guard
+    delivered_version: faust.Table[bytes, bytes]  # record id (bytes) -> Delivered JSON: the version guard
     write_ahead: Callable[[list[Outgoing]], Awaitable[object]]  # produces rows before their requests
 
     async def dispatch(self, pending: Sequence[Item]) -> list[Outgoing]:

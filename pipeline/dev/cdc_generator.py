@@ -187,7 +187,8 @@ class _Stream:
 
     def _row(self, record_id: str) -> dict[str, Any]:
         first, last = self._rng.choice(_FIRST), self._rng.choice(_LAST)
-        return {"id": record_id, "first_name": first, "last_name": last} | self._fields(_VARYING, record_id, first, last)
+        varying = self._fields(_VARYING, record_id, first, last)
+        return {"id": record_id, "first_name": first, "last_name": last} | varying
 
     def _fields(self, names: Iterable[str], record_id: str, first: str, last: str) -> dict[str, Any]:
         """New values for the named columns of a contact called ``first last``, and ``updated_at``.

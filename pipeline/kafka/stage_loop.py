@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import faust
 import structlog
@@ -38,12 +38,12 @@ from pipeline.kafka.worker_faults import FaultBook, Segment
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
-BatchHandler = Callable[[Sequence[EventT]], Awaitable[list[Outgoing]]]
+BatchHandler = Callable[[Sequence[EventT[bytes]]], Awaitable[list[Outgoing]]]
 
 
 async def run_stage(
     app: faust.App,
-    stream: StreamT,
+    stream: StreamT[bytes],
     stage: str,
     handle: BatchHandler,
     *,
@@ -51,7 +51,7 @@ async def run_stage(
     batch_max: int,
     within_s: float,
 ) -> None:
-    async for events in stream.take_events(batch_max, within=within_s):
+    async for events in cast(faust.Stream[bytes], stream).take_events(batch_max, within=within_s):
         started = time.perf_counter()
         await faults.read()
         out: Counter[str] = Counter()
@@ -91,7 +91,7 @@ def is_worker_fault(error: BaseException) -> bool:
 
 
 def decode_each(
-    events: Sequence[EventT], stage: str, decode: Callable[[EventT], T], dlq_topic: str
+    events: Sequence[EventT[bytes]], stage: str, decode: Callable[[EventT[bytes]], T], dlq_topic: str
 ) -> tuple[list[T], list[Outgoing]]:
     """``decode`` every event (inside its own table partition); dead-letter those that fail."""
     decoded: list[T] = []
@@ -110,16 +110,16 @@ def decode_each(
     return decoded, dead
 
 
-def per_event(stage: str, dlq_topic: str, handle: Callable[[EventT], list[Outgoing]]) -> BatchHandler:
+def per_event(stage: str, dlq_topic: str, handle: Callable[[EventT[bytes]], list[Outgoing]]) -> BatchHandler:
     """A batch handler that applies ``handle`` to each event on its own; an event whose outputs the
     producer could not send is dead-lettered instead."""
 
-    def handle_fitting(event: EventT) -> list[Outgoing]:
+    def handle_fitting(event: EventT[bytes]) -> list[Outgoing]:
         outgoing = handle(event)
         require_fit(outgoing, request_limit(event.app))
         return outgoing
 
-    async def handle_batch(events: Sequence[EventT]) -> list[Outgoing]:
+    async def handle_batch(events: Sequence[EventT[bytes]]) -> list[Outgoing]:
         results, dead = decode_each(events, stage, handle_fitting, dlq_topic)
         return [message for messages in results for message in messages] + dead
 

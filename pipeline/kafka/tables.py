@@ -11,6 +11,7 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import cast
 
 import faust
 from faust.streams import _current_event
@@ -30,13 +31,13 @@ ROCKSDB_OPTIONS = {
 
 @dataclass(frozen=True)
 class StageTables:
-    last_known: faust.Table  # record id -> KnownContact JSON, to route and map deletes
-    delivered_version: dict[str, faust.Table]  # per provider: record id -> Delivered (version, key)
-    status: faust.Table  # record id -> RecordStatus JSON
+    last_known: faust.Table[bytes, bytes]  # record id -> KnownContact JSON, to route and map deletes
+    delivered_version: dict[str, faust.Table[bytes, bytes]]  # per provider: record id -> Delivered (version, key)
+    status: faust.Table[bytes, bytes]  # record id -> RecordStatus JSON
 
 
 def create_tables(app: faust.App, catalog: TopicCatalog) -> StageTables:
-    def table(name: str) -> faust.Table:
+    def table(name: str) -> faust.Table[bytes, bytes]:
         changelog = app.topic(
             catalog.table_changelog(name),
             key_type=bytes,
@@ -50,7 +51,7 @@ def create_tables(app: faust.App, catalog: TopicCatalog) -> StageTables:
             # every changelog partition behind its end, every 2.5 s, in a healthy worker.
             acks=False,
         )
-        return app.Table(
+        table = app.Table(
             name,
             partitions=catalog.partitions,
             changelog_topic=changelog,  # declared in topics.yaml, created before any worker starts
@@ -58,6 +59,7 @@ def create_tables(app: faust.App, catalog: TopicCatalog) -> StageTables:
             value_type=bytes,
             options=ROCKSDB_OPTIONS,
         )
+        return cast(faust.Table[bytes, bytes], table)
 
     return StageTables(
         last_known=table("last-known"),
@@ -67,7 +69,7 @@ def create_tables(app: faust.App, catalog: TopicCatalog) -> StageTables:
 
 
 @contextmanager
-def rows_of(event: EventT) -> Iterator[None]:
+def rows_of(event: EventT[bytes]) -> Iterator[None]:
     """Make table writes in this block land in ``event``'s partition.
 
     Faust picks a table row's partition (RocksDB shard and changelog partition) from the *current

@@ -28,11 +28,12 @@ Used through the ``faust.transports`` entry point (pyproject.toml) as the ``cont
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
+from faust.transport.conductor import Conductor
 from faust.transport.drivers import aiokafka
 from faust.types import TP, Message
 from mode import Service
@@ -122,7 +123,7 @@ class Consumer(aiokafka.Consumer):
                 continue
             acked = self._acked.get(tp)
             idle = tp not in busy and all(
-                channel.queue.empty() for channel in self.app.topics._tp_index.get(tp, ())
+                channel.queue.empty() for channel in cast(Conductor, self.app.topics)._tp_index.get(tp, ())
             )
             if idle or (acked and min(acked) > base):
                 stuck.add(tp)
@@ -159,7 +160,7 @@ class Consumer(aiokafka.Consumer):
         if self._log_reader is None:
             transport = self.transport
             reader = AIOKafkaConsumer(
-                bootstrap_servers=aiokafka.server_list(transport.url, transport.default_port),
+                bootstrap_servers=aiokafka.server_list(transport.url, cast(Transport, transport).default_port),
                 enable_auto_commit=False, client_id=f"{self.app.conf.id}-log-reader",
             )
             try:

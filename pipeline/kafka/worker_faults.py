@@ -203,9 +203,8 @@ class FaultBook:
                   first=records[0][0], stops=max(record.stops for _, record in records), give_up_at=self.give_up_at)
 
     async def _produce(self, records: list[tuple[str, WorkerStops]]) -> None:
-        async with acked_producer(self.bootstrap, "contactsync-faults") as producer:
-            sends = [
-                await producer.send(self.catalog.faults, record.model_dump_json().encode(), key=key.encode())
+        async with acked_producer(self.bootstrap, "contactsync-faults", RECORD_TIMEOUT_S) as producer:
+            await producer.send_all(
+                Outgoing(self.catalog.faults, key.encode(), record.model_dump_json().encode())
                 for key, record in records
-            ]
-            await asyncio.gather(*sends)
+            )

@@ -34,7 +34,8 @@ def transform(
     normalised, dropped = normalise(contact, routing.default_phone_region) if contact else (None, ())
     change = change.model_copy(update={"contact": normalised})
     if change.op == "delete":
-        targets = list(providers) if known is None else _union(known.routed_to, route(normalised, routing, providers), providers)
+        routed = route(normalised, routing, providers)
+        targets = list(providers) if known is None else _union(known.routed_to, routed, providers)
         return TransformedChange(change=change, verdicts=[], targets=targets, dropped_fields=dropped), None
     assert normalised is not None  # an upsert always carries its row
     routed_to = list(known.routed_to) if known else []

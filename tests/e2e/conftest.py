@@ -51,11 +51,12 @@ class Pipeline:
     async def start(
         self,
         exits: AsyncExitStack,
-        sim_config: SimulatorsConfig = SimulatorsConfig(),
+        sim_config: SimulatorsConfig | None = None,
         *,
         workers: int = 1,
         env: Mapping[str, str] | None = None,
     ) -> None:
+        sim_config = sim_config or SimulatorsConfig()
         self.sims = await exits.enter_async_context(run_simulators(sim_config))
         self.stack = StackConfig(
             self.bootstrap, self.app_id, self.catalog.prefix, self.sims.base_urls(), sim_config,

@@ -74,7 +74,7 @@ async def test_retries_are_never_early(pipeline) -> None:
     retried = 0
     for attempts in tries.values():
         failures_in_a_row = 0
-        for before, after in zip(attempts, attempts[1:]):
+        for before, after in zip(attempts, attempts[1:], strict=False):
             if before["status"] is not None and before["status"] >= 500:
                 failures_in_a_row += 1
                 due = before["answered_at"] + parse_duration(TEST_TIERS[failures_in_a_row - 1])

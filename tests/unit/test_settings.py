@@ -105,7 +105,7 @@ def test_unknown_variables_are_named_with_the_nearest_setting() -> None:
     })
 
     assert warnings == [
-        "CONTACTSYNC_BOGUS is not a setting and is ignored (no setting has a name like it; see README, Configuration)",
+        "CONTACTSYNC_BOGUS is not a setting and is ignored (no setting has a name like it; see docs/configuration.md)",
         "CONTACTSYNC_PROVIDER__HUBSPOT__TOKEN is not a setting and is ignored "
         "(did you mean CONTACTSYNC_PROVIDERS__HUBSPOT__TOKEN?)",
         "CONTACTSYNC_WEB_PROT is not a setting and is ignored (did you mean CONTACTSYNC_WEB_PORT?)",

@@ -121,7 +121,8 @@ class SalesforceSimulator(ProviderSimulator[SalesforceSimConfig]):
         body = await self.json_body(request)
         records = objects.check_collection(sobject, body, self.config.max_collection_records)
         keys = [record.get(objects.EXTERNAL_ID_FIELD) for record in records]
-        self.note_records(request, [RecordRef.of(k, r.get(objects.VERSION_FIELD)) for k, r in zip(keys, records)])
+        refs = [RecordRef.of(k, r.get(objects.VERSION_FIELD)) for k, r in zip(keys, records, strict=True)]
+        self.note_records(request, refs)
         existing = [self.store.find_live(objects.EXTERNAL_ID_FIELD, key, sobject) for key in keys]
         results = [self._upsert_verdict(sobject, r, e) for r, e in zip(records, existing, strict=True)]
         objects.fail_duplicate_keys(records, results)

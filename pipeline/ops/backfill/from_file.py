@@ -1,9 +1,9 @@
 """Contact rows from a snapshot file: JSON Lines (one object per line) or CSV with a header row.
 
 Columns are those of the contacts table (``schemas.cdc.ContactRow``; others are ignored); in CSV
-an empty cell is a NULL (false for the flags). A row that is not a contact (no id, a malformed line) is a ConfigError naming
-its line, found before anything is sent. A backfill resumes a file by skipping the rows it has sent,
-and refuses a file whose size or modification time changed.
+an empty cell is a NULL (false for the flags). A row that is not a contact (no id, a malformed line)
+is a ConfigError naming its line, found before anything is sent. A backfill resumes a file by
+skipping the rows it has sent, and refuses a file whose size or modification time changed.
 """
 
 from __future__ import annotations

@@ -92,7 +92,7 @@ async def read_letters(bootstrap: str, catalog: TopicCatalog) -> list[Letter]:
                    handled.get(f"{m.partition}:{m.offset}"))
             async for m in read_to_end(consumer, _partitions(catalog.dlq, catalog))
         ]
-    return sorted(letters, key=lambda l: (l.story.last_failure_ms if l.story else 0, l.partition, l.offset))
+    return sorted(letters, key=lambda one: (one.story.last_failure_ms if one.story else 0, one.partition, one.offset))
 
 
 def _partitions(topic: str, catalog: TopicCatalog) -> list[TopicPartition]:
