@@ -26,7 +26,7 @@ def status(
         found = asyncio.run(status_from_worker(settings.admin, url, record_id))
     else:
         catalog = load_catalog(settings)
-        changelog = catalog.table_changelog("record-status")
+        changelog = catalog.record_status_changelog
         found = asyncio.run(status_from_changelog(settings.bootstrap_servers, changelog, catalog.partitions, record_id))
     if found is None:
         typer.echo(f"record {record_id}: no status yet (the pipeline has no outcome for it)", err=True)

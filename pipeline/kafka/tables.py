@@ -37,9 +37,9 @@ class StageTables:
 
 
 def create_tables(app: faust.App, catalog: TopicCatalog) -> StageTables:
-    def table(name: str) -> faust.Table[bytes, bytes]:
+    def table(name: str, changelog_topic: str) -> faust.Table[bytes, bytes]:
         changelog = app.topic(
-            catalog.table_changelog(name),
+            changelog_topic,
             key_type=bytes,
             value_type=bytes,
             key_serializer="raw",
@@ -62,9 +62,12 @@ def create_tables(app: faust.App, catalog: TopicCatalog) -> StageTables:
         return cast(faust.Table[bytes, bytes], table)
 
     return StageTables(
-        last_known=table("last-known"),
-        delivered_version={name: table(f"delivered-version.{name}") for name in catalog.providers},
-        status=table("record-status"),
+        last_known=table("last-known", catalog.last_known_changelog),
+        delivered_version={
+            name: table(f"delivered-version.{name}", catalog.delivered_version_changelog(name))
+            for name in catalog.providers
+        },
+        status=table("record-status", catalog.record_status_changelog),
     )
 
 

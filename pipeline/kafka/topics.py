@@ -36,6 +36,7 @@ class TopicSpec(BaseModel):
 class _TopicTemplate(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    role: str  # what the code calls it (``TopicCatalog.ROLES``); the name is the file's alone
     name: str
     config: dict[str, str] = {}
 
@@ -49,6 +50,17 @@ class _CatalogFile(BaseModel):
     retry_tiers: list[str]
     topics: list[_TopicTemplate]
 
+    @field_validator("topics")
+    @classmethod
+    def _roles_known_and_once(cls, topics: list[_TopicTemplate]) -> list[_TopicTemplate]:
+        roles = [topic.role for topic in topics]
+        doubled = sorted({role for role in roles if roles.count(role) > 1})
+        unknown = [role for role in roles if role not in TopicCatalog.ROLES]
+        if doubled or unknown:
+            known = ", ".join(TopicCatalog.ROLES)
+            raise ValueError(f"each role once, one of {known}: twice {doubled}, unknown {unknown}")
+        return topics
+
     @field_validator("retry_tiers")
     @classmethod
     def _tiers_grow(cls, tiers: list[str]) -> list[str]:
@@ -59,10 +71,18 @@ class _CatalogFile(BaseModel):
 
 
 class TopicCatalog:
-    """Every topic name of the pipeline, with the deployment's prefix applied."""
+    """Every topic name of the pipeline, as topics.yaml sets it, with the deployment's prefix applied."""
+
+    # Each topic of topics.yaml has one of these roles; the code asks for topics by role only.
+    ROLES = (
+        "cdc", "validated", "transformed", "dispatch", "retry", "dlq", "dlq_handled", "outcomes", "faults",
+        "last_known_changelog", "delivered_version_changelog", "record_status_changelog",
+        "config_rules", "config_providers",
+    )
 
     def __init__(self, catalog: _CatalogFile, prefix: str = "") -> None:
         self._catalog = catalog
+        self._names = {topic.role: topic.name for topic in catalog.topics}
         self.prefix = prefix
         self.providers: tuple[str, ...] = tuple(catalog.providers)
         self.retry_tiers: tuple[str, ...] = tuple(catalog.retry_tiers)
@@ -82,50 +102,66 @@ class TopicCatalog:
     def _name(self, name: str) -> str:
         return self.prefix + name
 
+    def _named(self, role: str, **parts: str) -> str:
+        if role not in self._names:
+            raise ConfigError(f"topics.yaml has no topic with role {role!r}; add one (see the shipped topics.yaml)")
+        name = self._names[role]
+        for part, value in parts.items():
+            name = name.replace(f"{{{part}}}", value)
+        return self._name(name)
+
     @property
     def cdc(self) -> str:
-        return self._name("contacts.cdc")
+        return self._named("cdc")
 
     @property
     def validated(self) -> str:
-        return self._name("contacts.validated")
+        return self._named("validated")
 
     @property
     def transformed(self) -> str:
-        return self._name("contacts.transformed")
+        return self._named("transformed")
 
     @property
     def dlq(self) -> str:
-        return self._name("contacts.dlq")
+        return self._named("dlq")
 
     @property
     def dlq_handled(self) -> str:
-        return self._name("contacts.dlq.handled")
+        return self._named("dlq_handled")
 
     @property
     def faults(self) -> str:
-        return self._name("contacts.faults")
+        return self._named("faults")
 
     @property
     def outcomes(self) -> str:
-        return self._name("contacts.outcomes")
+        return self._named("outcomes")
 
     @property
     def config_rules(self) -> str:
-        return self._name("contacts.config.rules")
+        return self._named("config_rules")
 
     @property
     def config_providers(self) -> str:
-        return self._name("contacts.config.providers")
+        return self._named("config_providers")
 
     def dispatch(self, provider: str) -> str:
-        return self._name(f"contacts.dispatch.{provider}")
+        return self._named("dispatch", provider=provider)
 
     def retry(self, provider: str, tier: str) -> str:
-        return self._name(f"contacts.retry.{provider}.{tier}")
+        return self._named("retry", provider=provider, delay=tier)
 
-    def table_changelog(self, table: str) -> str:
-        return self._name(f"contacts.table.{table}")
+    @property
+    def last_known_changelog(self) -> str:
+        return self._named("last_known_changelog")
+
+    def delivered_version_changelog(self, provider: str) -> str:
+        return self._named("delivered_version_changelog", provider=provider)
+
+    @property
+    def record_status_changelog(self) -> str:
+        return self._named("record_status_changelog")
 
     def specs(self) -> list[TopicSpec]:
         """Every concrete topic, templates expanded per provider and retry tier."""

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.timeout(10)  # a dispatcher that never stops resending 
 
 CATALOG = TopicCatalog.load(KafkaSettings().topics_file, "t.")
 DISPATCH = CATALOG.dispatch("hubspot")
-CHANGELOG = CATALOG.table_changelog("delivered-version.hubspot")
+CHANGELOG = CATALOG.delivered_version_changelog("hubspot")
 
 Answer = Callable[[Sequence[DispatchRecord]], list[DeliveryResult]]
 

@@ -16,10 +16,13 @@ replication_factor: 1
 providers: [alpha, beta]
 retry_tiers: [5s, 1m]
 topics:
-  - name: contacts.cdc
+  - role: cdc
+    name: contacts.cdc
     config: {cleanup.policy: delete, retention.ms: "1000"}
-  - name: contacts.dispatch.{provider}
-  - name: contacts.retry.{provider}.{delay}
+  - role: dispatch
+    name: contacts.dispatch.{provider}
+  - role: retry
+    name: contacts.retry.{provider}.{delay}
 """
 
 
@@ -113,3 +116,17 @@ def test_parse_duration_rejects_other_forms(text: str) -> None:
     """Anything but an integer with a unit of ms, s, m or h is refused."""
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+def test_names_come_from_the_file_by_role(tmp_path: Path) -> None:
+    """Renaming a topic in topics.yaml renames it everywhere; a role the file lacks is one ConfigError."""
+    catalog = TopicCatalog.load(_write(tmp_path, _SMALL.replace("name: contacts.cdc", "name: crm.changes")), "p.")
+
+    assert catalog.cdc == "p.crm.changes"
+    with pytest.raises(ConfigError, match="topics.yaml has no topic with role 'outcomes'"):
+        catalog.outcomes  # noqa: B018
+
+
+def test_a_role_twice_or_unknown_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"twice \['cdc'\], unknown \['cdc_v2'\]"):
+        TopicCatalog.load(_write(tmp_path, _SMALL + "  - role: cdc\n    name: x\n  - role: cdc_v2\n    name: y\n"))
