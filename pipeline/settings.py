@@ -31,7 +31,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from schemas.contact import Contact
+from schemas.contact import ContactField
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -193,14 +193,7 @@ def _known_provider(name: str) -> str:
     return name
 
 
-def _contact_field(name: str) -> str:
-    if name not in Contact.model_fields:
-        raise ValueError(f"{name!r} is not a contact field (fields: {', '.join(Contact.model_fields)})")
-    return name
-
-
 ProviderName = Annotated[str, AfterValidator(_known_provider)]
-ContactField = Annotated[str, AfterValidator(_contact_field)]
 
 
 class RoutingSettings(_Section):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 
 class _Message(BaseModel):
@@ -80,3 +80,13 @@ class TransformedChange(_Message):
     def stopped_by(self) -> RuleVerdict | None:
         """The first rule that stops this change, if any."""
         return next((verdict for verdict in self.verdicts if not verdict.passed), None)
+
+
+def _contact_field(name: str) -> str:
+    if name not in Contact.model_fields:
+        raise ValueError(f"{name!r} is not a contact field (fields: {', '.join(Contact.model_fields)})")
+    return name
+
+
+ContactField = Annotated[str, AfterValidator(_contact_field)]
+"""The name of a canonical ``Contact`` field (in settings, mappings and rules)."""

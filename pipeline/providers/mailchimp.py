@@ -26,9 +26,9 @@ from pipeline.providers.base import DeliveryResult
 from pipeline.providers.credentials import credential
 from pipeline.providers.http import Answer, ProviderClient, classify_status, clip, error_body, parse
 from pipeline.providers.ledger import Entry, Ledger
-from pipeline.providers.mapping import ChangeMapper, ContactField, FieldMap, MappingFile, apply_fields, load_mapping
+from pipeline.providers.mapping import ChangeMapper, FieldMap, MappingFile, apply_fields, load_mapping
 from pipeline.settings import MailchimpSettings
-from schemas.contact import Contact, ContactChange
+from schemas.contact import Contact, ContactChange, ContactField
 from schemas.dispatch import DispatchRecord
 from schemas.providers import MailchimpMember, MailchimpMemberRef
 

@@ -9,34 +9,20 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from importlib import resources
-from typing import Annotated, TypeVar
+from typing import TypeVar
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pipeline.errors import ConfigError, MappingError
-from schemas.contact import Contact, ContactChange
+from schemas.contact import Contact, ContactChange, ContactField
 from schemas.dispatch import DispatchRecord
 
 M = TypeVar("M", bound="MappingFile")
 
 
-def _contact_fields(value: dict[str, str]) -> dict[str, str]:
-    unknown = sorted(set(value) - set(Contact.model_fields))
-    if unknown:
-        raise ValueError(f"not fields of Contact: {unknown}")
-    return value
-
-
-def _contact_field(value: str) -> str:
-    return next(iter(_contact_fields({value: value})))
-
-
-FieldMap = Annotated[dict[str, str], AfterValidator(_contact_fields)]
+FieldMap = dict[ContactField, str]
 """Canonical ``Contact`` field name -> the provider's field name."""
-
-ContactField = Annotated[str, AfterValidator(_contact_field)]
-"""The name of a canonical ``Contact`` field."""
 
 
 class MappingFile(BaseModel):

@@ -19,10 +19,10 @@ from pipeline.errors import DeliveryError, PermanentError, RetryableError
 from pipeline.providers.base import DeliveryResult
 from pipeline.providers.http import Answer, clip, parse
 from pipeline.providers.ledger import Entry, Ledger
-from pipeline.providers.mapping import ChangeMapper, ContactField, FieldMap, MappingFile, apply_fields, load_mapping
+from pipeline.providers.mapping import ChangeMapper, FieldMap, MappingFile, apply_fields, load_mapping
 from pipeline.providers.salesforce_api import SalesforceApi
 from pipeline.settings import SalesforceSettings
-from schemas.contact import Contact, ContactChange
+from schemas.contact import Contact, ContactChange, ContactField
 from schemas.dispatch import DispatchRecord
 from schemas.providers import SalesforceRecord, SalesforceRecordRef
 
