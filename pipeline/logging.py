@@ -1,9 +1,10 @@
 """Logging for every process: structlog configured once, stdlib loggers rendered the same way.
 
-Lines are JSON on a pipe or file and a console layout on a terminal. Agents bind ``stage``,
-``record_id``, ``provider`` and ``outcome`` with ``structlog.contextvars``; the foreign loggers
-(faust, aiokafka, mode, httpx, aiohttp) go through the same processors, so their lines carry the
-same context and the same redaction. :func:`redact_sensitive` masks email addresses, phone numbers
+Lines are JSON on a pipe or file and a console layout on a terminal. Every stage binds its
+``stage`` with ``structlog.contextvars`` for all it logs (``pipeline.kafka.stage_loop.run_stage``);
+lines about one record name ``record_id``, ``provider`` and ``outcome`` themselves. The foreign
+loggers (faust, aiokafka, mode, httpx, aiohttp) go through the same processors, so their lines
+carry the same context and the same redaction. :func:`redact_sensitive` masks email addresses, phone numbers
 and secrets in every string value, in nested dicts and lists, and in stdlib message text. A warning
 or error that a library repeats (a broker away) gets one line per ``REPEAT_INTERVAL_S`` with a count
 of the rest (``pipeline.log_repeats``).

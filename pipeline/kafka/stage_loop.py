@@ -51,6 +51,7 @@ async def run_stage(
     batch_max: int,
     within_s: float,
 ) -> None:
+    structlog.contextvars.bind_contextvars(stage=stage)  # the agent's own task: every line it logs
     async for events in cast(faust.Stream[bytes], stream).take_events(batch_max, within=within_s):
         started = time.perf_counter()
         await faults.read()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Iterator
@@ -249,3 +250,36 @@ def test_a_message_that_comes_back_later_starts_a_new_interval(clock: FakeClock)
     assert limiter.filter(again)
     assert not hasattr(again, "repeated")
     assert not limiter.filter(again)
+
+
+async def test_a_stage_binds_its_name_for_every_line_it_logs() -> None:
+    """run_stage binds ``stage`` in the agent's task: a line the stage's handler logs without naming
+    the stage carries it."""
+    import faust
+    from faust.types import Message
+
+    from pipeline.kafka.stage_loop import run_stage
+    from pipeline.kafka.worker_faults import Segment
+
+    app = faust.App("unit-logging")  # its (empty) table registry only: nothing is started
+
+    class OneBatch:
+        async def take_events(self, batch_max: int, within: float):  # type: ignore[no-untyped-def]
+            message = Message("t", 0, 0, 1.0, 0, [], b"k", b"v", None)
+            yield [faust.Event(app, b"k", b"v", [], message)]
+
+    class NoStops:
+        async def read(self) -> None: ...
+
+        def segments(self, events):  # type: ignore[no-untyped-def]
+            return [Segment("batch", events)]
+
+    async def handle(events):  # type: ignore[no-untyped-def]
+        structlog.get_logger("handler").info("handled", events=len(events))
+        return []
+
+    with structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars]) as captured:
+        await asyncio.create_task(run_stage(app, OneBatch(), "validate", handle, faults=NoStops(),  # type: ignore[arg-type]
+                                            batch_max=1, within_s=0.0))
+    (handled,) = [line for line in captured if line["event"] == "handled"]
+    assert handled["stage"] == "validate"
