@@ -33,6 +33,7 @@ class StageTables:
     last_known: faust.Table  # record id -> KnownContact JSON, to route and map deletes
     delivered_version: dict[str, faust.Table]  # per provider: record id -> Delivered (version, key)
     status: faust.Table  # record id -> RecordStatus JSON
+    field_clock: faust.Table  # record id -> RecordClock JSON (the conflict stage, pipeline.stages.conflict)
 
 
 def create_tables(app: faust.App, catalog: TopicCatalog) -> StageTables:
@@ -58,6 +59,7 @@ def create_tables(app: faust.App, catalog: TopicCatalog) -> StageTables:
         last_known=table("last-known"),
         delivered_version={name: table(f"delivered-version.{name}") for name in catalog.providers},
         status=table("record-status"),
+        field_clock=table("field-clock"),
     )
 
 

@@ -95,6 +95,14 @@ class TopicCatalog:
         return self._name("contacts.transformed")
 
     @property
+    def inbound(self) -> str:
+        return self._name("contacts.inbound")
+
+    @property
+    def changes_inbound(self) -> str:
+        return self._name("contacts.changes.inbound")
+
+    @property
     def dlq(self) -> str:
         return self._name("contacts.dlq")
 

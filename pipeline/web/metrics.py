@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiokafka import TopicPartition
 from faust.web import Request, Response, View
 
-from pipeline.app import app, faults, lanes, outcome_counts, settings, topics
+from pipeline.app import app, faults, lanes, outcome_counts, settings, topics, webhook_counts
 from pipeline.kafka.clients import groupless_consumer
 from pipeline.ops.metrics import CONTENT_TYPE, MetricsSnapshot, render_metrics
 from pipeline.web.lag import sampler
@@ -25,5 +25,6 @@ async def metrics(view: View, request: Request) -> Response:
     snapshot = MetricsSnapshot(
         lag=sampler.latest, topic_prefix=topics.catalog.prefix, dead_letters=await dead_letters_written(),
         outcomes=dict(outcome_counts.by_provider_state), lanes=lanes, worker_fault_letters=dict(faults.given_up),
+        webhooks=webhook_counts,
     )
     return view.bytes(render_metrics(snapshot), headers={"Content-Type": CONTENT_TYPE})
