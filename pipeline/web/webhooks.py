@@ -84,7 +84,8 @@ async def receive(
         return view.json({"error": refusal.reason}, status=refusal.status)
     except (LookupFailedError, KafkaError, TimeoutError) as exc:  # the platform sends it again
         webhook_counts.received[(provider, "unavailable")] += 1
-        log.error("webhook not taken", provider=provider, outcome="unavailable", error_class=type(exc).__name__)
+        log.error("webhook not taken", provider=provider, outcome="unavailable", error_class=type(exc).__name__,
+                  error=str(exc))
         return view.json({"error": "not taken now; send it again"}, status=503)
     webhook_counts.received[(provider, "accepted")] += 1
     log.info("webhook accepted", provider=provider, outcome="accepted", changes=len(found))
