@@ -155,6 +155,8 @@ def _resolved(
     )
 
 
-def _kept(sent: dict[int, dict[str, FieldValue]], version: int, values: dict[str, FieldValue]) -> dict[int, dict[str, FieldValue]]:
+def _kept(
+    sent: dict[int, dict[str, FieldValue]], version: int, values: dict[str, FieldValue]
+) -> dict[int, dict[str, FieldValue]]:
     newest = sorted({**sent, version: values}.items())[-SENT_KEPT:]
     return dict(newest)

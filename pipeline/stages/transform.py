@@ -54,7 +54,9 @@ def transform(
     return result, remember
 
 
-def keep_unsubscribed(change: ContactChange, known: KnownContact | None) -> tuple[ContactChange, str | None, bool | None]:
+def keep_unsubscribed(
+    change: ContactChange, known: KnownContact | None
+) -> tuple[ContactChange, str | None, bool | None]:
     """The change with a platform's unsubscribe kept; the platform that holds one; what the source says.
 
     An unsubscribe that came back from a platform (``origin`` not ``source``) holds until the

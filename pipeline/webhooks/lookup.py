@@ -49,7 +49,8 @@ class HubSpotRecordIds:
 
     async def _read(self, object_ids: list[int], archived: bool) -> dict[int, str | None]:
         id_property = hubspot_fields().record_id
-        body = {"inputs": [{"id": str(oid)} for oid in object_ids], "properties": [id_property], "propertiesWithHistory": []}
+        inputs = [{"id": str(oid)} for oid in object_ids]
+        body = {"inputs": inputs, "properties": [id_property], "propertiesWithHistory": []}
         try:
             response = await self._client.post(
                 "/crm/v3/objects/contacts/batch/read", json=body, params={"archived": str(archived).lower()}

@@ -59,5 +59,7 @@ def check_webhook_secrets(settings: WebhooksSettings) -> None:
     if mailchimp:
         credential(settings.mailchimp_secret, f"{prefix}MAILCHIMP_SECRET")
         if not all(c.isalnum() or c in "-_.~" for c in mailchimp) or len(mailchimp) < 16:
-            raise ConfigError(f"{prefix}MAILCHIMP_SECRET must be at least 16 letters, digits, '-', '_', '.' or '~' "
-                              "(it is part of a URL); generate one with: python -c 'import secrets; print(secrets.token_urlsafe(24))'")
+            raise ConfigError(
+                f"{prefix}MAILCHIMP_SECRET must be at least 16 letters, digits, '-', '_', '.' or '~' (it is part "
+                "of a URL); generate one: python -c 'import secrets; print(secrets.token_urlsafe(24))'"
+            )

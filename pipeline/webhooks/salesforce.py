@@ -59,7 +59,9 @@ def _change(notification: Element, external_id_field: str, received_at_ms: int) 
     mapping = salesforce_fields(sobject, external_id_field)
     if mapping is None:
         raise malformed(f"sObject type {sobject!r} is not one contacts are written as")
-    values = {_local(child.tag): None if child.get(f"{{{XSI}}}nil") == "true" else (child.text or "") for child in record}
+    values = {
+        _local(child.tag): None if child.get(f"{{{XSI}}}nil") == "true" else (child.text or "") for child in record
+    }
     platform_id = values.get("Id") or ""
     if not platform_id:
         raise malformed("an sObject without an Id")

@@ -16,10 +16,10 @@ from pipeline.dev.simulators import webhook_bodies
 from pipeline.dev.simulators.base import ProviderSimulator, RejectedRequest
 from pipeline.dev.simulators.config import HubSpotSimConfig
 from pipeline.dev.simulators.identifiers import correlation_id
+from pipeline.dev.simulators.notifier import Notification
 from pipeline.dev.simulators.rate_window import RollingWindow
 from pipeline.dev.simulators.request_log import RecordRef
 from pipeline.dev.simulators.specs import HUBSPOT_SPEC, schema_problems
-from pipeline.dev.simulators.notifier import Notification
 from pipeline.dev.simulators.store import Operation, RecordStore, StoredRecord
 
 BATCH = "/crm/v3/objects/contacts/batch"

@@ -59,7 +59,8 @@ def add_inspection_routes(router: web.UrlDispatcher, simulator: ProviderSimulato
             return web.json_response({"provider": provider, "error": "no such live record"}, status=404)
         record = live[0]
         simulator.store.write(record.native_id, fields, at=time.time(), request_seq=0, object_type=record.object_type)
-        return web.json_response({"provider": provider, "record": simulator.store.current_record(request.match_info["record_id"])})
+        view = simulator.store.current_record(request.match_info["record_id"])
+        return web.json_response({"provider": provider, "record": view})
 
     async def webhooks(request: web.Request) -> web.Response:
         return web.json_response({"provider": provider, **simulator.notifier.counts.as_json()})

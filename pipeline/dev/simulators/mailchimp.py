@@ -20,10 +20,10 @@ from pipeline.dev.simulators import webhook_bodies
 from pipeline.dev.simulators.base import ProviderSimulator, RejectedRequest
 from pipeline.dev.simulators.config import MailchimpSimConfig
 from pipeline.dev.simulators.identifiers import correlation_id, subscriber_hash
+from pipeline.dev.simulators.notifier import Notification
 from pipeline.dev.simulators.rate_window import RollingWindow
 from pipeline.dev.simulators.request_log import RecordRef
 from pipeline.dev.simulators.specs import MAILCHIMP_SPEC, schema_problems
-from pipeline.dev.simulators.notifier import Notification
 from pipeline.dev.simulators.store import Operation, RecordStore, StoredRecord
 
 _TITLES = {400: "Invalid Resource", 401: "API Key Invalid", 404: "Resource Not Found", 405: "Method Not Allowed"}

@@ -21,10 +21,10 @@ from pipeline.dev.simulators import webhook_bodies
 from pipeline.dev.simulators.base import ProviderSimulator, RejectedRequest
 from pipeline.dev.simulators.config import SalesforceSimConfig
 from pipeline.dev.simulators.identifiers import salesforce_id
+from pipeline.dev.simulators.notifier import Notification
 from pipeline.dev.simulators.rate_window import RollingWindow
 from pipeline.dev.simulators.request_log import RecordRef
 from pipeline.dev.simulators.salesforce_query import parse_lookup, run_lookup
-from pipeline.dev.simulators.notifier import Notification
 from pipeline.dev.simulators.store import Operation, RecordStore, StoredRecord
 
 DATA = "/services/data/{version}"

@@ -6,7 +6,7 @@ from typing import Any
 
 from pipeline.dev.simulators.base import RejectedRequest
 from pipeline.dev.simulators.identifiers import is_salesforce_id, is_valid_email, salesforce_id_18
-from pipeline.dev.simulators.store import Operation, RecordStore, StoredRecord
+from pipeline.dev.simulators.store import RecordStore, StoredRecord
 
 EXTERNAL_ID_FIELD = "ContactSync_Id__c"
 VERSION_FIELD = "ContactSync_Version__c"

@@ -12,7 +12,7 @@ from typing import Any
 
 from pipeline.dev.simulators.base import RejectedRequest
 from pipeline.dev.simulators.salesforce_objects import FIELDS, record_by_id
-from pipeline.dev.simulators.store import Operation, RecordStore, StoredRecord
+from pipeline.dev.simulators.store import RecordStore, StoredRecord
 
 _LITERAL = r"'(?:[^'\\]|\\.)*'"
 _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f"}

@@ -3,19 +3,17 @@ HubSpot's JSON event batch (signed v3), a Mailchimp list webhook form, a Salesfo
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import itertools
 import json
 import time
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote, urlencode
+from urllib.parse import urlencode
 from xml.sax.saxutils import escape
 
 from pipeline.dev.simulators.notifier import Notification
 from pipeline.dev.simulators.store import Operation, StoredRecord
+from pipeline.webhooks.hubspot import signature
 
 _event_ids = itertools.count(1)
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -40,13 +38,15 @@ def hubspot_events(record: StoredRecord, operation: Operation, changed: dict[str
 
 
 def hubspot_signature(secret: str, url: str, body: bytes) -> dict[str, str]:
+    """The headers of a request HubSpot signs now."""
     timestamp = str(int(time.time() * 1000))
-    message = b"POST" + unquote(url).encode() + body + timestamp.encode()
-    digest = base64.b64encode(hmac.new(secret.encode(), message, hashlib.sha256).digest()).decode()
-    return {"X-HubSpot-Signature-v3": digest, "X-HubSpot-Request-Timestamp": timestamp}
+    return {"X-HubSpot-Signature-v3": signature(secret, "POST", url, body, timestamp),
+            "X-HubSpot-Request-Timestamp": timestamp}
 
 
-def mailchimp_event(record: StoredRecord, operation: Operation, changed: dict[str, Any], list_id: str) -> list[Notification]:
+def mailchimp_event(
+    record: StoredRecord, operation: Operation, changed: dict[str, Any], list_id: str
+) -> list[Notification]:
     """subscribe, unsubscribe or cleaned when the status changed, else profile; nothing on archive."""
     if operation == "archive":
         return []
@@ -69,7 +69,9 @@ def mailchimp_event(record: StoredRecord, operation: Operation, changed: dict[st
     return [Notification(urlencode(form).encode(), "application/x-www-form-urlencoded")]
 
 
-def salesforce_outbound_message(record: StoredRecord, operation: Operation, organization_id: str) -> list[Notification]:
+def salesforce_outbound_message(
+    record: StoredRecord, operation: Operation, organization_id: str
+) -> list[Notification]:
     """One Notification with every field of the record, as a workflow rule on create and edit sends."""
     if operation == "archive":
         return []
