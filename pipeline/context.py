@@ -16,7 +16,7 @@ from pipeline.delivery.rate_limit import ProviderLane
 from pipeline.kafka.tables import StageTables, create_tables
 from pipeline.kafka.topics import TopicCatalog
 from pipeline.kafka.worker_faults import FaultBook
-from pipeline.ops.metrics import OutcomeCounts
+from pipeline.ops.metrics import OutcomeCounts, WebhookCounts
 from pipeline.runtime_config import RuntimeConfig
 from pipeline.settings import Settings
 from pipeline.web.access import access_middleware
@@ -32,6 +32,7 @@ class StageTopics:
     validated: faust.TopicT
     transformed: faust.TopicT
     outcomes: faust.TopicT
+    conflict: faust.TopicT  # contacts.transformed and contacts.inbound, read by one stage (agents/conflict.py)
     dispatch: dict[str, faust.TopicT]
     retry: dict[str, dict[str, faust.TopicT]]
 
@@ -64,9 +65,9 @@ def create_app(settings: Settings) -> tuple[faust.App, StageTopics, StageTables]
         broker_max_poll_records=500,
     )
 
-    def raw_topic(name: str) -> faust.TopicT:
+    def raw_topic(*names: str) -> faust.TopicT:
         return app.topic(
-            name,
+            *names,
             key_type=bytes,
             value_type=bytes,
             key_serializer="raw",
@@ -81,6 +82,7 @@ def create_app(settings: Settings) -> tuple[faust.App, StageTopics, StageTables]
         validated=raw_topic(catalog.validated),
         transformed=raw_topic(catalog.transformed),
         outcomes=raw_topic(catalog.outcomes),
+        conflict=raw_topic(catalog.transformed, catalog.inbound),
         dispatch={name: raw_topic(catalog.dispatch(name)) for name in providers},
         retry={
             name: {tier: raw_topic(catalog.retry(name, tier)) for tier in catalog.retry_tiers}
@@ -101,6 +103,7 @@ class WorkerContext:
     runtime: RuntimeConfig  # rules and lane limits as changed at run time
     faults: FaultBook  # worker stops counted against messages (contacts.faults)
     outcome_counts: OutcomeCounts  # filled by the status stage, shown by /metrics
+    webhook_counts: WebhookCounts  # filled by the webhook receivers and the conflict stage, shown by /metrics
 
 
 def build_context(settings: Settings) -> WorkerContext:
@@ -116,4 +119,5 @@ def build_context(settings: Settings) -> WorkerContext:
         runtime=RuntimeConfig(settings, lanes, topics.catalog),
         faults=FaultBook(settings.bootstrap_servers, topics.catalog, settings.worker_fault_stops),
         outcome_counts=OutcomeCounts(),
+        webhook_counts=WebhookCounts(),
     )

@@ -241,6 +241,43 @@ class AdminSettings(_Section):
         return keys
 
 
+class WebhooksSettings(_Section):
+    """The webhook receivers (``docs/webhooks.md``): what proves each platform is the sender.
+
+    A receiver whose secret is empty answers 404: it accepts nothing it cannot authenticate.
+    """
+
+    hubspot_client_secret: SecretStr = Field(
+        default=SecretStr(""), description="The HubSpot app's client secret, the key of X-HubSpot-Signature-v3."
+    )
+    hubspot_max_age_s: float = Field(default=300.0, gt=0, le=3600, description="Older timestamps are refused.")
+    mailchimp_secret: SecretStr = Field(
+        default=SecretStr(""), description="The last path segment of the URL registered at Mailchimp."
+    )
+    salesforce_organization_id: str = Field(
+        default="", pattern=r"^([A-Za-z0-9]{15}|[A-Za-z0-9]{18})?$",
+        description="The org whose Outbound Messages are accepted (15 or 18 characters).",
+    )
+    public_url: HttpUrlTextOrEmpty = Field(
+        default="", description="The scheme and host the platforms call (https://sync.example.com) when a "
+        "TLS-terminating proxy stands in front; HubSpot signs that URL. Empty: the URL as the request arrived.",
+    )
+    max_body_bytes: int = Field(default=1_000_000, gt=0, le=32 * 1024**2, description="Larger bodies get 413.")
+    id_cache_size: int = Field(
+        default=100_000, ge=0, le=10_000_000,
+        description="HubSpot object ids whose record id a worker remembers (a miss costs one batch read).",
+    )
+
+    @property
+    def receiving(self) -> bool:
+        """Whether any receiver is configured: without one, no platform change can come in."""
+        return bool(
+            self.hubspot_client_secret.get_secret_value()
+            or self.mailchimp_secret.get_secret_value()
+            or self.salesforce_organization_id
+        )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CONTACTSYNC_", env_nested_delimiter="__", frozen=True, extra="forbid", allow_inf_nan=False
@@ -279,6 +316,7 @@ class Settings(BaseSettings):
     providers: ProvidersSettings = ProvidersSettings()
     routing: RoutingSettings = RoutingSettings()
     admin: AdminSettings = AdminSettings()
+    webhooks: WebhooksSettings = WebhooksSettings()
 
     @property
     def bootstrap_servers(self) -> str:

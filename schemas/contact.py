@@ -42,14 +42,18 @@ class ContactChange(_Message):
     source_ts_ms: int
     captured_at_ms: int
     contact: Contact | None = None
+    origin: str = "source"  # or the provider whose change came back (pipeline.stages.conflict)
 
 
 class KnownContact(_Message):
     """What the transform stage remembers of a record: its newest contact and every provider it
-    was ever routed to (a delete must reach all of them, even after the contact's type changed)."""
+    was ever routed to (a delete must reach all of them, even after the contact's type changed);
+    and what keeps a platform's unsubscribe (``pipeline.stages.transform.keep_unsubscribed``)."""
 
     contact: Contact
     routed_to: list[str] = []
+    source_subscribed: bool | None = None  # what the source's last change said (None: not seen)
+    unsubscribed_by: str | None = None  # the platform whose unsubscribe holds until the source changes it
 
 
 class RuleVerdict(_Message):

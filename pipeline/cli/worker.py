@@ -19,6 +19,7 @@ from pipeline.kafka import faust_internals, topic_admin
 from pipeline.logging import configure_logging
 from pipeline.providers import check_credentials
 from pipeline.settings import Port, Settings
+from pipeline.webhooks.receiving import check_webhook_secrets
 
 
 class _Worker(faust.Worker):
@@ -57,6 +58,7 @@ def worker(
     settings = load_settings()
     configure_logging(settings.log_level)
     check_credentials(settings.providers)
+    check_webhook_secrets(settings.webhooks)
     with data_dir_lock(settings.data_dir):
         check_web_port(settings.web_host, settings.web_port)
         check_topics(settings)

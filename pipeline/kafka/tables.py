@@ -34,6 +34,7 @@ class StageTables:
     last_known: faust.Table[bytes, bytes]  # record id -> KnownContact JSON, to route and map deletes
     delivered_version: dict[str, faust.Table[bytes, bytes]]  # per provider: record id -> Delivered (version, key)
     status: faust.Table[bytes, bytes]  # record id -> RecordStatus JSON
+    field_clock: faust.Table[bytes, bytes]  # record id -> RecordClock JSON (pipeline.stages.conflict)
 
 
 def create_tables(app: faust.App, catalog: TopicCatalog) -> StageTables:
@@ -68,6 +69,7 @@ def create_tables(app: faust.App, catalog: TopicCatalog) -> StageTables:
             for name in catalog.providers
         },
         status=table("record-status", catalog.record_status_changelog),
+        field_clock=table("field-clock", catalog.field_clock_changelog),
     )
 
 

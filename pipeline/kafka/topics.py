@@ -77,7 +77,7 @@ class TopicCatalog:
     ROLES = (
         "cdc", "validated", "transformed", "dispatch", "retry", "dlq", "dlq_handled", "outcomes", "faults",
         "last_known_changelog", "delivered_version_changelog", "record_status_changelog",
-        "config_rules", "config_providers",
+        "config_rules", "config_providers", "inbound", "changes_inbound", "field_clock_changelog",
     )
 
     def __init__(self, catalog: _CatalogFile, prefix: str = "") -> None:
@@ -123,6 +123,14 @@ class TopicCatalog:
         return self._named("transformed")
 
     @property
+    def inbound(self) -> str:
+        return self._named("inbound")
+
+    @property
+    def changes_inbound(self) -> str:
+        return self._named("changes_inbound")
+
+    @property
     def dlq(self) -> str:
         return self._named("dlq")
 
@@ -162,6 +170,10 @@ class TopicCatalog:
     @property
     def record_status_changelog(self) -> str:
         return self._named("record_status_changelog")
+
+    @property
+    def field_clock_changelog(self) -> str:
+        return self._named("field_clock_changelog")
 
     def specs(self) -> list[TopicSpec]:
         """Every concrete topic, templates expanded per provider and retry tier."""

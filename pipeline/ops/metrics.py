@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -40,6 +40,16 @@ class OutcomeCounts:
         self.by_provider_state.update((outcome.provider, outcome.state) for outcome in outcomes)
 
 
+class WebhookCounts:
+    """Webhook notifications this worker received, per provider and result (accepted, unauthorized,
+    stale, malformed, too_large, unavailable), and the inbound changes its conflict stage decided,
+    per provider and outcome (echo, unchanged, kept_ours, applied, deleted)."""
+
+    def __init__(self) -> None:
+        self.received: Counter[tuple[str, str]] = Counter()
+        self.resolved: Counter[tuple[str, str]] = Counter()
+
+
 @dataclass(frozen=True)
 class MetricsSnapshot:
     lag: LagReport | None
@@ -48,6 +58,7 @@ class MetricsSnapshot:
     outcomes: Mapping[tuple[str, str], int]
     lanes: Mapping[str, ProviderLane]
     worker_fault_letters: Mapping[str, int]  # per stage, by this worker (pipeline.kafka.worker_faults)
+    webhooks: WebhookCounts = field(default_factory=WebhookCounts)
 
 
 class _SnapshotCollector(Collector):
@@ -74,6 +85,7 @@ class _SnapshotCollector(Collector):
             given_up.add_metric([stage], count)
         yield given_up
         yield from _lane_metrics(self._snapshot.lanes)
+        yield from _webhook_metrics(self._snapshot.webhooks)
 
 
 def render_metrics(snapshot: MetricsSnapshot) -> bytes:
@@ -100,6 +112,21 @@ def _stage_metrics(snapshot: MetricsSnapshot) -> Iterator[Metric]:
         if stage.last_commit_age_s is not None:
             age.add_metric([stage.stage], stage.last_commit_age_s)
     yield from (events_in, written, lag, age)
+
+
+def _webhook_metrics(counts: WebhookCounts) -> Iterator[Metric]:
+    received = CounterMetricFamily(
+        "contactsync_webhooks", "Webhook notifications this worker answered, by result.", labels=["provider", "result"]
+    )
+    for (provider, result), count in sorted(counts.received.items()):
+        received.add_metric([provider, result], count)
+    resolved = CounterMetricFamily(
+        "contactsync_inbound_changes", "Platform changes the conflict stage decided, by outcome (echo: "
+        "our own write coming back, dropped).", labels=["provider", "outcome"],
+    )
+    for (provider, outcome), count in sorted(counts.resolved.items()):
+        resolved.add_metric([provider, outcome], count)
+    yield from (received, resolved)
 
 
 def _lane_metrics(lanes: Mapping[str, ProviderLane]) -> Iterator[Metric]:

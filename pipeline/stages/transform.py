@@ -29,7 +29,9 @@ def transform(
     not is not. It is routed by the last known contact, since the CDC tool may only know the key.
     An upsert also goes to every ``sticky`` provider that holds the record, so that an unsubscribe
     reaches Mailchimp. Rules stop upserts only. A field normalising drops is named in the result.
+    A platform's unsubscribe holds against the source's changes that leave the subscription alone.
     """
+    change, unsubscribed_by, source_subscribed = keep_unsubscribed(change, known)
     contact = change.contact or (known.contact if known else None)
     normalised, dropped = normalise(contact, routing.default_phone_region) if contact else (None, ())
     change = change.model_copy(update={"contact": normalised})
@@ -48,7 +50,33 @@ def transform(
     )
     if result.stopped_by is None:
         routed_to = _union(routed_to, result.targets, providers)
-    return result, KnownContact(contact=normalised, routed_to=routed_to)
+    remember = KnownContact(contact=normalised, routed_to=routed_to, source_subscribed=source_subscribed,
+                            unsubscribed_by=unsubscribed_by)
+    return result, remember
+
+
+def keep_unsubscribed(
+    change: ContactChange, known: KnownContact | None
+) -> tuple[ContactChange, str | None, bool | None]:
+    """The change with a platform's unsubscribe kept; the platform that holds one; what the source says.
+
+    An unsubscribe that came back from a platform (``origin`` not ``source``) holds until the
+    source itself changes the subscription: a source change saying ``subscribed`` while the
+    source's previous change said so too (or none was seen) only carries a stale copy, and is
+    delivered unsubscribed. A source change from unsubscribed to subscribed is a real resubscribe
+    and ends the hold, as does a platform's own subscribe.
+    """
+    held_by = known.unsubscribed_by if known else None
+    source_said = known.source_subscribed if known else None
+    contact = change.contact
+    if contact is None or change.op == "delete":
+        return change, held_by, source_said
+    if change.origin != "source":
+        return change, None if contact.subscribed else change.origin, source_said
+    if held_by is not None and contact.subscribed and source_said is not False:
+        kept = change.model_copy(update={"contact": contact.model_copy(update={"subscribed": False})})
+        return kept, held_by, True
+    return change, None, contact.subscribed
 
 
 def _union(first: list[str], second: list[str], providers: tuple[str, ...]) -> list[str]:

@@ -2,6 +2,8 @@
 
 - Our read-only views (``READ_VIEWS``: ``/lag``, ``/lag/page``, ``/records/{id}``, ``/providers``,
   ``/metrics``) are open to GET, or need a key too when ``settings.admin.open_views`` is false.
+- The webhook receivers (``WEBHOOK_VIEWS``, ``pipeline.web.webhooks``) need no key: each proves its
+  caller is the platform (a signature, a secret in the URL, the organisation id) and refuses others.
 - Everything else needs an API key: the admin endpoints (``/admin/...``), every request that changes
   something (any method but GET, HEAD and OPTIONS; ``POST /records/{id}/retry`` too), and every
   view Faust registers itself: ``/table/...`` (table rows, contacts included), ``/router/...``
@@ -30,10 +32,13 @@ from pipeline.settings import AdminSettings
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 READ_VIEWS = frozenset({"/lag", "/lag/page", "/records/{id}", "/providers", "/metrics"})
+WEBHOOK_VIEWS = frozenset({"/webhooks/hubspot", "/webhooks/mailchimp/{secret}", "/webhooks/salesforce"})
 
 
 def needs_key(method: str, route: str | None, *, open_views: bool) -> bool:
     """Whether a request for the view at route pattern ``route`` (None: no view) needs a key."""
+    if route in WEBHOOK_VIEWS:
+        return False
     if route not in READ_VIEWS or method.upper() not in READ_METHODS:
         return True
     return not open_views

@@ -29,5 +29,6 @@ async def metrics(view: View, request: Request) -> Response:
         outcomes=dict(context.outcome_counts.by_provider_state),
         lanes=context.lanes,
         worker_fault_letters=dict(context.faults.given_up),
+        webhooks=context.webhook_counts,
     )
     return view.bytes(render_metrics(snapshot), headers={"Content-Type": CONTENT_TYPE})

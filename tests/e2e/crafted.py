@@ -12,10 +12,10 @@ from pipeline.dev.cdc_generator import GeneratedEvent, Kind
 VERSION_TS = int(time.time() * 1000)
 
 
-def plain_upsert(record_id: str, *, seq: int = 1, **row: Any) -> GeneratedEvent:
-    """A plain-form upsert of a customer ``record_id`` whose version is ``VERSION_TS * 1000 + seq``."""
+def plain_upsert(record_id: str, *, seq: int = 1, ts: int = VERSION_TS, **row: Any) -> GeneratedEvent:
+    """A plain-form upsert of a customer ``record_id`` whose version is ``ts * 1000 + seq``."""
     data = {"email": f"{record_id}@example.com", "contact_type": "customer", **row}
-    return _plain("upsert", record_id, seq, data)
+    return _plain("upsert", record_id, seq, data, ts)
 
 
 def plain_delete(record_id: str, *, seq: int, **row: Any) -> GeneratedEvent:
@@ -23,10 +23,10 @@ def plain_delete(record_id: str, *, seq: int, **row: Any) -> GeneratedEvent:
     return _plain("delete", record_id, seq, row)
 
 
-def _plain(op: str, record_id: str, seq: int, data: dict[str, Any]) -> GeneratedEvent:
-    value = json.dumps({"op": op, "id": record_id, "ts": VERSION_TS, "seq": seq, "data": data}).encode()
+def _plain(op: str, record_id: str, seq: int, data: dict[str, Any], ts: int = VERSION_TS) -> GeneratedEvent:
+    value = json.dumps({"op": op, "id": record_id, "ts": ts, "seq": seq, "data": data}).encode()
     kind = Kind.DELETE if op == "delete" else Kind.CREATE
-    return GeneratedEvent(record_id.encode(), value, kind, record_id, VERSION_TS * 1000 + seq)
+    return GeneratedEvent(record_id.encode(), value, kind, record_id, ts * 1000 + seq)
 
 
 def poison(record_id: str) -> GeneratedEvent:

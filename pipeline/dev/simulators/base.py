@@ -24,8 +24,9 @@ from aiohttp import web
 from pipeline.dev.simulators.config import BaseSimConfig, merged
 from pipeline.dev.simulators.faults import FaultInjector, RequestFault
 from pipeline.dev.simulators.inspection import add_inspection_routes
+from pipeline.dev.simulators.notifier import Notification, WebhookNotifier
 from pipeline.dev.simulators.request_log import LoggedRequest, RecordRef, RequestLog
-from pipeline.dev.simulators.store import RecordStore, StoredRecord
+from pipeline.dev.simulators.store import Operation, RecordStore, StoredRecord
 
 ConfigT = TypeVar("ConfigT", bound=BaseSimConfig)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -58,6 +59,8 @@ class ProviderSimulator(ABC, Generic[ConfigT]):
         self.in_flight = 0
         self.base_url = ""
         self._runner: web.AppRunner | None = None
+        self.notifier = WebhookNotifier(self.webhook_headers)
+        store.listeners.append(self._notify)
 
     # --- what a provider supplies -------------------------------------------------------------
 
@@ -88,6 +91,18 @@ class ProviderSimulator(ABC, Generic[ConfigT]):
         """Requests that skip auth, limits and faults (the Salesforce token endpoint)."""
         return False
 
+    def notifications(self, record: StoredRecord, operation: Operation, changed: dict[str, Any]) -> list[Notification]:
+        """What the platform sends its webhook subscribers about one write (none by default)."""
+        return []
+
+    def webhook_headers(self, url: str, body: bytes) -> dict[str, str]:
+        """Headers of one attempt to send a notification (a signature)."""
+        return {}
+
+    def _notify(self, record: StoredRecord, operation: Operation, changed: dict[str, Any]) -> None:
+        if self.config.webhook.url is not None:
+            self.notifier.notify(self.config.webhook, self.notifications(record, operation, changed))
+
     def on_reconfigure(self) -> None: ...
 
     def on_reset(self) -> None: ...
@@ -109,6 +124,7 @@ class ProviderSimulator(ABC, Generic[ConfigT]):
         return self.base_url
 
     async def stop(self) -> None:
+        await self.notifier.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -125,6 +141,7 @@ class ProviderSimulator(ABC, Generic[ConfigT]):
         self.store.reset()
         self.log.reset(self.config.request_log_size)
         self.faults.reconfigure(self.config.faults, self.config.latency)
+        self.notifier.reset()
         self.on_reset()
 
     # --- helpers for handlers -----------------------------------------------------------------

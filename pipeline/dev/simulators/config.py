@@ -47,9 +47,22 @@ class FaultConfig(_Frozen):
     partial_failure_kind: Literal["transient", "permanent"] = "transient"
 
 
-class BaseSimConfig(_Frozen):
-    """What every simulator has: latency, faults, and how many requests its log keeps."""
+class WebhookSimConfig(_Frozen):
+    """Where the simulator notifies changes, as its platform does (``pipeline.dev.simulators.notifier``).
 
+    A notification answered other than 2xx (or not at all) is sent again after each delay in turn,
+    then given up and counted.
+    """
+
+    url: str | None = Field(default=None, description="None: no notifications.")
+    retry_delays_s: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+    senders: int = Field(default=8, gt=0, le=64, description="Notifications under way at once.")
+
+
+class BaseSimConfig(_Frozen):
+    """What every simulator has: latency, faults, webhooks, and how many requests its log keeps."""
+
+    webhook: WebhookSimConfig = WebhookSimConfig()
     latency: LatencyConfig = LatencyConfig()
     faults: FaultConfig = FaultConfig()
     request_log_size: int = Field(default=100_000, gt=0, description="Newest requests kept in /_sim/requests.")
@@ -57,6 +70,7 @@ class BaseSimConfig(_Frozen):
 
 class HubSpotSimConfig(BaseSimConfig):
     token: str = "pat-sim-hubspot"
+    client_secret: str = "sim-hubspot-client-secret"  # signs webhooks (X-HubSpot-Signature-v3)
     requests_per_10s: int = Field(default=100, gt=0)
     daily_limit: int = Field(default=250_000, gt=0)
     max_batch_inputs: int = Field(default=100, gt=0)
@@ -70,6 +84,7 @@ class SalesforceSimConfig(BaseSimConfig):
     daily_limit: int = Field(default=100_000, gt=0, description="Rolling 24 h API request allocation.")
     session_ttl_s: float | None = Field(default=None, gt=0, description="None: tokens never expire.")
     max_collection_records: int = Field(default=200, gt=0)
+    organization_id: str = "00D5g000004SimXAAA"  # in every Outbound Message
 
 
 class MailchimpSimConfig(BaseSimConfig):

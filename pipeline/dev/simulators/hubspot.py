@@ -12,13 +12,15 @@ from typing import Any
 from aiohttp import web
 
 from pipeline.dev.simulators import hubspot_contacts as contacts
+from pipeline.dev.simulators import webhook_bodies
 from pipeline.dev.simulators.base import ProviderSimulator, RejectedRequest
 from pipeline.dev.simulators.config import HubSpotSimConfig
 from pipeline.dev.simulators.identifiers import correlation_id
+from pipeline.dev.simulators.notifier import Notification
 from pipeline.dev.simulators.rate_window import RollingWindow
 from pipeline.dev.simulators.request_log import RecordRef
 from pipeline.dev.simulators.specs import HUBSPOT_SPEC, schema_problems
-from pipeline.dev.simulators.store import RecordStore, StoredRecord
+from pipeline.dev.simulators.store import Operation, RecordStore, StoredRecord
 
 BATCH = "/crm/v3/objects/contacts/batch"
 _CATEGORIES = frozenset({"VALIDATION_ERROR", "CONFLICT", "OBJECT_NOT_FOUND", "INVALID_AUTHENTICATION"})
@@ -77,6 +79,12 @@ class HubSpotSimulator(ProviderSimulator[HubSpotSimConfig]):
             "X-HubSpot-RateLimit-Daily": str(self._daily.limit),
             "X-HubSpot-RateLimit-Daily-Remaining": str(self._daily.remaining(now)),
         }
+
+    def notifications(self, record: StoredRecord, operation: Operation, changed: dict[str, Any]) -> list[Notification]:
+        return webhook_bodies.hubspot_events(record, operation, changed)
+
+    def webhook_headers(self, url: str, body: bytes) -> dict[str, str]:
+        return webhook_bodies.hubspot_signature(self.config.client_secret, url, body)
 
     def on_reconfigure(self) -> None:
         self._ten_seconds.reconfigure(self.config.requests_per_10s)

@@ -4,6 +4,9 @@
     GET  /_sim/records/{record_id}         {"provider", "record": view}  (404 if never written)
     GET  /_sim/records/{record_id}/history {"provider", "record_id", "history": [write, ...]}
     GET  /_sim/requests?after=SEQ          {"provider", "requests": [request, ...]}
+    POST /_sim/records/{record_id}/edit    {"fields": {...}}: a person's edit at the platform, in its field
+                                           names; it notifies like any change (404 if no live record)
+    GET  /_sim/webhooks                    {"provider", "queued", "delivered", "attempts", "given_up", "pending"}
     POST /_sim/reset                       {"provider", "reset": true}
     GET  /_sim/config                      the provider's config
     PUT  /_sim/config                      merge a partial config; answers the new one (400 if invalid)
@@ -14,6 +17,7 @@ works for every simulator. No auth, limits, latency or faults apply here, and th
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -44,6 +48,23 @@ def add_inspection_routes(router: web.UrlDispatcher, simulator: ProviderSimulato
         after = int(request.query.get("after", "0"))
         return web.json_response({"provider": provider, "requests": simulator.log.entries(after_seq=after)})
 
+    async def edit(request: web.Request) -> web.Response:
+        body = await request.json()
+        fields = body.get("fields") if isinstance(body, dict) else None
+        if not isinstance(fields, dict) or not fields:
+            return web.json_response({"error": 'the body must be {"fields": {name: value, ...}}'}, status=400)
+        records = simulator.store.scan(simulator.store.record_id_field, request.match_info["record_id"])
+        live = [record for record in records if not record.archived]
+        if not live:
+            return web.json_response({"provider": provider, "error": "no such live record"}, status=404)
+        record = live[0]
+        simulator.store.write(record.native_id, fields, at=time.time(), request_seq=0, object_type=record.object_type)
+        view = simulator.store.current_record(request.match_info["record_id"])
+        return web.json_response({"provider": provider, "record": view})
+
+    async def webhooks(request: web.Request) -> web.Response:
+        return web.json_response({"provider": provider, **simulator.notifier.counts.as_json()})
+
     async def reset(request: web.Request) -> web.Response:
         simulator.reset()
         return web.json_response({"provider": provider, "reset": True})
@@ -67,6 +88,8 @@ def add_inspection_routes(router: web.UrlDispatcher, simulator: ProviderSimulato
     router.add_get(f"{prefix}/_sim/records/{{record_id}}", record)
     router.add_get(f"{prefix}/_sim/records/{{record_id}}/history", history)
     router.add_get(f"{prefix}/_sim/requests", requests)
+    router.add_post(f"{prefix}/_sim/records/{{record_id}}/edit", edit)
+    router.add_get(f"{prefix}/_sim/webhooks", webhooks)
     router.add_post(f"{prefix}/_sim/reset", reset)
     router.add_get(f"{prefix}/_sim/config", get_config)
     router.add_put(f"{prefix}/_sim/config", put_config)

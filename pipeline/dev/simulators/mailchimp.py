@@ -16,13 +16,15 @@ from typing import Any
 from aiohttp import web
 
 from pipeline.dev.simulators import mailchimp_members as members
+from pipeline.dev.simulators import webhook_bodies
 from pipeline.dev.simulators.base import ProviderSimulator, RejectedRequest
 from pipeline.dev.simulators.config import MailchimpSimConfig
 from pipeline.dev.simulators.identifiers import correlation_id, subscriber_hash
+from pipeline.dev.simulators.notifier import Notification
 from pipeline.dev.simulators.rate_window import RollingWindow
 from pipeline.dev.simulators.request_log import RecordRef
 from pipeline.dev.simulators.specs import MAILCHIMP_SPEC, schema_problems
-from pipeline.dev.simulators.store import RecordStore, StoredRecord
+from pipeline.dev.simulators.store import Operation, RecordStore, StoredRecord
 
 _TITLES = {400: "Invalid Resource", 401: "API Key Invalid", 404: "Resource Not Found", 405: "Method Not Allowed"}
 _INVALID = "The resource submitted could not be validated. For field-specific details, see the 'errors' array."
@@ -79,6 +81,9 @@ class MailchimpSimulator(ProviderSimulator[MailchimpSimConfig]):
         elif rejection.code not in ("", "ROUTE", "SERVER_ERROR"):
             title = rejection.code
         return _problem(rejection.status, title, rejection.message, rejection.extra)
+
+    def notifications(self, record: StoredRecord, operation: Operation, changed: dict[str, Any]) -> list[Notification]:
+        return webhook_bodies.mailchimp_event(record, operation, changed, self.config.list_id)
 
     def on_reconfigure(self) -> None:
         self._per_second.reconfigure(self.config.requests_per_second or 1)

@@ -17,13 +17,15 @@ from typing import Any
 from aiohttp import web
 
 from pipeline.dev.simulators import salesforce_objects as objects
+from pipeline.dev.simulators import webhook_bodies
 from pipeline.dev.simulators.base import ProviderSimulator, RejectedRequest
 from pipeline.dev.simulators.config import SalesforceSimConfig
 from pipeline.dev.simulators.identifiers import salesforce_id
+from pipeline.dev.simulators.notifier import Notification
 from pipeline.dev.simulators.rate_window import RollingWindow
 from pipeline.dev.simulators.request_log import RecordRef
 from pipeline.dev.simulators.salesforce_query import parse_lookup, run_lookup
-from pipeline.dev.simulators.store import RecordStore, StoredRecord
+from pipeline.dev.simulators.store import Operation, RecordStore, StoredRecord
 
 DATA = "/services/data/{version}"
 _VERSION = re.compile(r"^v(\d+)\.\d$")
@@ -79,6 +81,9 @@ class SalesforceSimulator(ProviderSimulator[SalesforceSimConfig]):
 
     def limit_headers(self, now: float) -> dict[str, str]:
         return {"Sforce-Limit-Info": f"api-usage={self._daily.used(now)}/{self._daily.limit}"}
+
+    def notifications(self, record: StoredRecord, operation: Operation, changed: dict[str, Any]) -> list[Notification]:
+        return webhook_bodies.salesforce_outbound_message(record, operation, self.config.organization_id)
 
     def on_reconfigure(self) -> None:
         self._daily.reconfigure(self.config.daily_limit)

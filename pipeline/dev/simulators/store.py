@@ -10,6 +10,7 @@ Leads and Contacts apart; the other platforms have one type, "").
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
@@ -50,6 +51,10 @@ class StoredRecord:
     history: list[Write] = field(default_factory=list)
 
 
+Listener = Callable[["StoredRecord", Operation, dict[str, Any]], None]
+"""Told of every write: the record after it, the operation, and the fields whose value it changed."""
+
+
 class RecordStore:
     """Records of one simulated platform; every method is synchronous, so a call is atomic."""
 
@@ -59,6 +64,7 @@ class RecordStore:
         self.unique_fields = unique_fields
         self._records: dict[str, StoredRecord] = {}
         self._index: dict[tuple[str, str, str], str] = {}
+        self.listeners: list[Listener] = []  # the simulator's webhook notifier
 
     def reset(self) -> None:
         self._records.clear()
@@ -96,11 +102,13 @@ class RecordStore:
             record = StoredRecord(native_id, {}, created_at=at, updated_at=at, object_type=object_type)
             self._records[native_id] = record
         self._unindex(record)
+        changed = {name: value for name, value in fields.items() if created or record.fields.get(name) != value}
         record.fields.update(fields)
         record.archived = False
         record.updated_at = at
         self._append(record, "create" if created else "update", fields, at, request_seq)
         self._reindex(record)
+        self._tell(record, "create" if created else "update", changed)
         return record, created
 
     def archive(self, native_id: str, *, at: float, request_seq: int) -> StoredRecord | None:
@@ -112,7 +120,13 @@ class RecordStore:
         record.archived = True
         record.updated_at = at
         self._append(record, "archive", {}, at, request_seq)
+        self._tell(record, "archive", {})
         return record
+
+    def _tell(self, record: StoredRecord, operation: Operation, changed: dict[str, Any]) -> None:
+        if changed or operation == "archive":
+            for listener in self.listeners:
+                listener(record, operation, changed)
 
     def record_id_of(self, record: StoredRecord) -> str | None:
         return as_text(record.fields.get(self.record_id_field))

@@ -125,3 +125,29 @@ def test_unsubscribe_still_reaches_mailchimp() -> None:
     unsubscribed = change(contact=Contact(id="1", email="new@b.co", contact_type="customer", subscribed=False))
     result, _ = transform(unsubscribed, known, ROUTING, PROVIDERS)
     assert result.targets == ["hubspot", "mailchimp"]
+
+
+def _subscription_after(*changes: tuple[str, bool]) -> list[bool]:
+    """What the transform delivers for each (origin, subscribed) change of one record, in order."""
+    known, delivered = None, []
+    for version, (origin, subscribed) in enumerate(changes, start=1):
+        contact = Contact(id="c-1", email="ann@x.com", first_name=f"Ann{version}", subscribed=subscribed)
+        change = ContactChange(record_id="c-1", op="upsert", version=version, source_ts_ms=version,
+                               captured_at_ms=version, contact=contact, origin=origin)
+        result, known = transform(change, known, RoutingSettings(), ("hubspot", "mailchimp"))
+        assert result.change.contact is not None
+        delivered.append(result.change.contact.subscribed)
+    return delivered
+
+
+def test_a_platform_unsubscribe_survives_source_changes_that_leave_the_subscription_alone() -> None:
+    """After an unsubscribe came back from Mailchimp, a source update of the name still saying
+    subscribed (a stale copy) is delivered unsubscribed; the source's own change to unsubscribed and
+    then back to subscribed is a real resubscribe; a platform subscribe ends the hold too."""
+    assert _subscription_after(("source", True), ("mailchimp", False), ("source", True), ("source", True)) == [
+        True, False, False, False]
+    assert _subscription_after(("source", True), ("mailchimp", False), ("source", False), ("source", True)) == [
+        True, False, False, True]
+    assert _subscription_after(("source", True), ("mailchimp", False), ("mailchimp", True), ("source", True)) == [
+        True, False, True, True]
+    assert _subscription_after(("mailchimp", False), ("source", True)) == [False, False]
