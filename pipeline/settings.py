@@ -221,6 +221,15 @@ class RoutingSettings(_Section):
     default_phone_region: Annotated[str, AfterValidator(_phone_region)] = "US"
 
 
+class SourceSettings(_Section):
+    """The contacts table the CDC events and backfills come from."""
+
+    mapping: Path = Field(
+        default=REPO_ROOT / "pipeline" / "mappings" / "source.yaml",
+        description="The YAML file naming the table's column for each contact field (pipeline.stages.source_mapping).",
+    )
+
+
 class AdminSettings(_Section):
     """Who may change the rules and provider settings, and whether the read-only views are open.
 
@@ -280,6 +289,7 @@ class Settings(BaseSettings):
     local_kafka: LocalKafkaSettings = LocalKafkaSettings()
     providers: ProvidersSettings = ProvidersSettings()
     routing: RoutingSettings = RoutingSettings()
+    source: SourceSettings = SourceSettings()
     admin: AdminSettings = AdminSettings()
 
     @property
