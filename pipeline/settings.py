@@ -115,6 +115,18 @@ class LocalKafkaSettings(_Section):
     start_timeout_s: float = Field(default=90.0, gt=0, le=3600)
 
 
+class LocalConnectSettings(_Section):
+    """The Kafka Connect worker with the Debezium PostgreSQL connector (``contactsync connect``);
+    its jars are cached beside the broker's (``local_kafka.cache_dir``)."""
+
+    debezium_version: str = "3.6.1.Final"
+    run_dir: Path = REPO_ROOT / "var" / "connect"
+    host: Host = "127.0.0.1"
+    port: Port = 18083
+    heap: str = "-Xms128m -Xmx512m"
+    start_timeout_s: float = Field(default=120.0, gt=0, le=3600)
+
+
 class ProviderSettings(_Section):
     """What every provider lane has: where to send, how big, how fast."""
 
@@ -287,6 +299,7 @@ class Settings(BaseSettings):
     )
     kafka: KafkaSettings = KafkaSettings()
     local_kafka: LocalKafkaSettings = LocalKafkaSettings()
+    local_connect: LocalConnectSettings = LocalConnectSettings()
     providers: ProvidersSettings = ProvidersSettings()
     routing: RoutingSettings = RoutingSettings()
     source: SourceSettings = SourceSettings()

@@ -37,6 +37,7 @@ class _TopicTemplate(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str
+    partitions: int | None = Field(default=None, gt=0)  # not record-keyed: Kafka Connect's config topic
     config: dict[str, str] = {}
 
 
@@ -127,6 +128,10 @@ class TopicCatalog:
     def table_changelog(self, table: str) -> str:
         return self._name(f"contacts.table.{table}")
 
+    def connect(self, kind: str) -> str:
+        """Kafka Connect's own topic: ``configs``, ``offsets`` or ``status``."""
+        return self._name(f"contacts.connect.{kind}")
+
     def specs(self) -> list[TopicSpec]:
         """Every concrete topic, templates expanded per provider and retry tier."""
         specs: list[TopicSpec] = []
@@ -135,7 +140,7 @@ class TopicCatalog:
                 specs.append(
                     TopicSpec(
                         name=self._name(name),
-                        partitions=self._catalog.partitions,
+                        partitions=template.partitions or self._catalog.partitions,
                         replication_factor=self._catalog.replication_factor,
                         config=template.config,
                     )

@@ -2,8 +2,8 @@
 
 Columns are those of the contacts table, read through the source mapping (others are ignored); in
 CSV an empty cell is a NULL (false for the flags). A row that is not a contact (no id, a malformed
-line) is a ConfigError naming its line, found before anything is sent. A backfill resumes a file by skipping the rows it has sent,
-and refuses a file whose size or modification time changed.
+line) is a ConfigError naming its line, found before anything is sent. A backfill resumes a file
+by skipping the rows it has sent, and refuses a file whose size or modification time changed.
 """
 
 from __future__ import annotations

@@ -64,6 +64,15 @@ def one_line(exc: psycopg.Error) -> str:
     return re.sub(r"\s+", " ", re.sub(r"^connection (failed|is bad): ", "", first))
 
 
+def table_columns(connection: psycopg.Connection[dict[str, Any]], table: str) -> set[str]:
+    """The columns of ``table`` (empty: no such table)."""
+    name = sql.Identifier(*table.split(".", 1)).as_string(connection)
+    try:
+        return {row["attname"] for row in connection.execute(_COLUMNS, (name,)).fetchall()}
+    except psycopg.Error as exc:
+        raise ConfigError(f"table {table}: {one_line(exc)}") from None
+
+
 class TableRows:
     """The rows of one table, as a backfill's row source; its progress is kept in the current directory."""
 
@@ -76,10 +85,10 @@ class TableRows:
         self.label = f"table {table}"
         self._database = f"{connection.info.host}:{connection.info.port}/{connection.info.dbname}"
         self.state_file = Path(f"{connection.info.dbname}.{table}.backfill.json")
-        found = self._query(_COLUMNS, (self._table.as_string(connection),))
+        found = table_columns(connection, table)
         if not found:
             raise ConfigError(f"no table {table} in database {connection.info.dbname}")
-        problems = mapping.problems_with_table(table, {column["attname"] for column in found})
+        problems = mapping.problems_with_table(table, found)
         if problems:
             raise ConfigError("\n".join(f"source mapping: {problem}" for problem in problems))
         self._columns = sql.SQL(", ").join(sql.Identifier(column) for column in mapping.column_of().values())
