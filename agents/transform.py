@@ -3,7 +3,8 @@
 Keeps the last known contact of every record and where it was routed, so that a delete (which may
 carry only the key) reaches every provider that holds the record and can be mapped (Mailchimp needs
 the email). A change that a rule stops is recorded as ``skipped_by_rule`` for each provider it
-would have gone to. The rules are those in force when the event is handled (``pipeline.runtime_config``).
+would have gone to; a change that goes to no provider as ``unrouted``, with the reason. The rules
+are those in force when the event is handled (``pipeline.runtime_config``).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from pipeline.kafka.messages import value_of
 from pipeline.kafka.producing import Outgoing, request_limit, require_fit
 from pipeline.kafka.stage_loop import per_event, run_stage
 from pipeline.kafka.table_rows import delete_row, get_row, set_row
-from pipeline.stages.transform import transform
+from pipeline.stages.transform import transform, unrouted_reason
 from schemas.contact import ContactChange, KnownContact
+from schemas.dispatch import NO_PROVIDER
 
 STAGE = "transform"
 PROVIDERS = tuple(context.settings.providers.enabled())
@@ -31,7 +33,14 @@ def transform_event(event: EventT[bytes]) -> list[Outgoing]:
     result, remember = transform(change, known, context.runtime.rules, PROVIDERS)
     outgoing = [Outgoing(context.topics.catalog.transformed, key, result.model_dump_json().encode())]
     stopped = result.stopped_by
-    if stopped is not None:
+    if not result.targets:
+        outgoing.append(outcome(
+            context.topics.catalog.outcomes, record_id=change.record_id, provider=NO_PROVIDER, version=change.version,
+            state="unrouted", source_ts_ms=change.source_ts_ms, attempts=0,
+            error=unrouted_reason(result.change.contact, context.runtime.rules, PROVIDERS),
+            dropped_fields=result.dropped_fields,
+        ))
+    elif stopped is not None:
         outgoing += [
             outcome(
                 context.topics.catalog.outcomes,

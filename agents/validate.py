@@ -1,6 +1,8 @@
 """Stage 1, ``contacts.cdc`` → ``contacts.validated``: decode CDC events into canonical changes.
 
-Undecodable or invalid events are dead-lettered with the reason; tombstones are consumed quietly.
+Rows are read through the source mapping (``settings.source.mapping``). Undecodable or invalid
+events are dead-lettered with the reason; tombstones, heartbeats and transaction metadata are
+consumed quietly.
 """
 
 from __future__ import annotations
@@ -10,14 +12,18 @@ from faust.types import EventT, StreamT
 from pipeline.app import app, context
 from pipeline.kafka.producing import Outgoing
 from pipeline.kafka.stage_loop import per_event, run_stage
+from pipeline.stages.source_mapping import load_source_mapping
 from pipeline.stages.validate import decode_change
 
 STAGE = "validate"
+MAPPING = load_source_mapping(context.settings.source.mapping)  # checked by `contactsync worker` before it starts
 
 
 def validate_event(event: EventT[bytes]) -> list[Outgoing]:
     message = event.message
-    change = decode_change(message.value, captured_at_ms=int(message.timestamp * 1000), offset=message.offset)
+    change = decode_change(
+        message.value, captured_at_ms=int(message.timestamp * 1000), offset=message.offset, mapping=MAPPING
+    )
     if change is None:
         return []  # a tombstone: it exists for log compaction, there is nothing to deliver
     return [

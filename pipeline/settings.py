@@ -120,6 +120,18 @@ class LocalKafkaSettings(_Section):
     start_timeout_s: float = Field(default=90.0, gt=0, le=3600)
 
 
+class LocalConnectSettings(_Section):
+    """The Kafka Connect worker with the Debezium PostgreSQL connector (``contactsync connect``);
+    its jars are cached beside the broker's (``local_kafka.cache_dir``)."""
+
+    debezium_version: str = "3.6.1.Final"
+    run_dir: Path = REPO_ROOT / "var" / "connect"
+    host: Host = "127.0.0.1"
+    port: Port = 18083
+    heap: str = "-Xms128m -Xmx512m"
+    start_timeout_s: float = Field(default=120.0, gt=0, le=3600)
+
+
 class ProviderSettings(_Section):
     """What every provider lane has: where to send, how big, how fast."""
 
@@ -219,6 +231,15 @@ class RoutingSettings(_Section):
     default_phone_region: Annotated[str, AfterValidator(_phone_region)] = "US"
 
 
+class SourceSettings(_Section):
+    """The contacts table the CDC events and backfills come from."""
+
+    mapping: Path = Field(
+        default=REPO_ROOT / "pipeline" / "mappings" / "source.yaml",
+        description="The YAML file naming the table's column for each contact field (pipeline.stages.source_mapping).",
+    )
+
+
 class AdminSettings(_Section):
     """Who may change the rules and provider settings, and whether the read-only views are open.
 
@@ -313,8 +334,10 @@ class Settings(BaseSettings):
     )
     kafka: KafkaSettings = KafkaSettings()
     local_kafka: LocalKafkaSettings = LocalKafkaSettings()
+    local_connect: LocalConnectSettings = LocalConnectSettings()
     providers: ProvidersSettings = ProvidersSettings()
     routing: RoutingSettings = RoutingSettings()
+    source: SourceSettings = SourceSettings()
     admin: AdminSettings = AdminSettings()
     webhooks: WebhooksSettings = WebhooksSettings()
 

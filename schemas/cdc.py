@@ -84,10 +84,19 @@ class _Input(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
-class ContactRow(_Input):
-    """One row of the contacts table as the CDC tool captured it."""
+def _null_is_false(value: object) -> object:
+    return False if value is None else value
 
-    id: RecordId
+
+Flag = Annotated[bool, BeforeValidator(_null_is_false)]
+"""A yes/no column: NULL means false (in CDC events as in a backfill)."""
+
+
+class ContactFields(BaseModel):
+    """A contact's fields: the one list of them. ``schemas.contact.Contact`` (canonical) and
+    :class:`ContactRow` (as captured) add the record id; the source mapping
+    (``pipeline/mappings/source.yaml``) names the table's column for each."""
+
     email: Text | None = None
     phone: Text | None = None
     first_name: Text | None = None
@@ -95,8 +104,15 @@ class ContactRow(_Input):
     company: Text | None = None
     title: Text | None = None
     contact_type: Text | None = None
-    subscribed: bool = False
-    do_not_sync: bool = False
+    subscribed: Flag = False
+    do_not_sync: Flag = False
+
+
+class ContactRow(ContactFields, _Input):
+    """One row of the contacts table as the CDC tool captured it, its columns named by the contact's
+    fields (``pipeline.stages.source_mapping`` renames them)."""
+
+    id: RecordId
 
 
 class DebeziumSource(_Input):
@@ -119,7 +135,10 @@ class DebeziumSource(_Input):
 
 
 class DebeziumChange(_Input):
-    """A Debezium change event payload (``op``: c create, u update, d delete, r snapshot read)."""
+    """A Debezium change event payload (``op``: c create, u update, d delete, r snapshot read).
+
+    Truncates (``t``) and logical decoding messages (``m``) are refused with their own reason before
+    this model is used (``pipeline.stages.validate``)."""
 
     op: Literal["c", "u", "d", "r"]
     before: dict[str, Any] | None = None

@@ -6,24 +6,17 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
+from schemas.cdc import ContactFields
+
 
 class _Message(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class Contact(_Message):
+class Contact(ContactFields, _Message):
     """A contact in canonical form (normalised by the transform stage)."""
 
     id: str
-    email: str | None = None
-    phone: str | None = None
-    first_name: str | None = None
-    last_name: str | None = None
-    company: str | None = None
-    title: str | None = None
-    contact_type: str | None = None
-    subscribed: bool = False
-    do_not_sync: bool = False
 
 
 class ContactChange(_Message):
@@ -33,7 +26,8 @@ class ContactChange(_Message):
     time with the source's log position (or the Kafka offset) as tie-breaker; the plain form's
     ``ts * 1000 + seq`` (``pipeline.stages.validate`` says what orders what). One deployment
     uses one CDC source, so versions of a record compare. A delete may carry no contact (the CDC
-    tool only knew the key).
+    tool only knew the key). ``unavailable_fields`` are fields the CDC tool did not send (Debezium's
+    placeholder for an unchanged TOASTed column): they keep their last known value.
     """
 
     record_id: str
@@ -43,6 +37,7 @@ class ContactChange(_Message):
     captured_at_ms: int
     contact: Contact | None = None
     origin: str = "source"  # or the provider whose change came back (pipeline.stages.conflict)
+    unavailable_fields: tuple[str, ...] = ()
 
 
 class KnownContact(_Message):

@@ -9,11 +9,13 @@ from pydantic import BaseModel, ConfigDict
 from schemas.contact import DroppedField
 
 DeliveryState = Literal[
-    "queued", "delivered", "skipped_by_rule", "retrying", "superseded", "dead_lettered"
+    "queued", "delivered", "skipped_by_rule", "retrying", "superseded", "dead_lettered", "unrouted"
 ]
 TERMINAL_STATES: frozenset[str] = frozenset(
-    {"delivered", "skipped_by_rule", "superseded", "dead_lettered"}
+    {"delivered", "skipped_by_rule", "superseded", "dead_lettered", "unrouted"}
 )
+NO_PROVIDER = "none"
+"""The provider of an ``unrouted`` outcome: the change goes to no provider (its error says why)."""
 
 
 class DispatchRecord(BaseModel):

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from pipeline.dev.demo import free_port
 from pipeline.kafka import topic_admin
 from pipeline.kafka.topics import TopicCatalog
 from pipeline.settings import KafkaSettings, Settings
@@ -63,6 +64,16 @@ def postgres_dsn() -> Iterator[str]:
     if bin_dir is None:
         pytest.fail("PostgreSQL is not installed (no initdb): apt-get install postgresql, as .ci/run does")
     with postgres_server(bin_dir) as dsn:
+        yield dsn
+
+
+@pytest.fixture(scope="session")
+def logical_postgres_dsn() -> Iterator[str]:
+    """The DSN of a throwaway cluster with ``wal_level=logical``, on 127.0.0.1 (Debezium connects over TCP)."""
+    bin_dir = server_bin()
+    if bin_dir is None:
+        pytest.fail("PostgreSQL is not installed (no initdb): apt-get install postgresql, as .ci/run does")
+    with postgres_server(bin_dir, logical_port=free_port()) as dsn:
         yield dsn
 
 

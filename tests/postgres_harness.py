@@ -37,8 +37,11 @@ def server_bin() -> Path | None:
 
 
 @contextmanager
-def postgres_server(bin_dir: Path) -> Iterator[str]:
-    """Yield the DSN of a new cluster's ``postgres`` database; stop the server and remove it afterwards."""
+def postgres_server(bin_dir: Path, *, logical_port: int | None = None) -> Iterator[str]:
+    """Yield the DSN of a new cluster's ``postgres`` database; stop the server and remove it afterwards.
+
+    With ``logical_port``, the server also listens on 127.0.0.1 at that port (Debezium connects over
+    TCP, trusted like the socket) with ``wal_level=logical``, and the DSN names that address."""
     run_as = _server_user()
     run_dir = Path(tempfile.mkdtemp(prefix="contactsync-pg-"))  # short: a socket path has ~100 bytes
     try:
@@ -47,11 +50,16 @@ def postgres_server(bin_dir: Path) -> Iterator[str]:
         data = run_dir / "data"
         _run(run_as, run_dir, bin_dir / "initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8",
              "--no-sync", "--no-instructions")
-        options = f"-p {_PORT} -k {run_dir} -c listen_addresses='' -c fsync=off -c full_page_writes=off"
+        port = logical_port or _PORT
+        listen = "127.0.0.1" if logical_port else ""
+        options = f"-p {port} -k {run_dir} -c listen_addresses='{listen}' -c fsync=off -c full_page_writes=off"
+        if logical_port:
+            options += " -c wal_level=logical -c max_replication_slots=4 -c max_wal_senders=4"
         _run(run_as, run_dir, bin_dir / "pg_ctl", "-D", data, "-l", run_dir / "server.log", "-o", options,
              "-w", "-t", str(_START_TIMEOUT_S), "start")
         try:
-            yield f"host={run_dir} port={_PORT} user=postgres dbname=postgres"
+            host = "127.0.0.1" if logical_port else run_dir
+            yield f"host={host} port={port} user=postgres dbname=postgres"
         finally:
             _run(run_as, run_dir, bin_dir / "pg_ctl", "-D", data, "-m", "immediate", "stop")
     finally:

@@ -46,7 +46,21 @@ def load_catalog(settings: Settings) -> TopicCatalog:
 
 def main() -> None:
     """Entry point: run the command; a ConfigError or KafkaError is one line on stderr and exit code 2."""
-    from pipeline.cli import admin, backfill, demo, dlq, kafka, lag, produce, replay, simulate, status, topics, worker  # noqa: F401  (registers the command groups)
+    from pipeline.cli import (  # noqa: F401  (registers the command groups)
+        admin,
+        backfill,
+        connect,
+        demo,
+        dlq,
+        kafka,
+        lag,
+        produce,
+        replay,
+        simulate,
+        status,
+        topics,
+        worker,
+    )
 
     try:
         app()

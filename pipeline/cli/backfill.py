@@ -16,6 +16,7 @@ from pipeline.kafka.topic_admin import require_topics
 from pipeline.logging import configure_logging
 from pipeline.ops.backfill import publish as snapshot
 from pipeline.ops.backfill.from_file import FileRows
+from pipeline.stages.source_mapping import SourceMapping, load_source_mapping
 
 INTERRUPTED = 130  # the shell's code for a command stopped by SIGINT
 
@@ -29,9 +30,8 @@ def backfill(
     ),
     table: str = typer.Option(
         None, help="With --from-postgres: the table or view, as named in the catalog (contacts, crm.contacts). "
-        "The columns named like the file's are read, others ignored: id (unique; read in id order), email, phone, "
-        "first_name, last_name, company, title, contact_type, subscribed, do_not_sync; NULL is a missing value "
-        "(false for the flags).",
+        "The columns the source mapping names are read (CONTACTSYNC_SOURCE__MAPPING, by default "
+        "pipeline/mappings/source.yaml), in key order; NULL is a missing value (false for the flags).",
     ),
     as_of: str = typer.Option(
         None, help="When the snapshot was taken (ISO or ago); default: the file's mtime, or the server's clock."
@@ -56,7 +56,8 @@ def backfill(
     configure_logging(settings.log_level)
     topic = load_catalog(settings).cdc
     as_of_ms = parse_when(as_of, "--as-of") if as_of else None
-    with _row_source(from_, from_postgres, table) as rows:
+    mapping = load_source_mapping(settings.source.mapping)
+    with _row_source(from_, from_postgres, table, mapping) as rows:
         state_file = state or rows.state_file
         progress = snapshot.begin_or_resume(rows, state_file, as_of_ms=as_of_ms, lsn=lsn)
         remaining = rows.remaining(progress)
@@ -82,12 +83,14 @@ def backfill(
 
 
 @contextmanager
-def _row_source(path: Path | None, dsn: str | None, table: str | None) -> Iterator[snapshot.RowSource]:
+def _row_source(
+    path: Path | None, dsn: str | None, table: str | None, mapping: SourceMapping
+) -> Iterator[snapshot.RowSource]:
     """The file's rows, or the table's over a connection held open until the backfill ends."""
     if path is not None and dsn is None:
         if table is not None:
             raise ConfigError("--table goes with --from-postgres, not --from")
-        yield FileRows(path)
+        yield FileRows(path, mapping)
         return
     if path is not None or dsn is None:
         raise ConfigError("give either --from FILE or --from-postgres DSN --table TABLE")
@@ -98,4 +101,4 @@ def _row_source(path: Path | None, dsn: str | None, table: str | None) -> Iterat
     except ImportError:
         raise ConfigError("--from-postgres needs psycopg: pip install 'contactsync[postgres]'") from None
     with snapshot_table.connect(dsn) as connection:
-        yield snapshot_table.TableRows(connection, table)
+        yield snapshot_table.TableRows(connection, table, mapping)

@@ -19,6 +19,7 @@ from pipeline.kafka import faust_internals, topic_admin
 from pipeline.logging import configure_logging
 from pipeline.providers import check_credentials
 from pipeline.settings import Port, Settings
+from pipeline.stages.source_mapping import load_source_mapping
 from pipeline.webhooks.receiving import check_webhook_secrets
 
 
@@ -45,7 +46,8 @@ def worker(
 
     Every setting is checked before the worker joins the group (a problem is one line and exit code 2):
     the Faust internals pipeline/kafka/ relies on, the values, each enabled provider's credentials, the
-    data dir (locked for the worker's lifetime), the web port, and the topics against topics.yaml.
+    source mapping (one line per problem), the data dir (locked for the worker's lifetime), the web
+    port, and the topics against topics.yaml.
     """
     faust_internals.require_internals()
     if web_port is not None:
@@ -59,6 +61,7 @@ def worker(
     configure_logging(settings.log_level)
     check_credentials(settings.providers)
     check_webhook_secrets(settings.webhooks)
+    load_source_mapping(settings.source.mapping)
     with data_dir_lock(settings.data_dir):
         check_web_port(settings.web_host, settings.web_port)
         check_topics(settings)

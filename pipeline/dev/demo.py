@@ -74,7 +74,7 @@ async def run_demo(settings: Settings, options: DemoOptions) -> dict[str, Any]:
             letters = await read_topic(bootstrap, catalog.dlq)
         finally:
             worker.stop()
-    return summarise(generated, verdict, outcomes, len(letters), elapsed, worker.log_file)
+    return summarise(generated, verdict, outcomes, letters, elapsed, worker.log_file)
 
 
 async def wait_until_settled(
@@ -97,8 +97,7 @@ async def wait_until_settled(
             expected, await held_records(base_urls), settings.routing, providers,
             dead_lettered_deliveries(letters),
         )
-        invalid_seen = sum(1 for m in letters if from_headers(DeadLetter, m.headers).stage == "validate")
-        if verdict.settled and invalid_seen >= invalid_sent:
+        if verdict.settled and invalid_letters(letters) >= invalid_sent:
             return verdict
         if time.monotonic() > deadline or (worker is not None and not worker.running):
             return verdict
@@ -126,27 +125,36 @@ def dead_lettered_deliveries(letters: Sequence[ConsumerRecord[bytes, bytes]]) ->
     return found
 
 
+def invalid_letters(letters: Sequence[ConsumerRecord[bytes, bytes]]) -> int:
+    """How many of ``letters`` the validate stage wrote (the invalid events it refused)."""
+    return sum(1 for m in letters if from_headers(DeadLetter, m.headers).stage == "validate")
+
+
 def summarise(
     generated: Sequence[GeneratedEvent],
     verdict: Reconciliation,
     outcomes: Sequence[Outcome],
-    dead_letters: int,
+    letters: Sequence[ConsumerRecord[bytes, bytes]],
     elapsed_s: float,
     log_file: Path,
 ) -> dict[str, Any]:
+    """The demo's figures; ``reconciled`` is false unless every record is where it belongs and every
+    invalid event was dead-lettered (a run that timed out before that is incomplete)."""
+    invalid_sent = sum(1 for event in generated if event.kind in INVALID_KINDS)
     delivered = Counter(o.provider for o in outcomes if o.state == "delivered")
     latencies = sorted(o.at_ms - o.source_ts_ms for o in outcomes if o.state == "delivered")
     return {
         "events": len(generated),
-        "invalid_events": sum(1 for event in generated if event.kind in INVALID_KINDS),
+        "invalid_events": invalid_sent,
         "delivered": dict(sorted(delivered.items())),
         "skipped_by_rule": sum(1 for o in outcomes if o.state == "skipped_by_rule"),
         "superseded": sum(1 for o in outcomes if o.state == "superseded"),
-        "dead_lettered": dead_letters,
+        "dead_lettered": len(letters),
         "expected_at_providers": verdict.expected,
         "matched_at_providers": verdict.matched,
         "lost": len(verdict.lost),
         "stale": len(verdict.stale),
+        "reconciled": verdict.settled and invalid_letters(letters) >= invalid_sent,
         "misses": [vars(miss) for miss in (verdict.lost + verdict.stale)[:10]],
         "version_regressions": verdict.version_regressions,
         "latency_ms": _percentiles(latencies),

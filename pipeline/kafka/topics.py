@@ -38,6 +38,7 @@ class _TopicTemplate(BaseModel):
 
     role: str  # what the code calls it (``TopicCatalog.ROLES``); the name is the file's alone
     name: str
+    partitions: int | None = Field(default=None, gt=0)  # not record-keyed: Kafka Connect's config topic
     config: dict[str, str] = {}
 
 
@@ -78,6 +79,7 @@ class TopicCatalog:
         "cdc", "validated", "transformed", "dispatch", "retry", "dlq", "dlq_handled", "outcomes", "faults",
         "last_known_changelog", "delivered_version_changelog", "record_status_changelog",
         "config_rules", "config_providers", "inbound", "changes_inbound", "field_clock_changelog",
+        "connect_configs", "connect_offsets", "connect_status",
     )
 
     def __init__(self, catalog: _CatalogFile, prefix: str = "") -> None:
@@ -175,6 +177,10 @@ class TopicCatalog:
     def field_clock_changelog(self) -> str:
         return self._named("field_clock_changelog")
 
+    def connect(self, kind: str) -> str:
+        """Kafka Connect's own topic: ``configs``, ``offsets`` or ``status``."""
+        return self._named(f"connect_{kind}")
+
     def specs(self) -> list[TopicSpec]:
         """Every concrete topic, templates expanded per provider and retry tier."""
         specs: list[TopicSpec] = []
@@ -183,7 +189,7 @@ class TopicCatalog:
                 specs.append(
                     TopicSpec(
                         name=self._name(name),
-                        partitions=self._catalog.partitions,
+                        partitions=template.partitions or self._catalog.partitions,
                         replication_factor=self._catalog.replication_factor,
                         config=template.config,
                     )

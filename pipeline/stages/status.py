@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from schemas.dispatch import Outcome
+from schemas.dispatch import NO_PROVIDER, Outcome
 from schemas.status import ProviderStatus, RecordStatus
 
 
@@ -12,7 +12,8 @@ def apply_outcome(status: RecordStatus, outcome: Outcome) -> RecordStatus:
     """The status after ``outcome``.
 
     An outcome for an older version than the one shown is ignored, and so is a ``superseded`` for the
-    version shown (a redelivery of what the provider already holds).
+    version shown (a redelivery of what the provider already holds). An ``unrouted`` row (provider
+    ``none``) goes once a version as new reaches a provider.
     """
     current = status.providers.get(outcome.provider)
     if current is not None and (
@@ -29,7 +30,12 @@ def apply_outcome(status: RecordStatus, outcome: Outcome) -> RecordStatus:
         at_ms=outcome.at_ms,
         dropped_fields=outcome.dropped_fields,
     )
-    return RecordStatus(providers={**status.providers, outcome.provider: entry})
+    unrouted = status.providers.get(NO_PROVIDER)
+    providers = {
+        name: row for name, row in status.providers.items()
+        if not (name == NO_PROVIDER and unrouted is not None and outcome.version >= unrouted.version)
+    }
+    return RecordStatus(providers={**providers, outcome.provider: entry})
 
 
 def statuses_after(

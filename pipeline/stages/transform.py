@@ -28,12 +28,17 @@ def transform(
     record was never seen: deleting a record a provider never had is harmless, keeping one it should
     not is not. It is routed by the last known contact, since the CDC tool may only know the key.
     An upsert also goes to every ``sticky`` provider that holds the record, so that an unsubscribe
-    reaches Mailchimp. Rules stop upserts only. A field normalising drops is named in the result.
+    reaches Mailchimp. Rules stop upserts only. A field the CDC tool did not send (an unchanged
+    TOASTed column) keeps its last known value. A field normalising drops is named in the result.
     A platform's unsubscribe holds against the source's changes that leave the subscription alone.
     """
+    filled, unknown = _with_known_values(change, known)
+    if change.contact is not None:
+        change = change.model_copy(update={"contact": filled})
     change, unsubscribed_by, source_subscribed = keep_unsubscribed(change, known)
     contact = change.contact or (known.contact if known else None)
     normalised, dropped = normalise(contact, routing.default_phone_region) if contact else (None, ())
+    dropped = unknown + dropped
     change = change.model_copy(update={"contact": normalised})
     if change.op == "delete":
         routed = route(normalised, routing, providers)
@@ -77,6 +82,34 @@ def keep_unsubscribed(
         kept = change.model_copy(update={"contact": contact.model_copy(update={"subscribed": False})})
         return kept, held_by, True
     return change, None, contact.subscribed
+
+
+def _with_known_values(
+    change: ContactChange, known: KnownContact | None
+) -> tuple[Contact | None, tuple[DroppedField, ...]]:
+    """The change's contact with the last known value of each field the CDC tool did not send (none
+    known: the field stays empty, so no platform's value is touched, and is named as dropped)."""
+    if change.contact is None:
+        return (known.contact if known else None), ()
+    missing = change.unavailable_fields
+    if not missing:
+        return change.contact, ()
+    if known is None:
+        reason = "not sent by the CDC tool (an unchanged TOASTed column) and no earlier value is known"
+        return change.contact, tuple(DroppedField(field=field, reason=reason) for field in missing)
+    return change.contact.model_copy(update={field: getattr(known.contact, field) for field in missing}), ()
+
+
+def unrouted_reason(contact: Contact | None, routing: RoutingSettings, providers: tuple[str, ...]) -> str:
+    """Why a change goes to no provider (its targets are empty)."""
+    if not providers:
+        return "no provider is enabled"
+    kind = contact.contact_type if contact else None
+    if kind is None:
+        return "no type" + ("" if contact and contact.subscribed else ", not subscribed")
+    if kind not in routing.by_contact_type:
+        return f'no provider for type "{kind}"'
+    return f'no enabled provider for type "{kind}"'
 
 
 def _union(first: list[str], second: list[str], providers: tuple[str, ...]) -> list[str]:

@@ -27,6 +27,24 @@ The version orders the changes of one record; two changes never share one. What 
   the source time does not go back between two changes of one record (a commit time does not).
 * The plain form: ``ts * 1000 + seq``.
 
+A row's columns are read as contact fields through the source mapping
+(``pipeline.stages.source_mapping``); NULL in a flag column is false. What real Debezium output
+holds besides row changes, on purpose:
+
+* an unchanged TOASTed column (REPLICA IDENTITY DEFAULT) arrives as ``__debezium_unavailable_value``:
+  the field is left out of the contact and named in ``unavailable_fields``, so the transform stage
+  keeps its last known value; the placeholder never reaches a platform;
+* a delete whose ``before`` holds only the key (the rest NULL or defaults) carries no contact: the
+  transform stage routes it by the last known one. An update of the primary key arrives as a delete
+  of the old key and a create of the new one, each decoded as such;
+* a truncate (``op: t``) is refused with its reason, so it is dead-lettered: the platforms keep the
+  records until they are deleted one by one (the connector must not skip truncates, see
+  ``pipeline.dev.local_connect``); a logical decoding message (``op: m``) likewise;
+* heartbeats (``{"ts_ms": ...}``) and transaction metadata (``status`` BEGIN/END) are not changes and
+  are consumed quietly, like tombstones (the connector writes them to other topics anyway);
+* columns added or dropped while the connector runs: unmapped columns are ignored, a mapped column
+  that is gone leaves its field empty.
+
 What an event may hold is limited before it is parsed (size, nesting, number literals:
 ``pipeline.stages.event_limits``) and when its fields are validated (record ids, versions, text
 length, control characters and lone surrogates: ``schemas.cdc``). Each limit refuses the event
@@ -43,17 +61,23 @@ from pydantic import ValidationError
 
 from pipeline.errors import InvalidEventError, invalid_event
 from pipeline.stages.event_limits import limited_text
+from pipeline.stages.source_mapping import IDENTITY, TEXT_FIELDS, SourceMapping
 from schemas.cdc import ContactRow, DebeziumChange, DebeziumEnvelope, DebeziumSource, PlainChange
 from schemas.contact import Contact, ContactChange
+
+UNAVAILABLE = "__debezium_unavailable_value"  # Debezium's unavailable.value.placeholder default
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _TIE_DIGITS = 20  # room for any tie-breaker: a Kafka offset, an unsigned 64-bit position, a binlog position
 _PLAIN_OPS = {"c": "upsert", "u": "upsert", "r": "upsert", "upsert": "upsert", "d": "delete", "delete": "delete"}
 
 
-def decode_change(value: bytes | None, captured_at_ms: int, offset: int) -> ContactChange | None:
-    """The canonical change in ``value`` (read at ``offset`` of its partition); ``None`` for a
-    tombstone; InvalidEventError otherwise."""
+def decode_change(
+    value: bytes | None, captured_at_ms: int, offset: int, mapping: SourceMapping = IDENTITY
+) -> ContactChange | None:
+    """The canonical change in ``value`` (read at ``offset`` of its partition, its row read through
+    ``mapping``); ``None`` for a tombstone, a heartbeat or transaction metadata; InvalidEventError
+    otherwise."""
     if value is None:
         return None
     text = limited_text(value)
@@ -63,22 +87,42 @@ def decode_change(value: bytes | None, captured_at_ms: int, offset: int) -> Cont
         raise InvalidEventError(f"undecodable JSON: {exc}") from None
     if not isinstance(document, dict):
         raise InvalidEventError(f"expected a JSON object, got {type(document).__name__}")
+    payload = document.get("payload", document)
+    if isinstance(payload, dict) and _not_a_change(payload):
+        return None
     try:
         if "payload" in document:
-            return _from_debezium(DebeziumEnvelope.model_validate(document).payload, captured_at_ms, offset)
+            event = DebeziumEnvelope.model_validate(document).payload
+            return _from_debezium(event, captured_at_ms, offset, mapping)
         if "source" in document:
-            return _from_debezium(DebeziumChange.model_validate(document), captured_at_ms, offset)
-        return _from_plain(PlainChange.model_validate(document), captured_at_ms)
+            return _from_debezium(DebeziumChange.model_validate(document), captured_at_ms, offset, mapping)
+        return _from_plain(PlainChange.model_validate(document), captured_at_ms, mapping)
     except ValidationError as exc:
         raise invalid_event(exc) from None
 
 
-def _from_debezium(event: DebeziumChange, captured_at_ms: int, offset: int) -> ContactChange:
+def _not_a_change(payload: dict[str, Any]) -> bool:
+    """True for a heartbeat or transaction metadata; InvalidEventError for a truncate or a message."""
+    op = payload.get("op")
+    if op == "t":
+        table = (payload.get("source") or {}).get("table") if isinstance(payload.get("source"), dict) else None
+        raise InvalidEventError(
+            f"truncate of table {table or '?'} (op t): contactsync does not delete records at the platforms "
+            "for a truncate; delete them there, or delete the rows instead of truncating"
+        )
+    if op == "m":
+        raise InvalidEventError("a logical decoding message (op m), not a row change")
+    if op is not None:
+        return False
+    return set(payload) == {"ts_ms"} or (payload.get("status") in ("BEGIN", "END") and "id" in payload)
+
+
+def _from_debezium(event: DebeziumChange, captured_at_ms: int, offset: int, mapping: SourceMapping) -> ContactChange:
     source = event.source
     version = source.lsn if source.lsn is not None else source.ts_ms * 10**_TIE_DIGITS + _tie(source, offset)
     if event.op == "d":
-        return _change("delete", event.before, "before", version, source.ts_ms, captured_at_ms)
-    return _change("upsert", event.after, "after", version, source.ts_ms, captured_at_ms)
+        return _change("delete", event.before, "before", version, source.ts_ms, captured_at_ms, mapping)
+    return _change("upsert", event.after, "after", version, source.ts_ms, captured_at_ms, mapping)
 
 
 def _tie(source: DebeziumSource, offset: int) -> int:
@@ -111,25 +155,29 @@ def _sequence_position(sequence: str | None) -> int | None:
     return position if 0 <= position < 10**_TIE_DIGITS else None
 
 
-def _from_plain(event: PlainChange, captured_at_ms: int) -> ContactChange:
+def _from_plain(event: PlainChange, captured_at_ms: int, mapping: SourceMapping) -> ContactChange:
     data = dict(event.data or {})
-    data.setdefault("id", event.id)
-    return _change(_PLAIN_OPS[event.op], data, "data", event.ts * 1000 + event.seq, event.ts, captured_at_ms)
+    data.setdefault(mapping.key_column, event.id)
+    version = event.ts * 1000 + event.seq
+    return _change(_PLAIN_OPS[event.op], data, "data", version, event.ts, captured_at_ms, mapping)
 
 
 def _change(
-    op: str, row: dict[str, Any] | None, where: str, version: int, source_ts_ms: int, captured_at_ms: int
+    op: str, row: dict[str, Any] | None, where: str, version: int, source_ts_ms: int, captured_at_ms: int,
+    mapping: SourceMapping,
 ) -> ContactChange:
     """The change of ``row`` (the event's ``where``: before, after or data)."""
-    if not row or row.get("id") in (None, ""):
-        raise InvalidEventError(f"{op} event has no record id")
+    fields = mapping.fields_of(row or {})
+    if fields.get("id") in (None, "", UNAVAILABLE):
+        raise InvalidEventError(f"{op} event has no record id (column {mapping.key_column})")
+    unavailable = tuple(name for name, value in fields.items() if value == UNAVAILABLE)
     try:
-        validated = ContactRow.model_validate(row)
+        validated = ContactRow.model_validate({name: fields[name] for name in fields if name not in unavailable})
     except ValidationError as exc:
         raise invalid_event(exc, within=where) from None
     contact: Contact | None = _contact(validated)
-    if op == "delete" and set(row) <= {"id"}:
-        contact = None  # the CDC tool only knew the key
+    if op == "delete" and not any(getattr(validated, name) for name in TEXT_FIELDS):
+        contact = None  # the CDC tool only knew the key (the rest of the row is NULL or defaults)
     return ContactChange(
         record_id=str(validated.id),
         op="delete" if op == "delete" else "upsert",
@@ -137,6 +185,7 @@ def _change(
         source_ts_ms=source_ts_ms,
         captured_at_ms=captured_at_ms,
         contact=contact,
+        unavailable_fields=unavailable if contact is not None else (),
     )
 
 

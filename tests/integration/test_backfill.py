@@ -12,6 +12,7 @@ from pipeline.dev.local_stack import read_topic
 from pipeline.kafka.topics import TopicCatalog
 from pipeline.ops.backfill.from_file import FileRows
 from pipeline.ops.backfill.publish import BackfillState
+from pipeline.stages.source_mapping import IDENTITY
 from pipeline.stages.validate import decode_change
 from tests.cli_runner import cli_env, run_cli
 
@@ -58,7 +59,7 @@ async def test_a_stopped_backfill_resumes_after_the_rows_sent(kafka_bootstrap: s
     nothing, and a changed file is refused with one line."""
     rows = tmp_path / "big.jsonl"
     rows.write_text("".join(json.dumps({"id": n, "email": f"p{n}@example.com"}) + "\n" for n in range(1, 2501)))
-    source = FileRows(rows)
+    source = FileRows(rows, IDENTITY)
     stopped = BackfillState(origin=source.origin(), source=source.snapshot_source(as_of_ms=None, lsn=None),
                             rows_done=1000, last_key=1000)
     source.state_file.write_text(stopped.model_dump_json())

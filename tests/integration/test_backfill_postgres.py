@@ -18,8 +18,10 @@ from psycopg import sql
 from pipeline.dev.local_stack import read_topic
 from pipeline.kafka.topics import TopicCatalog
 from pipeline.ops.backfill.publish import BackfillState
+from pipeline.stages.source_mapping import load_source_mapping
 from pipeline.stages.validate import decode_change
 from tests.cli_runner import CONTACTSYNC, cli_env, run_cli
+from tests.postgres_harness import fresh_table_name
 
 pytestmark = pytest.mark.kafka
 
@@ -75,6 +77,43 @@ async def test_table_rows_become_snapshot_events_at_the_wal_position(
         "a@example.com", "Ada", "Lovelace", "Acme", True, False)
     assert (bo.email, bo.first_name, bo.subscribed, bo.do_not_sync) == (None, "Bo", False, True)
     assert (third.email, third.subscribed) == ("c@example.com", False)
+
+
+async def test_a_table_with_its_own_column_names_is_read_through_the_source_mapping(
+    kafka_bootstrap: str, catalog: TopicCatalog, postgres_dsn: str, tmp_path: Path
+) -> None:
+    """With a mapping of `person_no`, `mail`, `kind` (P stands for prospect) and `opted_in`, the snapshot
+    events carry the table's columns and the validate stage reads them as the contact's fields, through
+    the same mapping; a mapping naming a column the table lacks is one line per column, nothing sent."""
+    table = fresh_table_name()
+    _sql(postgres_dsn, "CREATE TABLE {} (person_no int PRIMARY KEY, mail text, kind text, opted_in boolean)", table)
+    _sql(postgres_dsn, "INSERT INTO {} VALUES (5, 'e@example.com', 'P', NULL), (6, NULL, 'partner', true)", table)
+    mapping_file = tmp_path / "source.yaml"
+    mapping_file.write_text(
+        "columns: {id: person_no, email: mail, contact_type: kind, subscribed: opted_in, do_not_sync: null,\n"
+        "          phone: null, first_name: null, last_name: null, company: null, title: null}\n"
+        "contact_types: {P: prospect}\n"
+    )
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("columns: {id: person_no, email: email_address, phone: cell}\n")
+    env = _env(kafka_bootstrap, catalog)
+
+    refused = run_cli({**env, "CONTACTSYNC_SOURCE__MAPPING": str(broken)}, "backfill", "--from-postgres",
+                      postgres_dsn, "--table", table, cwd=tmp_path)
+    done = run_cli({**env, "CONTACTSYNC_SOURCE__MAPPING": str(mapping_file)}, "backfill", "--from-postgres",
+                   postgres_dsn, "--table", table, cwd=tmp_path)
+
+    assert refused.returncode == 2 and len(refused.stderr.splitlines()) == 9, refused.stderr  # 7 by their names
+    assert f"email: table {table} has no column 'email_address'" in refused.stderr
+    assert done.returncode == 0, done.stderr
+    messages = sorted(await read_topic(kafka_bootstrap, catalog.cdc), key=lambda m: int(m.key))
+    assert json.loads(messages[0].value)["after"] == {"person_no": 5, "mail": "e@example.com", "kind": "P"}
+    mapping = load_source_mapping(mapping_file)
+    five, six = (decode_change(m.value, captured_at_ms=0, offset=m.offset, mapping=mapping) for m in messages)
+    assert five is not None and five.contact is not None and six is not None and six.contact is not None
+    assert (five.record_id, five.contact.email, five.contact.contact_type, five.contact.subscribed) == (
+        "5", "e@example.com", "prospect", False)
+    assert (six.contact.contact_type, six.contact.subscribed) == ("partner", True)
 
 
 def _start(env: dict[str, str], *args: str) -> subprocess.Popen[str]:

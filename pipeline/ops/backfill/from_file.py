@@ -1,9 +1,9 @@
 """Contact rows from a snapshot file: JSON Lines (one object per line) or CSV with a header row.
 
-Columns are those of the contacts table (``schemas.cdc.ContactRow``; others are ignored); in CSV
-an empty cell is a NULL (false for the flags). A row that is not a contact (no id, a malformed line)
-is a ConfigError naming its line, found before anything is sent. A backfill resumes a file by
-skipping the rows it has sent, and refuses a file whose size or modification time changed.
+Columns are those of the contacts table, read through the source mapping (others are ignored); in
+CSV an empty cell is a NULL (false for the flags). A row that is not a contact (no id, a malformed
+line) is a ConfigError naming its line, found before anything is sent. A backfill resumes a file
+by skipping the rows it has sent, and refuses a file whose size or modification time changed.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ConfigError
-from pipeline.ops.backfill.publish import BackfillState, contact_row, source_block
-from schemas.cdc import ContactRow
+from pipeline.ops.backfill.publish import BackfillState, SourceRow, checked_row, source_block
+from pipeline.stages.source_mapping import SourceMapping
 
 FORMATS = (".jsonl", ".csv")
 
@@ -25,10 +25,11 @@ FORMATS = (".jsonl", ".csv")
 class FileRows:
     """The rows of a snapshot file, as a backfill's row source; its progress is kept beside it."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, mapping: SourceMapping) -> None:
         if not path.is_file():
             raise ConfigError(f"--from {path}: no such file")
         self.path = path
+        self._mapping = mapping
         self.label = str(path)
         self.state_file = path.with_name(path.name + ".backfill.json")
 
@@ -43,13 +44,13 @@ class FileRows:
 
     def remaining(self, state: BackfillState) -> int:
         """Reads and checks every row of the file, so that a bad one stops the backfill before the first is sent."""
-        return sum(1 for _ in read_rows(self.path)) - state.rows_done
+        return sum(1 for _ in read_rows(self.path, self._mapping)) - state.rows_done
 
-    def rows(self, state: BackfillState) -> Iterator[ContactRow]:
-        return islice(read_rows(self.path), state.rows_done, None)
+    def rows(self, state: BackfillState) -> Iterator[SourceRow]:
+        return islice(read_rows(self.path, self._mapping), state.rows_done, None)
 
 
-def read_rows(path: Path) -> Iterator[ContactRow]:
+def read_rows(path: Path, mapping: SourceMapping) -> Iterator[SourceRow]:
     """Every row of ``path`` in file order."""
     if path.suffix not in FORMATS:
         raise ConfigError(f"{path}: expected a .jsonl or .csv snapshot file")
@@ -57,7 +58,7 @@ def read_rows(path: Path) -> Iterator[ContactRow]:
         with path.open(newline="", encoding="utf-8") as lines:
             documents = _csv_documents(lines) if path.suffix == ".csv" else _jsonl_documents(lines, path)
             for line, document in documents:
-                yield contact_row(document, f"{path}:{line}")
+                yield checked_row(document, f"{path}:{line}", mapping)
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
     except UnicodeDecodeError:

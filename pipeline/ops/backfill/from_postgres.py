@@ -1,7 +1,8 @@
 """Contact rows from a PostgreSQL table (or view), read in key order a page at a time.
 
-Columns named like the fields of ``schemas.cdc.ContactRow`` are read (others are ignored); the table
-needs an ``id`` column, unique, by which pages are read (``WHERE id > last ORDER BY id LIMIT n``),
+The columns the source mapping names are read (others are ignored; one the table lacks is a
+ConfigError line each); its key column (the record id, unique) orders the pages (``WHERE id > last
+ORDER BY id LIMIT n``),
 so the table is never held in memory nor in one long transaction, and a backfill resumes after the
 last key it sent. A NULL is a missing value (false for the flags); values of other types than text,
 numbers and booleans (uuid, ...) are sent as text. Rows with a NULL id are not read. A row that is
@@ -29,12 +30,11 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
 from pipeline.errors import ConfigError
-from pipeline.ops.backfill.publish import BackfillState, contact_row, source_block
-from schemas.cdc import ContactRow
+from pipeline.ops.backfill.publish import BackfillState, SourceRow, checked_row, source_block
+from pipeline.stages.source_mapping import SourceMapping
 
 PAGE = 1000
 CONNECT_TIMEOUT_S = 10  # unless the DSN says otherwise
-_FIELDS = tuple(ContactRow.model_fields)
 _COLUMNS = sql.SQL(
     "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped"
 )
@@ -64,23 +64,34 @@ def one_line(exc: psycopg.Error) -> str:
     return re.sub(r"\s+", " ", re.sub(r"^connection (failed|is bad): ", "", first))
 
 
+def table_columns(connection: psycopg.Connection[dict[str, Any]], table: str) -> set[str]:
+    """The columns of ``table`` (empty: no such table)."""
+    name = sql.Identifier(*table.split(".", 1)).as_string(connection)
+    try:
+        return {row["attname"] for row in connection.execute(_COLUMNS, (name,)).fetchall()}
+    except psycopg.Error as exc:
+        raise ConfigError(f"table {table}: {one_line(exc)}") from None
+
+
 class TableRows:
     """The rows of one table, as a backfill's row source; its progress is kept in the current directory."""
 
-    def __init__(self, connection: psycopg.Connection[dict[str, Any]], table: str) -> None:
+    def __init__(self, connection: psycopg.Connection[dict[str, Any]], table: str, mapping: SourceMapping) -> None:
         self._connection = connection
+        self._mapping = mapping
+        self._key = mapping.key_column
         self._name = table
         self._table = sql.Identifier(*table.split(".", 1))
         self.label = f"table {table}"
         self._database = f"{connection.info.host}:{connection.info.port}/{connection.info.dbname}"
         self.state_file = Path(f"{connection.info.dbname}.{table}.backfill.json")
-        found = self._query(_COLUMNS, (self._table.as_string(connection),))
-        columns = [column["attname"] for column in found if column["attname"] in _FIELDS]
+        found = table_columns(connection, table)
         if not found:
             raise ConfigError(f"no table {table} in database {connection.info.dbname}")
-        if "id" not in columns:
-            raise ConfigError(f"{self.label} has no id column")
-        self._columns = sql.SQL(", ").join(sql.Identifier(column) for column in columns)
+        problems = mapping.problems_with_table(table, found)
+        if problems:
+            raise ConfigError("\n".join(f"source mapping: {problem}" for problem in problems))
+        self._columns = sql.SQL(", ").join(sql.Identifier(column) for column in mapping.column_of().values())
 
     def origin(self) -> dict[str, Any]:
         return {"database": self._database, "table": self._name}
@@ -96,25 +107,25 @@ class TableRows:
         query = sql.SQL("SELECT count(*) AS n FROM {} {}").format(self._table, self._after(state.last_key))
         return int(self._query(query, self._params(state.last_key))[0]["n"])
 
-    def rows(self, state: BackfillState) -> Iterator[ContactRow]:
+    def rows(self, state: BackfillState) -> Iterator[SourceRow]:
         last = state.last_key
         while page := self._page(last):
             for document in page:
-                yield contact_row(document, f"{self.label}, id {document['id']}")
-            last = page[-1]["id"]
+                yield checked_row(document, f"{self.label}, {self._key} {document[self._key]}", self._mapping)
+            last = page[-1][self._key]
 
     def _page(self, last: Any) -> list[dict[str, Any]]:
-        query = sql.SQL("SELECT {} FROM {} {} ORDER BY id LIMIT {}").format(
-            self._columns, self._table, self._after(last), sql.Literal(PAGE)
+        query = sql.SQL("SELECT {} FROM {} {} ORDER BY {} LIMIT {}").format(
+            self._columns, self._table, self._after(last), sql.Identifier(self._key), sql.Literal(PAGE)
         )
         return [
             {column: _plain(value) for column, value in row.items() if value is not None}
             for row in self._query(query, self._params(last))
         ]
 
-    @staticmethod
-    def _after(last: Any) -> sql.Composable:
-        return sql.SQL("WHERE id IS NOT NULL") if last is None else sql.SQL("WHERE id > %s")
+    def _after(self, last: Any) -> sql.Composable:
+        condition = "WHERE {} IS NOT NULL" if last is None else "WHERE {} > %s"
+        return sql.SQL(condition).format(sql.Identifier(self._key))
 
     @staticmethod
     def _params(last: Any) -> tuple[Any, ...]:

@@ -2,7 +2,9 @@
 snapshot (``op: r``) events.
 
 A row source (``pipeline.ops.backfill.from_file.FileRows``, ``pipeline.ops.backfill.from_postgres.TableRows``) reads the
-rows; checking them as contacts, the events, the progress and the resuming are here, shared.
+rows; checking them as contacts (through the source mapping, as the validate stage reads them), the
+events, the progress and the resuming are here, shared. An event carries the row's columns as the
+table names them, like Debezium's own snapshot events, so the validate stage maps both alike.
 
 Every event carries the same ``source`` block, fixed when the backfill begins: ``snapshot: true``,
 ``ts_ms`` the time the snapshot shows and the database ``lsn`` it was taken at, when known. A row's
@@ -26,6 +28,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,6 +39,7 @@ from pipeline.errors import ConfigError
 from pipeline.kafka.clients import acked_producer
 from pipeline.kafka.pacing import Pace, chunk_size
 from pipeline.kafka.producing import Outgoing
+from pipeline.stages.source_mapping import SourceMapping
 from schemas.cdc import ContactRow
 
 CHUNK = 1000  # rows sent, acknowledged and saved at a time (fewer with a rate)
@@ -50,6 +54,14 @@ class BackfillState(BaseModel):
     source: dict[str, Any]
     rows_done: int = 0
     last_key: str | int | None = None
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    """One row checked as a contact: its record id and its columns as the source names them."""
+
+    record_id: str | int
+    columns: dict[str, Any]
 
 
 class RowSource(Protocol):
@@ -67,18 +79,24 @@ class RowSource(Protocol):
     def remaining(self, state: BackfillState) -> int:
         """How many rows come after those ``state`` has done."""
 
-    def rows(self, state: BackfillState) -> Iterator[ContactRow]:
+    def rows(self, state: BackfillState) -> Iterator[SourceRow]:
         """The rows after those ``state`` has done, in order."""
 
 
-def contact_row(document: Any, where: str) -> ContactRow:
-    """``document`` (column name to value) as a contact row; a ConfigError saying ``where`` if it is not one."""
+def checked_row(document: Any, where: str, mapping: SourceMapping) -> SourceRow:
+    """``document`` (column name to value) checked as a contact row through ``mapping``; a ConfigError
+    saying ``where`` and the column if it is not one."""
+    if not isinstance(document, dict):
+        raise ConfigError(f"{where}: expected an object of column names and values")
     try:
-        return ContactRow.model_validate(document)
+        row = ContactRow.model_validate(mapping.fields_of(document))
     except ValidationError as exc:
         first = exc.errors(include_input=False)[0]
-        field = ".".join(str(part) for part in first["loc"]) or "row"
-        raise ConfigError(f"{where}: {field}: {first['msg']}") from None
+        field = str(first["loc"][0]) if first["loc"] else "row"
+        column = mapping.column_of().get(field, field)
+        named = field if column == field else f"{column} ({field})"
+        raise ConfigError(f"{where}: {named}: {first['msg']}") from None
+    return SourceRow(row.id, document)
 
 
 def source_block(name: str, table: str, ts_ms: int, lsn: int | None) -> dict[str, Any]:
@@ -110,11 +128,10 @@ def begin_or_resume(
     return state
 
 
-def snapshot_event(row: ContactRow, source: dict[str, Any]) -> tuple[bytes, bytes]:
+def snapshot_event(row: SourceRow, source: dict[str, Any]) -> tuple[bytes, bytes]:
     """Key and value of the snapshot event for ``row``."""
-    event = {"before": None, "after": row.model_dump(mode="json"), "source": source, "op": "r",
-             "ts_ms": int(time.time() * 1000)}
-    return str(row.id).encode(), json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+    event = {"before": None, "after": row.columns, "source": source, "op": "r", "ts_ms": int(time.time() * 1000)}
+    return str(row.record_id).encode(), json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 async def backfill(
@@ -135,7 +152,8 @@ async def backfill(
             while not (stopped := stop.is_set()) and (chunk := await asyncio.to_thread(_take, pending, size)):
                 events = [snapshot_event(row, state.source) for row in chunk]
                 await producer.send_all(Outgoing(topic, key, value) for key, value in events)
-                state = state.model_copy(update={"rows_done": state.rows_done + len(chunk), "last_key": chunk[-1].id})
+                done = {"rows_done": state.rows_done + len(chunk), "last_key": chunk[-1].record_id}
+                state = state.model_copy(update=done)
                 _save(state, state_file)
                 on_sent(len(chunk))
                 sent += len(chunk)
@@ -153,5 +171,5 @@ def _save(state: BackfillState, state_file: Path) -> None:
     os.replace(written, state_file)
 
 
-def _take(rows: Iterator[ContactRow], count: int) -> list[ContactRow]:
+def _take(rows: Iterator[SourceRow], count: int) -> list[SourceRow]:
     return list(islice(rows, count))

@@ -60,8 +60,8 @@ def test_prefix_applies_to_every_name(tmp_path: Path) -> None:
 
 
 def test_shipped_catalog_names_every_stage() -> None:
-    """The repository's topics.yaml loads and declares every stage topic the accessors name, all co-partitioned,
-    and the run-time config topics compacted."""
+    """The repository's topics.yaml loads and declares every stage topic the accessors name, all co-partitioned
+    (but Kafka Connect's config topic, which must have one partition), and the run-time config topics compacted."""
     catalog = TopicCatalog.load(KafkaSettings().topics_file)
     names = {spec.name for spec in catalog.specs()}
 
@@ -72,7 +72,10 @@ def test_shipped_catalog_names_every_stage() -> None:
     assert expected <= names
     compacted = {spec.name for spec in catalog.specs() if spec.config.get("cleanup.policy") == "compact"}
     assert {catalog.config_rules, catalog.config_providers} <= compacted
-    assert len({spec.partitions for spec in catalog.specs()}) == 1  # co-partitioned
+    partitions = {spec.name: spec.partitions for spec in catalog.specs()}
+    assert partitions.pop(catalog.connect("configs")) == 1
+    assert set(partitions.values()) == {catalog.partitions}  # co-partitioned
+    assert {catalog.connect("configs"), catalog.connect("offsets"), catalog.connect("status")} <= compacted
 
 
 @pytest.mark.parametrize(

@@ -60,3 +60,12 @@ def test_a_dropped_field_reaches_the_status_and_the_status_command() -> None:
     assert lines[4:] == ["phone dropped from the contact: not a phone number (default region US)"]
     old_row = '{"providers": {"hubspot": {"state": "delivered", "version": 1, "attempts": 1, "at_ms": 5}}}'
     assert RecordStatus.model_validate_json(old_row).providers["hubspot"].dropped_fields == ()
+
+
+def test_an_unrouted_row_shows_its_reason_until_a_newer_version_reaches_a_provider() -> None:
+    """`contactsync status` names why a change went nowhere; a later delivery replaces that row."""
+    unrouted = outcome(4, "unrouted", provider="none", error='no provider for type "partner"')
+    status = apply_outcome(RecordStatus(), unrouted)
+    assert any('no provider for type "partner"' in line for line in status_lines("1", status))
+    status = apply_outcome(status, outcome(5, "delivered"))
+    assert set(status.providers) == {"hubspot"}

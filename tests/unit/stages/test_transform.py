@@ -151,3 +151,16 @@ def test_a_platform_unsubscribe_survives_source_changes_that_leave_the_subscript
     assert _subscription_after(("source", True), ("mailchimp", False), ("mailchimp", True), ("source", True)) == [
         True, False, True, True]
     assert _subscription_after(("mailchimp", False), ("source", True)) == [False, False]
+
+
+def test_a_change_routed_nowhere_has_a_reason() -> None:
+    """An unknown type, no type, or a type whose providers are all disabled: each says so."""
+    from pipeline.stages.transform import unrouted_reason
+
+    partner = Contact(id="1", email="a@b.co", contact_type="partner")
+    assert transform_(change(contact=partner), None, ROUTING, PROVIDERS).targets == []
+    assert unrouted_reason(partner, ROUTING, PROVIDERS) == 'no provider for type "partner"'
+    assert unrouted_reason(Contact(id="1"), ROUTING, PROVIDERS) == "no type, not subscribed"
+    assert unrouted_reason(Contact(id="1", contact_type="lead"), ROUTING, ("hubspot",)) == (
+        'no enabled provider for type "lead"'
+    )
