@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from pipeline.dev.local_kafka import _check_port_free, _cmdline, _last_line, _mvn_error, _require, _wait_gone
+from pipeline.dev.jvm_process import check_port_free, cmdline, last_line, mvn_error, require_tool, stop_pid
 from pipeline.errors import ConfigError
 from pipeline.kafka.topics import TopicCatalog
 from pipeline.settings import REPO_ROOT, LocalConnectSettings, LocalKafkaSettings
@@ -61,8 +60,8 @@ class LocalConnect:
             pid = int(self._pid_file.read_text())
         except (FileNotFoundError, ValueError):
             return None
-        cmdline = _cmdline(pid)
-        if _MAIN.encode() not in cmdline or str(self._properties).encode() not in cmdline:
+        arguments = cmdline(pid)
+        if _MAIN.encode() not in arguments or str(self._properties).encode() not in arguments:
             return None
         return ConnectState(pid, self.url, already_running=True)
 
@@ -71,8 +70,8 @@ class LocalConnect:
         running = self.status()
         if running is not None:
             return running
-        java = _require("java")
-        _check_port_free(self.settings.host, self.settings.port)
+        java = require_tool("java")
+        check_port_free(self.settings.host, self.settings.port)
         worker_libs, plugins = self.fetch_jars()
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         self._properties.write_text(worker_properties(bootstrap, catalog, group_id, self.settings, plugins))
@@ -98,10 +97,7 @@ class LocalConnect:
         self._pid_file.unlink(missing_ok=True)
         if state is None:
             return False
-        os.kill(state.pid, signal.SIGTERM)
-        if not _wait_gone(state.pid, timeout_s):
-            os.kill(state.pid, signal.SIGKILL)
-            _wait_gone(state.pid, 10.0)
+        stop_pid(state.pid, timeout_s)
         return True
 
     def fetch_jars(self) -> tuple[Path, Path]:
@@ -115,7 +111,7 @@ class LocalConnect:
         """Copy a profile's jars into ``libs`` (through a private folder renamed when complete)."""
         if libs.is_dir():
             return libs
-        mvn = _require("mvn")
+        mvn = require_tool("mvn")
         partial = libs.with_name(f"{libs.name}.partial-{os.getpid()}")
         shutil.rmtree(partial, ignore_errors=True)
         command = [
@@ -126,7 +122,7 @@ class LocalConnect:
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             shutil.rmtree(partial, ignore_errors=True)
-            raise ConfigError(f"mvn could not fetch the Kafka Connect jars ({profile}): {_mvn_error(done.stdout)}")
+            raise ConfigError(f"mvn could not fetch the Kafka Connect jars ({profile}): {mvn_error(done.stdout)}")
         libs.parent.mkdir(parents=True, exist_ok=True)
         try:
             partial.rename(libs)
@@ -145,7 +141,7 @@ class LocalConnect:
                 pass
             if process.poll() is not None:
                 raise ConfigError(f"Kafka Connect exited during start; see {self.log_file}: "
-                                  f"{_last_line(self.log_file.read_text(errors='replace'))}")
+                                  f"{last_line(self.log_file.read_text(errors='replace'))}")
             if time.monotonic() > deadline:
                 raise ConfigError(f"Kafka Connect did not answer at {self.url} within "
                                   f"{self.settings.start_timeout_s:.0f}s; see {self.log_file}")

@@ -20,7 +20,6 @@ import base64
 import os
 import shlex
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -33,6 +32,7 @@ from pathlib import Path
 
 from aiokafka.errors import KafkaError
 
+from pipeline.dev.jvm_process import check_port_free, cmdline, last_line, mvn_error, require_tool, stop_pid
 from pipeline.errors import ConfigError
 from pipeline.kafka import topic_admin
 from pipeline.settings import REPO_ROOT, LocalKafkaSettings
@@ -41,10 +41,6 @@ __all__ = ["BrokerState", "LocalKafka", "jars_cached", "throwaway_broker", "with
 
 _POM = REPO_ROOT / "tools" / "kafka" / "pom.xml"
 _LOG4J2 = REPO_ROOT / "tools" / "kafka" / "log4j2.properties"
-_INSTALL_HINTS = {
-    "java": "install OpenJDK 17 (apt-get install openjdk-17-jre-headless)",
-    "mvn": "install Maven (apt-get install maven)",
-}
 # kafka-run-class.sh's defaults; calling java directly bypasses that script.
 _JVM_FLAGS = [
     "-XX:+UseG1GC",
@@ -127,9 +123,9 @@ class LocalKafka:
         running = self.status()
         if running is not None:
             return running
-        java = _require("java")
+        java = require_tool("java")
         for port in (self.settings.port, self.settings.controller_port):
-            _check_port_free(self.settings.host, port)
+            check_port_free(self.settings.host, port)
         libs = _fetch_jars(self.settings)
         data = self.run_dir / "data"
         if fresh:
@@ -153,10 +149,7 @@ class LocalKafka:
         self._pid_file.unlink(missing_ok=True)
         if state is None:
             return False
-        os.kill(state.pid, signal.SIGTERM)
-        if not _wait_gone(state.pid, timeout_s):
-            os.kill(state.pid, signal.SIGKILL)
-            _wait_gone(state.pid, 10.0)
+        stop_pid(state.pid, timeout_s)
         return True
 
     def _format(self, java: str, libs: Path) -> None:
@@ -170,7 +163,7 @@ class LocalKafka:
         ]  # fmt: skip
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
-            raise ConfigError(f"formatting Kafka storage failed: {_last_line(done.stdout + done.stderr)}")
+            raise ConfigError(f"formatting Kafka storage failed: {last_line(done.stdout + done.stderr)}")
 
     def _launch(self, java: str, libs: Path) -> subprocess.Popen[bytes]:
         command = [
@@ -189,13 +182,6 @@ class LocalKafka:
             )
 
 
-def _require(tool: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        raise ConfigError(f"{tool} not found: {_INSTALL_HINTS[tool]}")
-    return path
-
-
 def _libs_dir(settings: LocalKafkaSettings) -> Path:
     return settings.cache_dir.expanduser().resolve() / settings.version / "libs"
 
@@ -209,7 +195,7 @@ def _fetch_jars(settings: LocalKafkaSettings) -> Path:
     libs = _libs_dir(settings)
     if jars_cached(settings):
         return libs
-    mvn = _require("mvn")
+    mvn = require_tool("mvn")
     partial = libs.with_name(f"libs.partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
     command = [
@@ -220,22 +206,12 @@ def _fetch_jars(settings: LocalKafkaSettings) -> Path:
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         shutil.rmtree(partial, ignore_errors=True)
-        raise ConfigError(f"mvn could not fetch the Kafka {settings.version} jars: {_mvn_error(done.stdout)}")
+        raise ConfigError(f"mvn could not fetch the Kafka {settings.version} jars: {mvn_error(done.stdout)}")
     try:
         partial.rename(libs)
     except OSError:  # another process completed the same fetch first
         shutil.rmtree(partial, ignore_errors=True)
     return libs
-
-
-def _mvn_error(output: str) -> str:
-    errors = [line for line in output.splitlines() if line.startswith("[ERROR]")]
-    return errors[0] if errors else _last_line(output)
-
-
-def _last_line(output: str) -> str:
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    return lines[-1] if lines else "(no output)"
 
 
 def _cluster_id() -> str:
@@ -297,31 +273,10 @@ def _advertised(properties: Path) -> str:
     raise ConfigError(f"{properties} names no advertised.listeners; start with --fresh")
 
 
-def _cmdline(pid: int) -> list[bytes]:
-    """The process's arguments; empty when it is gone or a zombie."""
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
-    except OSError:
-        return []
-
-
 def _is_broker(pid: int, properties: Path) -> bool:
     """Whether ``pid`` is a live broker of this run dir, not a recycled pid."""
-    cmdline = _cmdline(pid)
-    return b"kafka.Kafka" in cmdline and str(properties).encode() in cmdline
-
-
-def _wait_gone(pid: int, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:  # reap it when it is our child, or it lingers as a zombie
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
-        if not _cmdline(pid):
-            return True
-        time.sleep(0.1)
-    return False
+    arguments = cmdline(pid)
+    return b"kafka.Kafka" in arguments and str(properties).encode() in arguments
 
 
 def _free_port(host: str) -> int:
@@ -329,15 +284,6 @@ def _free_port(host: str) -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def _check_port_free(host: str, port: int) -> None:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            raise ConfigError(f"port {host}:{port} is in use: free it, set another port or use --free-ports") from None
 
 
 def _wait_ready(bootstrap: str, process: subprocess.Popen[bytes], timeout_s: float, log_file: Path) -> None:
@@ -367,7 +313,7 @@ async def _answers_metadata(bootstrap: str) -> bool:
 
 def _last_error(log: str) -> str:
     errors = [line for line in log.splitlines() if " ERROR " in line]
-    return errors[-1] if errors else _last_line(log)
+    return errors[-1] if errors else last_line(log)
 
 
 def _tail(path: Path, size: int = 4096) -> str:
