@@ -153,7 +153,7 @@ class _Stream:
             return self._change(Kind.CREATE, None, None, row, kind)
         if kind is Kind.BAD_EMAIL:
             row["email"] = self._rng.choice(_BAD_EMAILS)
-        op = "t" if kind is Kind.UNKNOWN_OP else Kind.CREATE  # t: a Debezium truncate, which no stage accepts
+        op = "x" if kind is Kind.UNKNOWN_OP else Kind.CREATE  # no CDC tool writes op "x"
         event = self._change(op, record_id, None, row, kind)
         if kind is Kind.INVALID_JSON:
             assert event.value is not None

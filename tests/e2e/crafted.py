@@ -61,3 +61,36 @@ def poison_messages(prefix: str) -> dict[str, GeneratedEvent]:
         name: GeneratedEvent(f"{prefix}-{name}".encode(), value, Kind.INVALID_JSON, f"{prefix}-{name}", None)
         for name, value in values.items()
     }
+
+
+def hostile_sample(prefix: str, count: int, seed: int = 7) -> list[GeneratedEvent]:
+    """``count`` hostile and careless messages drawn like the fuzz test's categories (truncated, deeply
+    nested, random bytes, wrong types, control characters, surrogates, negative or huge versions), each
+    keyed ``<prefix>-<n>`` and each one the validate stage must dead-letter."""
+    rng = random.Random(seed)
+
+    def event(n: int) -> bytes:
+        record_id = f"{prefix}-{n}"
+        row: dict[str, Any] = {"email": f"{record_id}@example.com", "contact_type": "customer"}
+        whole = {"op": "upsert", "id": record_id, "ts": VERSION_TS, "seq": 1, "data": row}
+        text = json.dumps(whole)
+        mutations = [
+            lambda: text[: rng.randrange(1, len(text) - 1)].encode(),
+            lambda: (b"{" + b'"a":{' * rng.randrange(65, 5000) + b"}" * 10),
+            lambda: rng.randbytes(rng.randrange(1, 4096)),
+            lambda: json.dumps({**whole, "id": rng.choice([True, 1.5, None, [], {}, ""])}).encode(),
+            lambda: json.dumps({**whole, "ts": rng.choice([-1, "soon", 1.5, True])}).encode(),
+            lambda: json.dumps({**whole, "op": rng.choice(["upsertt", 3, None, ""])}).encode(),
+            lambda: json.dumps({**whole, "data": {**row, "email": f"a{chr(rng.randrange(0, 32))}b@x.com"}}).encode(),
+            lambda: json.dumps({**whole, "data": {**row, "first_name": "x" * rng.randrange(1001, 50_000)}}).encode(),
+            lambda: text.replace('"seq": 1', '"seq": ' + "9" * rng.randrange(101, 6000)).encode(),
+            lambda: text.replace(f'"{record_id}@', '"\\udc00@').encode(),
+            lambda: json.dumps({"op": "c", "after": {"id": record_id, **row},
+                                "source": {"ts_ms": VERSION_TS, "lsn": -rng.randrange(1, 10**9)}}).encode(),
+        ]
+        return rng.choice(mutations)()
+
+    return [
+        GeneratedEvent(f"{prefix}-{n}".encode(), event(n), Kind.INVALID_JSON, f"{prefix}-{n}", None)
+        for n in range(count)
+    ]

@@ -22,7 +22,7 @@ from schemas.fault import WorkerStops
 from schemas.headers import from_headers
 from tests.cli_runner import run_cli
 from tests.e2e.conftest import Pipeline, new_pipeline
-from tests.e2e.crafted import RANDOM_BYTES, plain_upsert, poison_messages
+from tests.e2e.crafted import RANDOM_BYTES, hostile_sample, plain_upsert, poison_messages
 
 pytestmark = pytest.mark.kafka
 
@@ -48,14 +48,16 @@ def stops_logged(harness: Pipeline) -> list[int]:
 
 @pytest.mark.timeout(600)
 async def test_poison_among_valid_changes_is_dead_lettered_and_no_worker_stops(pipeline) -> None:
-    """Each poison message, mixed with valid changes on two workers, is in the DLQ with its reason (a
-    reference for those too large to keep whole); every valid change is delivered; both workers are
-    still running and never stopped; every stage committed to its end."""
+    """Each poison message and a sample of 150 hostile ones, mixed with valid changes on two workers,
+    is in the DLQ with its reason (a reference for those too large to keep whole); every valid change
+    is delivered; both workers are still running and never stopped; every stage committed to its end."""
     harness, exits = pipeline
     await harness.start(exits, workers=2)
     poison = poison_messages("pm")
+    hostile = hostile_sample("hs", 150)  # a sample of the fuzz test's categories, each one refused
     valid = list(generate_events(300, records=60, seed=23))
-    events = valid[:100] + list(poison.values())[:4] + valid[100:200] + list(poison.values())[4:] + valid[200:]
+    events = (valid[:100] + list(poison.values())[:4] + hostile[:75] + valid[100:200] + list(poison.values())[4:]
+              + hostile[75:] + valid[200:])
     await harness.publish(events)
 
     verdict = await harness.settle(events, timeout_s=240)
@@ -76,6 +78,9 @@ async def test_poison_among_valid_changes_is_dead_lettered_and_no_worker_stops(p
         assert story.is_reference is (name in TOO_LARGE_TO_KEEP)
         assert message.value == (event.value[:1024] if story.is_reference else event.value)
     assert letters[poison["random_bytes"].key][1].original_size == RANDOM_BYTES
+    for event in hostile:
+        story = letters[event.key][1]
+        assert (story.stage, story.error_class) == ("validate", "InvalidEventError") and story.error_message, event.key
     await reference_letters_are_shown_but_never_replayed(harness, letters[poison["random_bytes"].key][0])
 
 

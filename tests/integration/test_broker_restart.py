@@ -22,6 +22,7 @@ from pipeline.dev.local_stack import read_topic
 from pipeline.kafka.topics import TopicCatalog
 from pipeline.ops.backfill.from_file import FileRows
 from pipeline.ops.backfill.publish import BackfillState
+from pipeline.stages.source_mapping import IDENTITY
 from tests.cli_runner import CONTACTSYNC, cli_env
 from tests.kafka_harness import SessionBroker
 
@@ -124,4 +125,4 @@ async def test_backfill_rides_out_a_broker_restart(
     assert WAITING in log_events(done.stderr)
     keys = sorted(int(message.key) for message in await read_topic(restartable_broker.bootstrap, catalog.cdc))
     assert keys == list(range(1, 2501))
-    assert BackfillState.model_validate_json(FileRows(rows).state_file.read_text()).rows_done == 2500
+    assert BackfillState.model_validate_json(FileRows(rows, IDENTITY).state_file.read_text()).rows_done == 2500

@@ -127,7 +127,7 @@ def test_invalid_events_come_at_the_ratio_and_are_what_their_label_says(plain: b
         elif event.kind == Kind.BAD_EMAIL:
             assert re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", row["email"]) is None
         else:
-            assert data["op"] == "t"
+            assert data["op"] == "x"
 
 
 def test_no_invalid_events_unless_asked() -> None:
