@@ -19,8 +19,7 @@ from pipeline.errors import ConfigError
 # Methods of Faust's consumer that pipeline.kafka.transport.Consumer overrides.
 CONSUMER_HOOKS = ("ack", "_add_gap", "_new_offset", "on_partitions_revoked", "on_stop")
 # Bookkeeping of Faust's consumer that the overrides read.
-CONSUMER_STATE = ("_acked", "_gap", "_acked_index", "_committed_offset", "_unacked_messages", "_paused_partitions",
-                  "_read_offset")
+CONSUMER_STATE = ("_acked", "_gap", "_acked_index", "_committed_offset", "_unacked_messages", "_paused_partitions")
 # What pipeline.kafka.batches uses of a stream besides its public methods.
 STREAM_INTERNALS = ("_enable_passive", "_processors")
 

@@ -19,11 +19,11 @@ Here:
 * an offset counts as missing from the log (a transaction marker, a compacted record) only when a
   read straight from the broker shows it is not there;
 * a partition whose commit is held that way, at the same offset for ``STUCK_AFTER_S``, is read again
-  from its commit. Held means: the message at the commit was delivered by the fetch (so it is not
-  merely waiting its turn behind a slow stage), is not acknowledged (so the next commit is not about
-  to pass it), and is neither queued nor in flight. What was handled after it is handled twice,
-  which every stage tolerates (the version guard settles repeated deliveries as superseded); in a
-  run without rebalances or worker faults nothing is read again.
+  from its commit. Held means: the message at the commit is not acknowledged (so the next commit is
+  not about to pass it), and is neither queued nor in flight. What was handled after it is handled
+  twice, which every stage tolerates (the version guard settles repeated deliveries as superseded).
+  (A message the fetch has not delivered yet counts as held too: after a worker restart Faust's
+  fetch can leave a partition undelivered, and only this read gets it going again.)
 
 Used through the ``faust.transports`` entry point (pyproject.toml) as the ``contactsync://`` scheme.
 """
@@ -116,19 +116,16 @@ class Consumer(aiokafka.Consumer):
         return [tp for tp, (_, since) in self._stuck_since.items() if now - since >= STUCK_AFTER_S]
 
     def _stuck_now(self) -> dict[TP, int]:
-        """Partitions whose commit waits for a message that the fetch delivered but that is neither
-        queued, in flight nor acknowledged, with that message's offset: later ones were acknowledged,
-        or nothing of the partition is queued or in flight at all."""
+        """Partitions whose commit waits for a message that is neither queued, in flight nor
+        acknowledged, with that message's offset: later ones were acknowledged, or nothing of the
+        partition is queued or in flight at all."""
         in_flight = {(message.tp, message.offset) for message in self._unacked_messages if not message.acked}
         busy = {tp for tp, _ in in_flight}
         stuck = {}
         for tp in self.assignment():
             base = self._commit_base(tp)
-            read = self._read_offset.get(tp)
             if (
                 base is None
-                or read is None
-                or read < base  # not delivered yet: waiting behind the messages before it
                 or (tp, base) in in_flight
                 or base in self._acked_index.get(tp, ())  # the next commit passes it
                 or tp in self._paused_partitions
