@@ -318,7 +318,10 @@ class Settings(BaseSettings):
     log_level: LogLevel = "INFO"
     table_store: TableStore = "rocksdb://"
     batch_max: int = Field(default=1000, gt=0, le=100_000, description="Events a stage takes at once.")
-    batch_within_s: float = Field(default=0.2, gt=0, le=60, description="Longest wait to fill a batch.")
+    batch_within_s: float = Field(
+        default=0.2, gt=0, le=60,
+        description="Longest a batch waits for more events after its first (it goes as soon as its input pauses).",
+    )
     worker_fault_stops: int = Field(
         default=3, ge=2, le=100,
         description="Worker stops, counted across restarts and workers, after which the message being "

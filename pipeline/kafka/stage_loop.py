@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar, cast
+from typing import TypeVar
 
 import faust
 import structlog
@@ -29,6 +29,7 @@ from faust.types import EventT, StreamT
 from pydantic import ValidationError
 
 from pipeline.errors import WorkerFaultError, invalid_event
+from pipeline.kafka.batches import batches
 from pipeline.kafka.dead_letters import dead_letter, error_text
 from pipeline.kafka.producing import Outgoing, fail_stop, produce_all, request_limit, require_fit
 from pipeline.kafka.table_rows import remember_changelog_offsets
@@ -52,8 +53,9 @@ async def run_stage(
     within_s: float,
 ) -> None:
     structlog.contextvars.bind_contextvars(stage=stage)  # the agent's own task: every line it logs
-    async for events in cast(faust.Stream[bytes], stream).take_events(batch_max, within=within_s):
+    async for events in batches(stream, batch_max, within_s):
         started = time.perf_counter()
+        age_ms = round((time.time() - min(e.message.timestamp for e in events)) * 1000, 1)  # oldest's wait
         await faults.read()
         out: Counter[str] = Counter()
         for segment in faults.segments(events):
@@ -63,7 +65,7 @@ async def run_stage(
                 await faults.record_stop(stage, segment.events, exc)
                 fail_stop(stage, exc)
         log.info("batch", stage=stage, events=len(events), out=dict(out),
-                 ms=round((time.perf_counter() - started) * 1000, 1))
+                 ms=round((time.perf_counter() - started) * 1000, 1), age_ms=age_ms)
 
 
 async def settle(

@@ -18,9 +18,12 @@ Here:
   offset (for a partition never committed, at its log start): a message nobody handled holds it;
 * an offset counts as missing from the log (a transaction marker, a compacted record) only when a
   read straight from the broker shows it is not there;
-* a partition whose commit is held that way, with nothing of it queued or in flight for
-  ``STUCK_AFTER_S``, is read again from its commit. What was handled after the gap is handled twice,
-  which every stage tolerates (the version guard settles repeated deliveries as superseded).
+* a partition whose commit is held that way, at the same offset for ``STUCK_AFTER_S``, is read again
+  from its commit. Held means: the message at the commit is not acknowledged (so the next commit is
+  not about to pass it), and is neither queued nor in flight. What was handled after it is handled
+  twice, which every stage tolerates (the version guard settles repeated deliveries as superseded).
+  (A message the fetch has not delivered yet counts as held too: after a worker restart Faust's
+  fetch can leave a partition undelivered, and only this read gets it going again.)
 
 Used through the ``faust.transports`` entry point (pyproject.toml) as the ``contactsync://`` scheme.
 """
@@ -47,7 +50,7 @@ class Consumer(aiokafka.Consumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._log_start: dict[TP, int] = {}  # where a partition with no commit yet starts
-        self._stuck_since: dict[TP, float] = {}
+        self._stuck_since: dict[TP, tuple[int, float]] = {}  # commit offset held, and since when
         self._log_reader: AIOKafkaConsumer | None = None
 
     def ack(self, message: Message) -> bool:
@@ -87,11 +90,9 @@ class Consumer(aiokafka.Consumer):
                 continue
             try:
                 await self._learn_log_starts()
-                now = time.monotonic()
-                for tp in self._stuck_now():
-                    if now - self._stuck_since.setdefault(tp, now) >= STUCK_AFTER_S:
-                        del self._stuck_since[tp]
-                        await self._unstick(tp)
+                for tp in self._stuck_for_long(time.monotonic()):
+                    del self._stuck_since[tp]
+                    await self._unstick(tp)
             except KafkaError as exc:  # the broker is away (a restart): this round is lost, not the worker
                 log.warning("stuck-partition check skipped: Kafka did not answer",
                             error_class=type(exc).__name__, error=str(exc))
@@ -105,17 +106,28 @@ class Consumer(aiokafka.Consumer):
         if unknown:
             self._log_start.update(await self.earliest_offsets(*unknown))
 
-    def _stuck_now(self) -> set[TP]:
-        """Partitions whose commit waits for a message that is neither in flight nor acknowledged:
-        later ones were acknowledged, or nothing of the partition is queued or in flight at all."""
+    def _stuck_for_long(self, now: float) -> list[TP]:
+        """Partitions whose commit has been held at the same offset for ``STUCK_AFTER_S``."""
+        held = self._stuck_now()
+        self._stuck_since = {
+            tp: since if (since := self._stuck_since.get(tp)) is not None and since[0] == base else (base, now)
+            for tp, base in held.items()
+        }
+        return [tp for tp, (_, since) in self._stuck_since.items() if now - since >= STUCK_AFTER_S]
+
+    def _stuck_now(self) -> dict[TP, int]:
+        """Partitions whose commit waits for a message that is neither queued, in flight nor
+        acknowledged, with that message's offset: later ones were acknowledged, or nothing of the
+        partition is queued or in flight at all."""
         in_flight = {(message.tp, message.offset) for message in self._unacked_messages if not message.acked}
         busy = {tp for tp, _ in in_flight}
-        stuck = set()
+        stuck = {}
         for tp in self.assignment():
             base = self._commit_base(tp)
             if (
                 base is None
                 or (tp, base) in in_flight
+                or base in self._acked_index.get(tp, ())  # the next commit passes it
                 or tp in self._paused_partitions
                 or not self.app.topics.acks_enabled_for(tp.topic)
                 or self.highwater(tp) <= base
@@ -126,9 +138,7 @@ class Consumer(aiokafka.Consumer):
                 channel.queue.empty() for channel in cast(Conductor, self.app.topics)._tp_index.get(tp, ())
             )
             if idle or (acked and min(acked) > base):
-                stuck.add(tp)
-        for tp in set(self._stuck_since) - stuck:
-            del self._stuck_since[tp]
+                stuck[tp] = base
         return stuck
 
     async def _unstick(self, tp: TP) -> None:

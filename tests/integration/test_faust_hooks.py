@@ -4,7 +4,7 @@ The unit tests of the transport call the overrides directly; they would still pa
 stopped calling them. Here a real Faust app on the real broker consumes through the ``contactsync://``
 transport, and the test counts what Faust called and checks the offset it committed.
 
-The agent takes batches with ``take_events`` as the stages do: acknowledging those goes through
+The agent takes batches with ``pipeline.kafka.batches`` as the stages do: acknowledging those goes through
 ``Consumer.ack``. (Faust's Cython stream iterator, used by ``async for value in stream``, inlines
 ``Consumer.ack`` and would not call the override; no stage iterates a stream per event.)
 """
@@ -22,6 +22,7 @@ import faust
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from pipeline.kafka.batches import batches
 from pipeline.kafka.clients import admin_client
 from pipeline.kafka.faust_internals import CONSUMER_HOOKS
 from pipeline.kafka.topics import TopicCatalog
@@ -64,7 +65,7 @@ async def test_faust_calls_our_consumer_hooks_and_commits_through_them(
 
     @app.agent(topic)
     async def consume(stream: Any) -> None:
-        async for events in stream.take_events(10, within=0.1):  # as every stage takes its input
+        async for events in batches(stream, 10, 0.1):  # as every stage takes its input
             seen.extend(event.value for event in events)
 
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=True)

@@ -252,21 +252,23 @@ def test_a_message_that_comes_back_later_starts_a_new_interval(clock: FakeClock)
     assert not limiter.filter(again)
 
 
-async def test_a_stage_binds_its_name_for_every_line_it_logs() -> None:
+async def test_a_stage_binds_its_name_for_every_line_it_logs(monkeypatch: pytest.MonkeyPatch) -> None:
     """run_stage binds ``stage`` in the agent's task: a line the stage's handler logs without naming
     the stage carries it."""
     import faust
     from faust.types import Message
 
+    from pipeline.kafka import stage_loop
     from pipeline.kafka.stage_loop import run_stage
     from pipeline.kafka.worker_faults import Segment
 
     app = faust.App("unit-logging")  # its (empty) table registry only: nothing is started
 
-    class OneBatch:
-        async def take_events(self, batch_max: int, within: float):  # type: ignore[no-untyped-def]
-            message = Message("t", 0, 0, 1.0, 0, [], b"k", b"v", None)
-            yield [faust.Event(app, b"k", b"v", [], message)]
+    async def one_batch(stream, batch_max: int, within_s: float):  # type: ignore[no-untyped-def]
+        message = Message("t", 0, 0, 1.0, 0, [], b"k", b"v", None)
+        yield [faust.Event(app, b"k", b"v", [], message)]
+
+    monkeypatch.setattr(stage_loop, "batches", one_batch)
 
     class NoStops:
         async def read(self) -> None: ...
@@ -279,7 +281,7 @@ async def test_a_stage_binds_its_name_for_every_line_it_logs() -> None:
         return []
 
     with structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars]) as captured:
-        await asyncio.create_task(run_stage(app, OneBatch(), "validate", handle, faults=NoStops(),  # type: ignore[arg-type]
+        await asyncio.create_task(run_stage(app, None, "validate", handle, faults=NoStops(),  # type: ignore[arg-type]
                                             batch_max=1, within_s=0.0))
     (handled,) = [line for line in captured if line["event"] == "handled"]
     assert handled["stage"] == "validate"

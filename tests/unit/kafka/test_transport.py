@@ -5,6 +5,8 @@ from __future__ import annotations
 import faust
 from faust.types import TP, Message
 
+from pipeline.kafka.transport import STUCK_AFTER_S
+
 TOPIC = "contacts.cdc"
 PARTITION = TP(TOPIC, 0)
 
@@ -64,3 +66,37 @@ async def test_skipped_offsets_count_only_once_the_broker_shows_them_missing(tmp
     consumer._committed_offset[PARTITION] = 81  # as after that commit
     consumer._gap[PARTITION].addi(81, 85)  # what _unstick does when the broker has no 81..84
     assert consumer._new_offset(PARTITION) == 86
+
+
+def stuck_check_of(tmp_path):  # type: ignore[no-untyped-def]
+    """A consumer assigned PARTITION, committed at 80, with messages up to 89 in the log."""
+    consumer = consumer_of(tmp_path)
+    consumer.assignment = lambda: {PARTITION}
+    consumer.highwater = lambda tp: 90
+    return consumer
+
+
+def test_a_message_dropped_in_the_worker_is_read_again_once_it_held_the_commit_long(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    consumer = stuck_check_of(tmp_path)
+    for offset in range(81, 86):  # 80 was delivered but no stream tracked it
+        consumer.ack(message(offset))
+    assert consumer._stuck_for_long(100.0) == []
+    assert consumer._stuck_for_long(100.0 + STUCK_AFTER_S) == [PARTITION]
+
+
+def test_handled_messages_that_wait_for_the_next_commit_are_not_read_again(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    consumer = stuck_check_of(tmp_path)
+    for offset in range(80, 90):
+        consumer.ack(message(offset))
+    assert consumer._stuck_for_long(100.0) == []
+    assert consumer._stuck_for_long(100.0 + STUCK_AFTER_S) == []
+
+
+def test_a_commit_that_moved_starts_the_wait_again(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    consumer = stuck_check_of(tmp_path)
+    consumer.ack(message(81))
+    assert consumer._stuck_for_long(100.0) == []  # held at 80
+    consumer._committed_offset[PARTITION] = 82  # 80 came through after all; now 82 holds it
+    consumer.ack(message(83))
+    assert consumer._stuck_for_long(100.0 + STUCK_AFTER_S) == []
+    assert consumer._stuck_for_long(100.0 + 2 * STUCK_AFTER_S) == [PARTITION]

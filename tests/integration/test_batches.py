@@ -1,0 +1,119 @@
+"""A stage's batches (``pipeline.kafka.batches``) on a real Faust app and broker: a lone event goes at
+once, a backlog comes in batches as full as a stage takes, and all of it is committed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import faust
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from pipeline.kafka.batches import batches
+from pipeline.kafka.clients import admin_client
+from pipeline.kafka.topics import TopicCatalog
+
+pytestmark = pytest.mark.kafka
+
+WITHIN_S = 5.0  # a batch may wait this long for more events; none of these tests should see it
+
+
+def _app(app_id: str, bootstrap: str, tmp_path: Path) -> faust.App:
+    return faust.App(
+        app_id, broker=f"contactsync://{bootstrap}", store="memory://", datadir=str(tmp_path / app_id),
+        web_enabled=False, consumer_auto_offset_reset="earliest", broker_commit_interval=0.2,
+        topic_disable_leader=True,
+    )
+
+
+def _topic(app: faust.App, catalog: TopicCatalog) -> Any:
+    return app.topic(catalog.cdc, key_type=bytes, value_type=bytes, key_serializer="raw",
+                     value_serializer="raw", partitions=catalog.partitions)
+
+
+@asynccontextmanager
+async def _producer(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    await producer.start()
+    try:
+        yield producer
+    finally:
+        await producer.stop()
+
+
+async def _until(condition: Callable[[], bool], timeout_s: float) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+async def _committed(bootstrap: str, group: str, topic: str) -> int:
+    async with admin_client(bootstrap, "batches-test") as admin:
+        offsets = await admin.list_consumer_group_offsets(group)
+    return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
+
+
+async def test_a_lone_event_on_an_idle_stage_goes_at_once(
+    kafka_bootstrap: str, catalog: TopicCatalog, tmp_path: Path
+) -> None:
+    app = _app(f"batches-{uuid.uuid4().hex[:8]}", kafka_bootstrap, tmp_path)
+    seen: list[tuple[float, list[bytes]]] = []
+
+    @app.agent(_topic(app, catalog))
+    async def consume(stream: Any) -> None:
+        async for events in batches(stream, 1000, WITHIN_S):
+            seen.append((time.monotonic(), [event.value for event in events]))
+
+    async with _producer(kafka_bootstrap) as producer:
+        await producer.send_and_wait(catalog.cdc, key=b"k", value=b"warm-up")
+        await app.start()
+        try:
+            await _until(lambda: len(seen) == 1, 60)
+            sent = time.monotonic()
+            await producer.send_and_wait(catalog.cdc, key=b"k", value=b"lone")
+            await _until(lambda: len(seen) == 2, 60)
+        finally:
+            await app.stop()
+
+    assert seen[1][1] == [b"lone"]
+    assert seen[1][0] - sent < 1.0  # handed over long before WITHIN_S
+
+
+async def test_a_backlog_comes_in_batches_that_grow_up_to_the_most_a_stage_takes(
+    kafka_bootstrap: str, catalog: TopicCatalog, tmp_path: Path
+) -> None:
+    app_id = f"batches-{uuid.uuid4().hex[:8]}"
+    app = _app(app_id, kafka_bootstrap, tmp_path)
+    sizes: list[int] = []
+    values: list[bytes] = []
+
+    @app.agent(_topic(app, catalog))
+    async def consume(stream: Any) -> None:
+        async for events in batches(stream, 100, WITHIN_S):
+            sizes.append(len(events))
+            values.extend(event.value for event in events)
+            await asyncio.sleep(0.05)  # a stage's work: the backlog keeps coming meanwhile
+
+    async with _producer(kafka_bootstrap) as producer:
+        for n in range(600):
+            await producer.send(catalog.cdc, key=str(n % 7).encode(), value=str(n).encode())
+        await producer.flush()
+    await app.start()
+    try:
+        await _until(lambda: len(values) == 600, 60)
+        async with asyncio.timeout(30):
+            while await _committed(kafka_bootstrap, app_id, catalog.cdc) < 600:
+                await asyncio.sleep(0.2)
+    finally:
+        await app.stop()
+
+    assert sorted(values, key=int) == [str(n).encode() for n in range(600)]
+    assert max(sizes) == 100
+    assert len(sizes) < 60  # mostly full batches, not one event at a time
+
