@@ -7,6 +7,7 @@ Each test gets its own topic prefix, app id and data dirs, and retry tiers of 1 
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack
@@ -131,8 +132,13 @@ class Pipeline:
         return cli_env(**self.stack.worker_env(self.tmp / "cli-data", web_port))
 
     def logs(self) -> str:
-        """Where the workers' logs are, for assertion messages."""
-        return "worker logs: " + " ".join(str(w.log_file) for w in self.workers)
+        """Where the workers' logs are, for assertion messages, and what each worker last warned of:
+        a CI run keeps only its printed output, not the log files."""
+        return "worker logs: " + " ".join(str(w.log_file) for w in self.workers) + "".join(
+            f"\n--- worker-{index} ({'running' if worker.running() else 'exited'}), its last warnings:\n"
+            + "\n".join(_last_warnings(worker.log_file))
+            for index, worker in enumerate(self.workers)
+        )
 
     def stop(self) -> None:
         for worker in self.workers:
@@ -166,3 +172,11 @@ async def pipeline(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> A
             yield harness, exits
         finally:
             harness.stop()
+
+
+def _last_warnings(log_file: Path, count: int = 12, width: int = 400) -> list[str]:
+    if not log_file.exists():
+        return ["(no log)"]
+    lines = log_file.read_text(errors="replace").splitlines()
+    warned = [line for line in lines if re.search(r'"level": "(warning|error|critical)"', line)]
+    return [line[:width] for line in warned[-count:]] or ["(none)"]
