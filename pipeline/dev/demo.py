@@ -4,6 +4,11 @@ Starts the local Kafka (unless KAFKA_BOOTSTRAP_SERVERS names a cluster), creates
 fresh prefix, starts the simulators and a worker, publishes generated changes, waits until every
 change is accounted for at every provider, and summarises: what was delivered, skipped and
 dead-lettered, and whether anything was lost or left stale.
+
+The changes go in two parts, each timed on its own: a burst of ``events`` published at once (its
+latency is a queue draining: the last change waits for all before it), then, once the burst settled,
+``steady_rate`` changes a second for ``steady_s`` (the latency one change sees on a pipeline that
+keeps up). The second part continues the first's records and versions.
 """
 
 from __future__ import annotations
@@ -13,8 +18,9 @@ import socket
 import statistics
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +50,26 @@ class DemoOptions:
     invalid_ratio: float = 0.01
     seed: int = 7
     timeout_s: float = 180.0
+    steady_rate: float = 20.0
+    steady_s: float = 10.0
+
+    @property
+    def steady_events(self) -> int:
+        return round(self.steady_rate * self.steady_s)
+
+
+@dataclass
+class Burst:
+    """The first part of the demo: how many events, and when it started and settled."""
+
+    events: int
+    started: float  # time.monotonic()
+    seconds: float = 0.0
+    settled_at_ms: int = 2**63  # wall clock, comparable with a change's source time
+
+    def settled(self, at_ms: int) -> None:
+        self.seconds = time.monotonic() - self.started
+        self.settled_at_ms = at_ms
 
 
 async def run_demo(settings: Settings, options: DemoOptions) -> dict[str, Any]:
@@ -60,21 +86,34 @@ async def run_demo(settings: Settings, options: DemoOptions) -> dict[str, Any]:
         try:
             if not await wait_until_consuming(bootstrap, stack.app_id, 1, timeout_s=60):
                 raise ConfigError(f"the worker did not join its consumer group; see {worker.log_file}")
-            generated = list(
-                generate_events(options.events, records=options.records, seed=options.seed,
-                                invalid_ratio=options.invalid_ratio)
-            )
-            started = time.monotonic()
+            stream = generate_events(options.events + options.steady_events, records=options.records,
+                                     seed=options.seed, invalid_ratio=options.invalid_ratio)
+            generated = list(islice(stream, options.events))
+            burst = Burst(len(generated), time.monotonic())
             await publish(generated, bootstrap, catalog.cdc, retry_deadline_s=settings.kafka.retry_deadline_s)
             verdict = await wait_until_settled(
                 generated, bootstrap, catalog, settings, sims.base_urls(), options.timeout_s, worker
             )
-            elapsed = time.monotonic() - started
+            burst.settled(int(time.time() * 1000))
+            if verdict.settled and options.steady_events:
+                await publish(_kept_in(generated, stream), bootstrap, catalog.cdc, rate=options.steady_rate,
+                              retry_deadline_s=settings.kafka.retry_deadline_s)
+                verdict = await wait_until_settled(
+                    generated, bootstrap, catalog, settings, sims.base_urls(), options.timeout_s, worker
+                )
             outcomes = [Outcome.model_validate_json(m.value) for m in await read_topic(bootstrap, catalog.outcomes)]
             letters = await read_topic(bootstrap, catalog.dlq)
         finally:
             worker.stop()
-    return summarise(generated, verdict, outcomes, letters, elapsed, worker.log_file)
+    return summarise(generated, verdict, outcomes, letters, worker.log_file, burst, options.steady_rate)
+
+
+def _kept_in(kept: list[GeneratedEvent], events: Iterable[GeneratedEvent]) -> Iterator[GeneratedEvent]:
+    """``events`` as they are taken (each made, and its time read, just before it is sent), each
+    also appended to ``kept``."""
+    for event in events:
+        kept.append(event)
+        yield event
 
 
 async def wait_until_settled(
@@ -135,18 +174,24 @@ def summarise(
     verdict: Reconciliation,
     outcomes: Sequence[Outcome],
     letters: Sequence[ConsumerRecord[bytes, bytes]],
-    elapsed_s: float,
     log_file: Path,
+    burst: Burst,
+    steady_rate: float = 0.0,
 ) -> dict[str, Any]:
     """The demo's figures; ``reconciled`` is false unless every record is where it belongs and every
-    invalid event was dead-lettered (a run that timed out before that is incomplete)."""
+    invalid event was dead-lettered (a run that timed out before that is incomplete). A delivery's
+    latency counts for the burst when its change was made before the burst settled, else for the
+    steady part."""
     invalid_sent = sum(1 for event in generated if event.kind in INVALID_KINDS)
-    delivered = Counter(o.provider for o in outcomes if o.state == "delivered")
-    latencies = sorted(o.at_ms - o.source_ts_ms for o in outcomes if o.state == "delivered")
+    delivered = [o for o in outcomes if o.state == "delivered"]
+    latencies = {
+        part: sorted(o.at_ms - o.source_ts_ms for o in delivered if (o.source_ts_ms < burst.settled_at_ms) == of_burst)
+        for part, of_burst in (("burst", True), ("steady", False))
+    }
     return {
         "events": len(generated),
         "invalid_events": invalid_sent,
-        "delivered": dict(sorted(delivered.items())),
+        "delivered": dict(sorted(Counter(o.provider for o in delivered).items())),
         "skipped_by_rule": sum(1 for o in outcomes if o.state == "skipped_by_rule"),
         "superseded": sum(1 for o in outcomes if o.state == "superseded"),
         "dead_lettered": len(letters),
@@ -157,9 +202,11 @@ def summarise(
         "reconciled": verdict.settled and invalid_letters(letters) >= invalid_sent,
         "misses": [vars(miss) for miss in (verdict.lost + verdict.stale)[:10]],
         "version_regressions": verdict.version_regressions,
-        "latency_ms": _percentiles(latencies),
-        "elapsed_s": round(elapsed_s, 2),
-        "events_per_s": round(len(generated) / elapsed_s, 1) if elapsed_s else None,
+        "burst_latency_ms": _percentiles(latencies["burst"]),
+        "burst_s": round(burst.seconds, 2),
+        "burst_events_per_s": round(burst.events / burst.seconds, 1) if burst.seconds else None,
+        "steady_rate_per_s": steady_rate,
+        "steady_latency_ms": _percentiles(latencies["steady"]),
         "worker_log": str(log_file),
     }
 
