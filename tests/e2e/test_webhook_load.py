@@ -1,0 +1,168 @@
+"""Webhooks at volume: the echoes of many of our own writes are all dropped and nothing circulates,
+and a burst of signed HubSpot requests loses none while forged and stale ones produce nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Collection
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
+
+from pipeline.dev.simulators.config import PROVIDERS, HubSpotSimConfig, MailchimpSimConfig, SimulatorsConfig
+from pipeline.dev.webhook_burst import hubspot_request, send_burst
+from schemas.inbound import InboundChange
+from tests.e2e.conftest import Pipeline
+from tests.e2e.crafted import plain_upsert
+from tests.e2e.test_webhooks import ENV, HUBSPOT_SECRET, eventually, start_with_webhooks
+
+# Neither the simulators nor the worker's lanes limit the rate: each HubSpot notification costs the
+# receiver one id lookup through the HubSpot lane, which would otherwise pace the test, not the receivers.
+UNLIMITED_SIMS = SimulatorsConfig(
+    hubspot=HubSpotSimConfig(requests_per_10s=1_000_000, daily_limit=10_000_000),
+    mailchimp=MailchimpSimConfig(max_connections=1000),
+)
+UNLIMITED_LANES = {
+    f"CONTACTSYNC_PROVIDERS__{provider.upper()}__{name}": "1000" for provider in PROVIDERS for name in ("RATE_PER_SECOND", "BURST")
+}
+ECHO_CHANGES = 1_000
+ECHO_RECORDS = 500
+ECHO_TYPES = ("customer", "lead")  # customers go to HubSpot, leads to Salesforce, both to Mailchimp
+QUIET_S = 60
+BURST = 10_000
+BAD_EACH = 500  # forged and stale requests, mixed into the burst
+BURST_OBJECTS = 50
+CONCURRENCY = 32
+
+
+async def test_echoes_of_1000_changes_are_all_dropped_and_nothing_circulates(pipeline) -> None:
+    """1,000 changes from our side (500 customers and leads created, then updated) reach the three simulators,
+    which notify every write back: each notification is counted as an echo at its platform (echoes
+    = notifications answered 2xx, none given up), none reaches contacts.changes.inbound or goes out
+    to the platforms again (contacts.validated holds our 1,000 changes only), and after one minute
+    of quiet no topic's end offset has moved and no simulator has written or notified again."""
+    harness, exits = pipeline
+    base = await start_with_webhooks(harness, exits, UNLIMITED_SIMS, UNLIMITED_LANES)
+    events = [
+        plain_upsert(f"echo-{n % ECHO_RECORDS}", seq=1 + n // ECHO_RECORDS, first_name=f"Ann{n // ECHO_RECORDS}",
+                     contact_type=ECHO_TYPES[n % 2], subscribed=True)
+        for n in range(ECHO_CHANGES)
+    ]
+    await harness.publish(events)
+    newest = {event.record_id: (ECHO_TYPES[n % 2], str(event.version)) for n, event in enumerate(events)}
+
+    async def all_held() -> bool:
+        held = await harness.held()
+        return all(
+            str(held[provider].get(record_id, {}).get("version")) == version
+            for record_id, (contact_type, version) in newest.items()
+            for provider in ("mailchimp", "hubspot" if contact_type == "customer" else "salesforce")
+        )
+
+    assert await eventually(all_held, timeout_s=240), harness.logs()
+
+    async def all_judged() -> dict[str, dict[str, int]] | None:
+        sent = await notified(harness)
+        judged = sum((await worker_counts(base, "contactsync_inbound_changes")).values())
+        done = all(counts["pending"] == 0 for counts in sent.values())
+        return sent if done and judged == sum(counts["delivered"] for counts in sent.values()) else None
+
+    sent = await eventually(all_judged, timeout_s=180)
+    assert sent is not None, (await notified(harness), harness.logs())
+    outcomes = await worker_counts(base, "contactsync_inbound_changes")
+    for provider in PROVIDERS:
+        assert sent[provider]["given_up"] == 0 and sent[provider]["delivered"] > 0, sent
+        assert outcomes.get((provider, "echo"), 0) == sent[provider]["delivered"], (provider, outcomes, sent)
+    assert await harness.messages(harness.catalog.changes_inbound) == []
+    assert len(await harness.messages(harness.catalog.validated)) == ECHO_CHANGES
+
+    topics = [spec.name for spec in harness.catalog.specs()]
+    before = await end_offsets(harness.bootstrap, topics)
+    await asyncio.sleep(QUIET_S)
+    assert await end_offsets(harness.bootstrap, topics) == before, "messages still circulate after a minute of quiet"
+    assert await notified(harness) == sent, "a simulator was written to or notified again"
+
+
+async def test_a_burst_of_signed_webhooks_loses_none_and_forged_or_stale_ones_produce_nothing(pipeline) -> None:
+    """10,000 signed HubSpot requests, 32 at a time, with 500 forged and 500 stale ones mixed in:
+    every signed one is answered 200 and, read right after the last answer (acknowledged only once
+    Kafka acked it), its change is on contacts.inbound; the forged and stale ones are answered 401
+    and not one of them is there; /metrics counts each kind."""
+    harness, exits = pipeline
+    await harness.start(exits, UNLIMITED_SIMS, env=ENV | UNLIMITED_LANES)
+    base = f"http://127.0.0.1:{harness.workers[0].web_port}"
+    records = [f"burst-{n}" for n in range(BURST_OBJECTS)]
+    await harness.publish([plain_upsert(r, first_name="Ann") for r in records])
+
+    async def hubspot_objects() -> list[int] | None:
+        held = (await harness.held())["hubspot"]
+        return [int(held[r]["native_id"]) for r in records] if all(r in held for r in records) else None
+
+    objects = await eventually(hubspot_objects, timeout_s=120)
+    assert objects, harness.logs()
+    url = f"{base}/webhooks/hubspot"
+    start_ms, now_ms = int(time.time() * 1000), int(time.time() * 1000)
+    requests = [
+        hubspot_request(url, HUBSPOT_SECRET, objects[n % len(objects)], start_ms + n, {"firstname": "Ann"})
+        for n in range(BURST)
+    ]
+    forged = [hubspot_request(url, "not-the-secret", objects[0], start_ms + BURST + n, {"firstname": "Eve"})
+              for n in range(BAD_EACH)]
+    stale = [hubspot_request(url, HUBSPOT_SECRET, objects[0], start_ms + BURST + BAD_EACH + n, {"firstname": "Old"},
+                             signed_at_ms=now_ms - 301_000) for n in range(BAD_EACH)]
+    mixed = [*requests, *forged, *stale]
+    random.Random(14).shuffle(mixed)  # the bad ones spread through the burst
+    statuses = dict(zip((r.occurred_at_ms for r in mixed), await send_burst(url, mixed, CONCURRENCY), strict=True))
+
+    on_topic = {(c.platform_id, c.occurred_at_ms) for c in inbound_changes(await harness.messages(harness.catalog.inbound))}
+    answered = [statuses[r.occurred_at_ms] for r in requests]
+    assert answered.count(200) == BURST, sorted(set(answered))
+    assert [r.marker for r in requests if r.marker not in on_topic] == []
+    assert {statuses[r.occurred_at_ms] for r in (*forged, *stale)} == {401}
+    assert [r.marker for r in (*forged, *stale) if r.marker in on_topic] == []
+    received = await worker_counts(base, "contactsync_webhooks")
+    assert received == {("hubspot", "accepted"): BURST, ("hubspot", "unauthorized"): BAD_EACH, ("hubspot", "stale"): BAD_EACH}
+
+
+def inbound_changes(messages: list[Any]) -> list[InboundChange]:
+    return [InboundChange.model_validate_json(m.value) for m in messages]
+
+
+async def notified(harness: Pipeline) -> dict[str, dict[str, int]]:
+    """Each simulator's webhook counts (queued, delivered, attempts, given_up, pending)."""
+    assert harness.sims is not None
+    async with httpx.AsyncClient(timeout=30) as client:
+        answers = {p: await client.get(f"{url}/_sim/webhooks") for p, url in harness.sims.base_urls().items()}
+    return {p: {k: v for k, v in a.json().items() if k != "provider"} for p, a in answers.items()}
+
+
+async def worker_counts(base: str, metric: str) -> dict[tuple[str, str], float]:
+    """A counter of the worker's /metrics by (provider, its other label)."""
+    async with httpx.AsyncClient(timeout=30) as client:
+        text = (await client.get(f"{base}/metrics")).text
+    counts: dict[tuple[str, str], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples if family.name == metric else ():
+            if not sample.name.endswith("_total"):
+                continue
+            labels = dict(sample.labels)
+            provider = labels.pop("provider")
+            (other,) = labels.values()
+            counts[(provider, other)] = sample.value
+    return counts
+
+
+async def end_offsets(bootstrap: str, topics: Collection[str]) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer.topics()  # metadata for partitions_for_topic
+        partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
+        return ends
+    finally:
+        await consumer.stop()
