@@ -33,8 +33,8 @@ ECHO_CHANGES = 1_000
 ECHO_RECORDS = 500
 ECHO_TYPES = ("customer", "lead")  # customers go to HubSpot, leads to Salesforce, both to Mailchimp
 QUIET_S = 60
-BURST = 10_000
-BAD_EACH = 500  # forged and stale requests, mixed into the burst
+BURST = 2_000  # the issue's 10,000: python -m benchmarks.webhooks (see the test's docstring)
+BAD_EACH = 200  # forged and stale requests, mixed into the burst
 BURST_OBJECTS = 50
 CONCURRENCY = 32
 
@@ -88,10 +88,16 @@ async def test_echoes_of_1000_changes_are_all_dropped_and_nothing_circulates(pip
 
 
 async def test_a_burst_of_signed_webhooks_loses_none_and_forged_or_stale_ones_produce_nothing(pipeline) -> None:
-    """10,000 signed HubSpot requests, 32 at a time, with 500 forged and 500 stale ones mixed in:
+    """2,000 signed HubSpot requests, 32 at a time, with 200 forged and 200 stale ones mixed in:
     every signed one is answered 200 and, read right after the last answer (acknowledged only once
     Kafka acked it), its change is on contacts.inbound; the forged and stale ones are answered 401
-    and not one of them is there; /metrics counts each kind."""
+    and not one of them is there; /metrics counts each kind.
+
+    Why 2,000 and not the issue's 10,000: each request costs about 5 ms of this process's CPU (signing
+    and httpx) and 4 ms of the worker's, so 11,000 took 150 s of test time on the shared 2-core machine.
+    2,000 keep 32 requests in flight for several seconds, which is what the burst asserts (none lost
+    while many wait on Kafka's ack at once). ``python -m benchmarks.webhooks`` sends the full 10,000
+    and counts any accepted request whose change is not on contacts.inbound (``lost``)."""
     harness, exits = pipeline
     await harness.start(exits, UNLIMITED_SIMS, env=ENV | UNLIMITED_LANES)
     base = f"http://127.0.0.1:{harness.workers[0].web_port}"
