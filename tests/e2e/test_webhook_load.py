@@ -1,5 +1,5 @@
-"""Webhooks at volume: the echoes of many of our own writes are all dropped and nothing circulates,
-and a burst of signed HubSpot requests loses none while forged and stale ones produce nothing."""
+"""Webhooks at volume: the echoes of many of our own writes are all dropped, a burst of signed HubSpot
+requests loses none while forged and stale ones produce nothing, and then nothing circulates."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Collection
 from typing import Any
 
 import httpx
+import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -18,7 +19,7 @@ from pipeline.dev.webhook_burst import hubspot_request, send_burst
 from schemas.inbound import InboundChange
 from tests.e2e.conftest import Pipeline
 from tests.e2e.crafted import plain_upsert
-from tests.e2e.test_webhooks import ENV, HUBSPOT_SECRET, eventually, start_with_webhooks
+from tests.e2e.test_webhooks import HUBSPOT_SECRET, eventually, start_with_webhooks
 
 # Neither the simulators nor the worker's lanes limit the rate: each HubSpot notification costs the
 # receiver one id lookup through the HubSpot lane, which would otherwise pace the test, not the receivers.
@@ -33,52 +34,34 @@ ECHO_CHANGES = 1_000
 ECHO_RECORDS = 500
 ECHO_TYPES = ("customer", "lead")  # customers go to HubSpot, leads to Salesforce, both to Mailchimp
 QUIET_S = 60
-BURST = 2_000  # the issue's 10,000: python -m benchmarks.webhooks (see the test's docstring)
-BAD_EACH = 200  # forged and stale requests, mixed into the burst
-BURST_OBJECTS = 50
+BURST = 1_000  # the issue's 10,000: python -m benchmarks.webhooks (see the test's docstring)
+BAD_EACH = 100  # forged and stale requests, mixed into the burst
 CONCURRENCY = 32
 
 
-async def test_echoes_of_1000_changes_are_all_dropped_and_nothing_circulates(pipeline) -> None:
-    """1,000 changes from our side (500 customers and leads created, then updated) reach the three simulators,
-    which notify every write back: each notification is counted as an echo at its platform (echoes
-    = notifications answered 2xx, none given up), none reaches contacts.changes.inbound or goes out
-    to the platforms again (contacts.validated holds our 1,000 changes only), and after one minute
-    of quiet no topic's end offset has moved and no simulator has written or notified again."""
+@pytest.mark.timeout(600)  # about 2½ min of it on a loaded 2-core machine, a minute of that the quiet
+async def test_echoes_are_all_dropped_a_burst_loses_nothing_and_then_nothing_circulates(pipeline) -> None:
+    """On one worker: 1,000 changes from our side (500 customers and leads created, then updated)
+    reach the three simulators, which notify every write back; each notification is counted as an
+    echo at its platform (echoes = notifications answered 2xx, none given up) and none reaches
+    contacts.changes.inbound or the platforms again (contacts.validated holds our 1,000 changes only).
+    Then a burst of 1,000 signed HubSpot requests, 32 at a time, with 100 forged and 100 stale ones
+    mixed in: every signed one is answered 200 and its change is on contacts.inbound when read right
+    after the last answer (acknowledged only once Kafka acked it); the forged and stale ones are
+    answered 401 and none of them is there. After one minute of quiet no topic's end offset has moved
+    and no simulator has written or notified again.
+
+    The burst is 1,000, not the issue's 10,000: a request costs about 5 ms of this process's CPU
+    (signing, httpx) and 4 ms of the worker's, and 11,000 took 150 s of test time on the shared
+    2-core machine (the suite must stay under 20 minutes). 1,000 keep 32 requests waiting on Kafka's
+    ack at once for several seconds, which is what "loses none" is about. ``python -m
+    benchmarks.webhooks`` sends the full 10,000 and counts any answered 200 but not on Kafka (``lost``).
+    The 1,000 changes are the issue's size: their part takes about 30 s."""
     harness, exits = pipeline
     base = await start_with_webhooks(harness, exits, UNLIMITED_SIMS, UNLIMITED_LANES)
-    events = [
-        plain_upsert(f"echo-{n % ECHO_RECORDS}", seq=1 + n // ECHO_RECORDS, first_name=f"Ann{n // ECHO_RECORDS}",
-                     contact_type=ECHO_TYPES[n % 2], subscribed=True)
-        for n in range(ECHO_CHANGES)
-    ]
-    await harness.publish(events)
-    newest = {event.record_id: (ECHO_TYPES[n % 2], str(event.version)) for n, event in enumerate(events)}
-
-    async def all_held() -> bool:
-        held = await harness.held()
-        return all(
-            str(held[provider].get(record_id, {}).get("version")) == version
-            for record_id, (contact_type, version) in newest.items()
-            for provider in ("mailchimp", "hubspot" if contact_type == "customer" else "salesforce")
-        )
-
-    assert await eventually(all_held, timeout_s=240), harness.logs()
-
-    async def all_judged() -> dict[str, dict[str, int]] | None:
-        sent = await notified(harness)
-        judged = sum((await worker_counts(base, "contactsync_inbound_changes")).values())
-        done = all(counts["pending"] == 0 for counts in sent.values())
-        return sent if done and judged == sum(counts["delivered"] for counts in sent.values()) else None
-
-    sent = await eventually(all_judged, timeout_s=180)
-    assert sent is not None, (await notified(harness), harness.logs())
-    outcomes = await worker_counts(base, "contactsync_inbound_changes")
-    for provider in PROVIDERS:
-        assert sent[provider]["given_up"] == 0 and sent[provider]["delivered"] > 0, sent
-        assert outcomes.get((provider, "echo"), 0) == sent[provider]["delivered"], (provider, outcomes, sent)
-    assert await harness.messages(harness.catalog.changes_inbound) == []
-    assert len(await harness.messages(harness.catalog.validated)) == ECHO_CHANGES
+    objects = await _echoes_of_our_changes_are_dropped(harness, base)
+    sent = await notified(harness)
+    await _a_burst_loses_none(harness, base, objects, echoes=sent["hubspot"]["delivered"])
 
     topics = [spec.name for spec in harness.catalog.specs()]
     before = await end_offsets(harness.bootstrap, topics)
@@ -87,38 +70,53 @@ async def test_echoes_of_1000_changes_are_all_dropped_and_nothing_circulates(pip
     assert await notified(harness) == sent, "a simulator was written to or notified again"
 
 
-async def test_a_burst_of_signed_webhooks_loses_none_and_forged_or_stale_ones_produce_nothing(pipeline) -> None:
-    """2,000 signed HubSpot requests, 32 at a time, with 200 forged and 200 stale ones mixed in:
-    every signed one is answered 200 and, read right after the last answer (acknowledged only once
-    Kafka acked it), its change is on contacts.inbound; the forged and stale ones are answered 401
-    and not one of them is there; /metrics counts each kind.
-
-    Why 2,000 and not the issue's 10,000: each request costs about 5 ms of this process's CPU (signing
-    and httpx) and 4 ms of the worker's, so 11,000 took 150 s of test time on the shared 2-core machine.
-    2,000 keep 32 requests in flight for several seconds, which is what the burst asserts (none lost
-    while many wait on Kafka's ack at once). ``python -m benchmarks.webhooks`` sends the full 10,000
-    and counts any accepted request whose change is not on contacts.inbound (``lost``)."""
-    harness, exits = pipeline
-    await harness.start(exits, UNLIMITED_SIMS, env=ENV | UNLIMITED_LANES)
-    base = f"http://127.0.0.1:{harness.workers[0].web_port}"
-    records = [f"burst-{n}" for n in range(BURST_OBJECTS)]
-    await harness.publish([plain_upsert(r, first_name="Ann") for r in records])
-
-    async def hubspot_objects() -> list[int] | None:
-        held = (await harness.held())["hubspot"]
-        return [int(held[r]["native_id"]) for r in records] if all(r in held for r in records) else None
-
-    objects = await eventually(hubspot_objects, timeout_s=120)
-    assert objects, harness.logs()
-    url = f"{base}/webhooks/hubspot"
-    start_ms, now_ms = int(time.time() * 1000), int(time.time() * 1000)
-    requests = [
-        hubspot_request(url, HUBSPOT_SECRET, objects[n % len(objects)], start_ms + n, {"firstname": "Ann"})
-        for n in range(BURST)
+async def _echoes_of_our_changes_are_dropped(harness: Pipeline, base: str) -> list[int]:
+    """Publish our changes, wait for their echoes; the HubSpot objects of the customers."""
+    events = [
+        plain_upsert(f"echo-{n % ECHO_RECORDS}", seq=1 + n // ECHO_RECORDS, first_name=f"Ann{n // ECHO_RECORDS}",
+                     contact_type=ECHO_TYPES[n % 2], subscribed=True)
+        for n in range(ECHO_CHANGES)
     ]
-    forged = [hubspot_request(url, "not-the-secret", objects[0], start_ms + BURST + n, {"firstname": "Eve"})
+    await harness.publish(events)
+    newest = {event.record_id: (ECHO_TYPES[n % 2], str(event.version)) for n, event in enumerate(events)}
+
+    async def all_held() -> dict[str, Any] | None:
+        held = await harness.held()
+        done = all(
+            str(held[provider].get(record_id, {}).get("version")) == version
+            for record_id, (contact_type, version) in newest.items()
+            for provider in ("mailchimp", "hubspot" if contact_type == "customer" else "salesforce")
+        )
+        return held["hubspot"] if done else None
+
+    hubspot = await eventually(all_held, timeout_s=240)
+    assert hubspot, harness.logs()
+
+    async def all_judged() -> dict[str, dict[str, int]] | None:
+        sent = await notified(harness)
+        judged = sum((await worker_counts(base, "contactsync_inbound_changes")).values())
+        done = all(counts["pending"] == 0 for counts in sent.values())
+        return sent if done and judged == sum(counts["delivered"] for counts in sent.values()) else None
+
+    sent = await eventually(all_judged, timeout_s=180)
+    assert sent is not None, (await notified(harness), await worker_counts(base, "contactsync_inbound_changes"))
+    outcomes = await worker_counts(base, "contactsync_inbound_changes")
+    for provider in PROVIDERS:
+        assert sent[provider]["given_up"] == 0 and sent[provider]["delivered"] > 0, sent
+        assert outcomes.get((provider, "echo"), 0) == sent[provider]["delivered"], (provider, outcomes, sent)
+    assert await harness.messages(harness.catalog.changes_inbound) == []
+    assert len(await harness.messages(harness.catalog.validated)) == ECHO_CHANGES
+    return [int(view["native_id"]) for view in hubspot.values()]
+
+
+async def _a_burst_loses_none(harness: Pipeline, base: str, objects: list[int], echoes: int) -> None:
+    """The burst, about the customers' HubSpot objects with the values they hold (decided as echoes)."""
+    url, now_ms = f"{base}/webhooks/hubspot", int(time.time() * 1000)
+    requests = [hubspot_request(url, HUBSPOT_SECRET, objects[n % len(objects)], now_ms + n, {"firstname": "Ann1"})
+                for n in range(BURST)]
+    forged = [hubspot_request(url, "not-the-secret", objects[0], now_ms + BURST + n, {"firstname": "Eve"})
               for n in range(BAD_EACH)]
-    stale = [hubspot_request(url, HUBSPOT_SECRET, objects[0], start_ms + BURST + BAD_EACH + n, {"firstname": "Old"},
+    stale = [hubspot_request(url, HUBSPOT_SECRET, objects[0], now_ms + BURST + BAD_EACH + n, {"firstname": "Old"},
                              signed_at_ms=now_ms - 301_000) for n in range(BAD_EACH)]
     mixed = [*requests, *forged, *stale]
     random.Random(14).shuffle(mixed)  # the bad ones spread through the burst
@@ -130,8 +128,14 @@ async def test_a_burst_of_signed_webhooks_loses_none_and_forged_or_stale_ones_pr
     assert [r.marker for r in requests if r.marker not in on_topic] == []
     assert {statuses[r.occurred_at_ms] for r in (*forged, *stale)} == {401}
     assert [r.marker for r in (*forged, *stale) if r.marker in on_topic] == []
-    received = await worker_counts(base, "contactsync_webhooks")
-    assert received == {("hubspot", "accepted"): BURST, ("hubspot", "unauthorized"): BAD_EACH, ("hubspot", "stale"): BAD_EACH}
+    received = {key: n for key, n in (await worker_counts(base, "contactsync_webhooks")).items() if key[0] == "hubspot"}
+    assert received == {("hubspot", "accepted"): echoes + BURST, ("hubspot", "unauthorized"): BAD_EACH,
+                        ("hubspot", "stale"): BAD_EACH}
+    assert await eventually(lambda: _echoes_judged(base, echoes + BURST)), await worker_counts(base, "contactsync_inbound_changes")
+
+
+async def _echoes_judged(base: str, count: int) -> bool:
+    return (await worker_counts(base, "contactsync_inbound_changes")).get(("hubspot", "echo")) == count
 
 
 def inbound_changes(messages: list[Any]) -> list[InboundChange]:
