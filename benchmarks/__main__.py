@@ -2,7 +2,7 @@
 #12 with today's figures beside the measured ones (``benchmarks.targets``).
 
 ``python -m benchmarks [NAME ...]`` runs the named ones only (throughput, latency, api_efficiency,
-drain, profile), in that order; each module also runs alone with its size knobs (``python -m
+drain, profile, webhooks), in that order; each module also runs alone with its size knobs (``python -m
 benchmarks.drain --help``). The latency benchmark offers half of the 1-worker capacity that the
 throughput benchmark measured, when that ran first.
 """
@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from benchmarks import api_efficiency, drain, latency, profile, targets, throughput
+from benchmarks import api_efficiency, drain, latency, profile, targets, throughput, webhooks
 from benchmarks.harness import Bench, open_bench
 from benchmarks.report import Results
 
@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, Callable[[Bench, Results], Coroutine[Any, Any, Results]]] 
     "api_efficiency": lambda bench, _: api_efficiency.run(bench, api_efficiency.Options()),
     "drain": lambda bench, _: drain.run(bench, drain.Options()),
     "profile": lambda bench, _: profile.run(bench, profile.Options()),
+    "webhooks": lambda bench, _: webhooks.run(bench, webhooks.Options()),
 }
 
 

@@ -79,14 +79,23 @@ def parse_events(body: bytes) -> list[HubSpotEvent]:
 def inbound_changes(
     events: list[HubSpotEvent], record_ids: Mapping[int, str | None], received_at_ms: int
 ) -> list[InboundChange]:
-    """One change per object and moment; ``record_ids``: each object's contactsync_id (None: none)."""
-    groups: dict[tuple[int, int, str], list[HubSpotEvent]] = {}
+    """One change per object and moment; ``record_ids``: each object's contactsync_id (None: none).
+
+    A creation comes with the propertyChange events of the properties it set, at the same moment:
+    one change, of kind ``contact.creation`` (so our own create's echo is recognised by its values).
+    """
+    groups: dict[tuple[int, int], list[HubSpotEvent]] = {}
     for event in events:
-        groups.setdefault((event.objectId, event.occurredAt, event.subscriptionType), []).append(event)
+        groups.setdefault((event.objectId, event.occurredAt), []).append(event)
     return [
-        _change(object_id, occurred_at, kind, group, record_ids.get(object_id), received_at_ms)
-        for (object_id, occurred_at, kind), group in groups.items()
+        _change(object_id, occurred_at, _kind(group), group, record_ids.get(object_id), received_at_ms)
+        for (object_id, occurred_at), group in groups.items()
     ]
+
+
+def _kind(group: list[HubSpotEvent]) -> str:
+    kinds = {event.subscriptionType for event in group}
+    return next((kind for kind in ("contact.deletion", "contact.creation") if kind in kinds), "contact.propertyChange")
 
 
 def _change(

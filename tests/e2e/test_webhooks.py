@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from pipeline.dev.simulators.config import SimulatorsConfig
 from pipeline.dev.simulators.webhook_bodies import hubspot_signature
 from schemas.inbound import InboundResolved
 from tests.e2e.conftest import Pipeline
@@ -26,9 +27,11 @@ ENV = {
 }
 
 
-async def start_with_webhooks(harness: Pipeline, exits: Any) -> str:
-    """One worker with webhook secrets; every simulator notifies it. Returns the worker's base URL."""
-    await harness.start(exits, env=ENV)
+async def start_with_webhooks(
+    harness: Pipeline, exits: Any, sim_config: SimulatorsConfig | None = None, env: dict[str, str] | None = None
+) -> str:
+    """One worker with webhook secrets (and ``env``); every simulator notifies it. Returns the worker's base URL."""
+    await harness.start(exits, sim_config, env=ENV | (env or {}))
     base = f"http://127.0.0.1:{harness.workers[0].web_port}"
     assert harness.sims is not None
     harness.sims.hubspot.reconfigure({"webhook": {"url": f"{base}/webhooks/hubspot"}})

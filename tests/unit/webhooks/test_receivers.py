@@ -67,6 +67,21 @@ def test_hubspot_events_of_one_save_become_one_change_with_the_version_it_holds(
     assert (by_id["9"].record_id, by_id["9"].new_record, by_id["9"].fields) == ("hubspot-9", True, {"subscribed": False})
 
 
+def test_hubspot_creation_and_the_properties_it_set_are_one_change() -> None:
+    """A creation's events (the creation and its properties, at one moment) are one contact.creation
+    change carrying the properties, so the echo of our own create is recognised by its values."""
+    events = [
+        {"objectId": 7, "subscriptionType": "contact.creation", "occurredAt": 5},
+        {"objectId": 7, "subscriptionType": "contact.propertyChange", "occurredAt": 5, "propertyName": "firstname",
+         "propertyValue": "Ann"},
+        {"objectId": 7, "subscriptionType": "contact.propertyChange", "occurredAt": 5,
+         "propertyName": "contactsync_version", "propertyValue": "42"},
+    ]
+    (change,) = hubspot.inbound_changes(hubspot.parse_events(json.dumps(events).encode()), {7: "c-7"}, 100)
+    assert (change.kind, change.fields, change.platform_version) == ("contact.creation", {"first_name": "Ann"}, 42)
+    assert not change.echo_only
+
+
 def test_hubspot_malformed_batch_is_400_with_the_reason() -> None:
     """A body that is not an event batch names what is wrong."""
     refused = refusal(hubspot.parse_events, b'[{"objectId": "x"}]')
