@@ -15,7 +15,9 @@ from pipeline.kafka.topic_admin import require_topics
 from pipeline.logging import configure_logging
 from pipeline.stages.source_mapping import load_source_mapping
 
-OUTCOMES = ("inserted", "updated", "deleted", "older", "not_in_table", "unmapped", "dead_lettered")
+OUTCOMES = (
+    "inserted", "updated", "deleted", "older", "changed_in_table", "not_in_table", "unmapped", "dead_lettered",
+)
 
 
 @app.command()
@@ -56,7 +58,7 @@ def apply(
     topics = ApplierTopics(catalog.changes_inbound, catalog.dlq)
     bootstrap, group = settings.bootstrap_servers, group or f"{settings.app_id}-apply-{table}"
     with connect(to_postgres) as connection:
-        target = ContactsTable(connection, table, mapping, clock_table)
+        target = ContactsTable(connection, table, mapping, clock_table, settings.routing.default_phone_region)
         asyncio.run(require_topics(bootstrap, topics.changes, topics.dlq))
         counts = asyncio.run(_until_stopped(lambda stop: run_applier(
             target, bootstrap, topics, group, stop, until_idle=until_idle,

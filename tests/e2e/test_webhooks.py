@@ -26,9 +26,9 @@ ENV = {
 }
 
 
-async def start_with_webhooks(harness: Pipeline, exits: Any) -> str:
-    """One worker with webhook secrets; every simulator notifies it. Returns the worker's base URL."""
-    await harness.start(exits, env=ENV)
+async def start_with_webhooks(harness: Pipeline, exits: Any, env: dict[str, str] | None = None) -> str:
+    """One worker with webhook secrets (and ``env``); every simulator notifies it. Returns the worker's base URL."""
+    await harness.start(exits, env={**ENV, **(env or {})})
     base = f"http://127.0.0.1:{harness.workers[0].web_port}"
     assert harness.sims is not None
     harness.sims.hubspot.reconfigure({"webhook": {"url": f"{base}/webhooks/hubspot"}})

@@ -17,11 +17,11 @@ from psycopg import sql
 
 from pipeline.errors import ConfigError
 from pipeline.ops.backfill.from_postgres import one_line, table_columns
-from pipeline.stages.apply import RowWrite, plan_write
+from pipeline.stages.apply import RowWrite, held_values, plan_write
 from pipeline.stages.source_mapping import SourceMapping
-from schemas.inbound import InboundResolved
+from schemas.inbound import FieldValue, InboundResolved
 
-Outcome = Literal["updated", "inserted", "deleted", "older", "not_in_table", "unmapped"]
+Outcome = Literal["updated", "inserted", "deleted", "older", "changed_in_table", "not_in_table", "unmapped"]
 RECORD_FAULTS = (psycopg.DataError, psycopg.IntegrityError)  # the change's values, not the database
 
 _CLOCK = """CREATE TABLE IF NOT EXISTS {} (
@@ -33,11 +33,13 @@ class ContactsTable:
     """One contacts table (``schema.table``) under a source mapping, and its applied clock."""
 
     def __init__(
-        self, connection: psycopg.Connection[dict[str, Any]], table: str, mapping: SourceMapping, clock_table: str
+        self, connection: psycopg.Connection[dict[str, Any]], table: str, mapping: SourceMapping, clock_table: str,
+        phone_region: str,
     ) -> None:
         self._connection = connection
         self._name = table
         self._mapping = mapping
+        self._phone_region = phone_region
         found = table_columns(connection, table)
         if not found:
             raise ConfigError(f"no table {table} in database {connection.info.dbname} (--table)")
@@ -48,6 +50,7 @@ class ContactsTable:
         schema = table.split(".", 1)[0] if "." in table else None
         self._clock = sql.Identifier(*([schema] if schema else []), clock_table)
         self._key = sql.Identifier(mapping.key_column)
+        self._columns = sql.SQL(", ").join(sql.Identifier(column) for column in mapping.column_of().values())
         try:
             connection.execute(sql.SQL(_CLOCK).format(self._clock))
         except psycopg.Error as exc:
@@ -64,12 +67,12 @@ class ContactsTable:
         """Write one change (inside :meth:`batch`); a value the table refuses raises one of
         ``RECORD_FAULTS`` with nothing of the change written."""
         with self._connection.transaction():  # a savepoint: a refused change leaves the batch intact
-            write = plan_write(change, self._mapping, self._applied(change.record_id))
+            write = plan_write(change, self._mapping, self._applied(change.record_id), self._held(change.record_id))
             return self._write(change.record_id, write), write
 
     def _write(self, record_id: str, write: RowWrite) -> Outcome:
         if write.action == "nothing":
-            return "unmapped" if write.unmapped and not write.older else "older"
+            return "changed_in_table" if write.changed_in_table else "older" if write.older else "unmapped"
         if write.action == "delete":
             self._execute(sql.SQL("DELETE FROM {} WHERE {} = %s").format(self._table, self._key), (record_id,))
             self._stamp(record_id, write.times)
@@ -95,6 +98,12 @@ class ContactsTable:
         query = sql.SQL("SELECT field, at_ms FROM {} WHERE table_name = %s AND record_id = %s FOR UPDATE")
         rows = self._connection.execute(query.format(self._clock), (self._name, record_id)).fetchall()
         return {row["field"]: int(row["at_ms"]) for row in rows}
+
+    def _held(self, record_id: str) -> dict[str, FieldValue] | None:
+        """The row's values now, locked until the batch commits (None: no such row)."""
+        query = sql.SQL("SELECT {} FROM {} WHERE {} = %s FOR UPDATE").format(self._columns, self._table, self._key)
+        row = self._connection.execute(query, (record_id,)).fetchone()
+        return None if row is None else held_values(row, self._mapping, self._phone_region)
 
     def _stamp(self, record_id: str, times: dict[str, int]) -> None:
         statement = sql.SQL(
