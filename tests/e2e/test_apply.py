@@ -169,3 +169,45 @@ async def test_platform_edits_reach_the_table_and_an_unsubscribe_survives_a_late
     again = run_cli({**harness.cli_env(), **db.env}, *applier_args(db, "--until-idle", "--group", "replay"))
     assert again.returncode == 0 and "applied 2 changes" in again.stdout and "2 older" in again.stdout, again
     assert {record_id: db.row(record_id) for record_id in rows} == rows
+
+
+async def test_a_phone_edited_at_salesforce_while_the_table_changes_it_ends_with_the_later_one_everywhere(
+    pipeline: tuple[Pipeline, AsyncExitStack], contacts_db: ContactsDb, applier: Any
+) -> None:
+    """A phone edited at Salesforce, then changed in the table before the edit reached it: the table's
+    number, the later one, ends in the table, at Salesforce and at Mailchimp. A phone edited at Salesforce
+    after the table's change (the later one) ends in all three too."""
+    harness, exits = pipeline
+    db = contacts_db
+    db.sql("INSERT INTO {} (person_no, mail, tel, given, family, kind, opted_in) VALUES"
+           " ('ap-3', 'ap-3@example.com', '+14155550100', 'Cy', 'Lee', 'L', true),"
+           " ('ap-4', 'ap-4@example.com', '+14155550100', 'Di', 'Lee', 'L', true)")
+    await start_with_webhooks(harness, exits, env=db.env)
+    applier()
+    await db.capture(harness, "ap-3", "ap-4")
+
+    async def phone_everywhere(record_id: str, phone: str) -> bool:
+        at_salesforce = await sim_record(harness, "salesforce", record_id)
+        at_mailchimp = await sim_record(harness, "mailchimp", record_id)
+        return (at_salesforce is not None and at_salesforce["fields"].get("Phone") == phone
+                and at_mailchimp is not None and at_mailchimp["fields"].get("PHONE") == phone)
+
+    assert await eventually(lambda: phone_everywhere("ap-4", "+14155550100")), harness.logs()
+    assert await phone_everywhere("ap-3", "+14155550100"), harness.logs()
+    await asyncio.sleep(5)  # the echoes of the first writes arrive and are dropped
+
+    await sim_edit(harness, "salesforce", "ap-3", {"Phone": "+14155550111"})
+    db.sql("UPDATE {} SET tel = '(415) 555-0122' WHERE person_no = 'ap-3'")  # the later change, from our side
+    await db.capture(harness, "ap-3")
+    db.sql("UPDATE {} SET tel = '(415) 555-0133' WHERE person_no = 'ap-4'")
+    await db.capture(harness, "ap-4")
+    assert await eventually(lambda: phone_everywhere("ap-4", "+14155550133")), harness.logs()
+    await sim_edit(harness, "salesforce", "ap-4", {"Phone": "+14155550144"})  # the later change, at Salesforce
+
+    assert await eventually(lambda: phone_everywhere("ap-3", "+14155550122")), harness.logs()
+    assert await eventually(lambda: phone_everywhere("ap-4", "+14155550144")), harness.logs()
+    assert await eventually(lambda: table_holds(db, "ap-4", tel="+14155550144")), db.row("ap-4")
+    await asyncio.sleep(10)  # nothing older arrives after
+    assert await table_holds(db, "ap-3", tel="(415) 555-0122"), db.row("ap-3")
+    assert await table_holds(db, "ap-4", tel="+14155550144"), db.row("ap-4")
+    assert await phone_everywhere("ap-3", "+14155550122") and await phone_everywhere("ap-4", "+14155550144")
