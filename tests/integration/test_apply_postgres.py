@@ -107,7 +107,7 @@ async def test_changes_are_applied_once_never_older_over_newer_and_refusals_are_
     (lambda dsn: "host=/nonexistent port=1 dbname=app", lambda table: table, MAPPING,
      'cannot connect to Postgres: connection to server on socket "/nonexistent/.s.PGSQL.1" failed: '
      "No such file or directory"),
-    (lambda dsn: dsn, lambda table: "no_such_table", MAPPING, "no table no_such_table in database postgres (--table)"),
+    (lambda dsn: dsn, lambda table: "no_such_table", MAPPING, "no table no_such_table in database postgres"),
     (lambda dsn: dsn, lambda table: table, MAPPING.replace("given", "givn"),
      "source mapping: first_name: table {table} has no column 'givn' (did you mean 'given'?) (map it to another"
      " column, or to null if the table has none)"),

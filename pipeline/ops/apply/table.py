@@ -16,7 +16,7 @@ import psycopg
 from psycopg import sql
 
 from pipeline.errors import ConfigError
-from pipeline.ops.backfill.from_postgres import one_line, table_columns
+from pipeline.ops.backfill.from_postgres import one_line, require_mapped_table
 from pipeline.stages.apply import RowWrite, held_values, plan_write
 from pipeline.stages.source_mapping import SourceMapping
 from schemas.inbound import FieldValue, InboundResolved
@@ -40,12 +40,7 @@ class ContactsTable:
         self._name = table
         self._mapping = mapping
         self._phone_region = phone_region
-        found = table_columns(connection, table)
-        if not found:
-            raise ConfigError(f"no table {table} in database {connection.info.dbname} (--table)")
-        problems = mapping.problems_with_table(table, found)
-        if problems:
-            raise ConfigError("\n".join(f"source mapping: {problem}" for problem in problems))
+        require_mapped_table(connection, table, mapping)
         self._table = sql.Identifier(*table.split(".", 1))
         schema = table.split(".", 1)[0] if "." in table else None
         self._clock = sql.Identifier(*([schema] if schema else []), clock_table)
