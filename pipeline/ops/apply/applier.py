@@ -63,7 +63,8 @@ async def run_applier(
                 if until_idle and await _read_to_end(consumer):
                     break
                 continue
-            letters = _apply_batch(table, topics.dlq, batches, counts)
+            # in a thread: the consumer keeps its heartbeats going while the database works
+            letters = await asyncio.to_thread(_apply_batch, table, topics.dlq, batches, counts)
             if letters:
                 await producer.send_all(letters)
             await _commit(consumer, batches)
