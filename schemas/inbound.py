@@ -64,6 +64,7 @@ class FieldDecision(_Message):
     platform_at_ms: int
     ours_at_ms: int | None  # None: we never had the field
     ours_by: str | None
+    ours_value: FieldValue = None  # what we held (set at ours_at_ms): the applier's check that the table still holds it
     winner: Literal["platform", "ours"]
 
 

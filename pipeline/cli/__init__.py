@@ -48,6 +48,7 @@ def main() -> None:
     """Entry point: run the command; a ConfigError or KafkaError is one line on stderr and exit code 2."""
     from pipeline.cli import (  # noqa: F401  (registers the command groups)
         admin,
+        apply,
         backfill,
         connect,
         demo,

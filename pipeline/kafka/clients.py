@@ -1,7 +1,8 @@
 """Short-lived Kafka clients for commands and views: connected, or one ConfigError line saying where.
 
 ``admin_client`` for topics, groups and offsets; ``groupless_consumer`` (a consumer in no group) for
-end offsets and for reading partitions assigned by hand (``read_to_end``); ``acked_producer``, which
+end offsets and for reading partitions assigned by hand (``read_to_end``); ``group_consumer`` for a
+command that consumes as a member of its own group and commits by hand; ``acked_producer``, which
 rides out a broker restart.
 """
 
@@ -19,7 +20,7 @@ from aiokafka.errors import KafkaError
 from pipeline.errors import ConfigError
 from pipeline.kafka.patient_producer import PatientProducer, request_timeout_ms
 
-__all__ = ["acked_producer", "admin_client", "groupless_consumer", "read_to_end"]
+__all__ = ["acked_producer", "admin_client", "group_consumer", "groupless_consumer", "read_to_end"]
 
 C = TypeVar("C")
 
@@ -36,6 +37,18 @@ def groupless_consumer(
     (given a ``group_id``, a commit sets that group's offsets, which Kafka allows while it is empty)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, client_id=client_id, enable_auto_commit=False, **options
+    )
+    return _running(consumer, bootstrap, consumer.start, consumer.stop)
+
+
+def group_consumer(
+    bootstrap: str, client_id: str, group_id: str, *topics: str
+) -> AbstractAsyncContextManager[AIOKafkaConsumer]:
+    """A member of ``group_id`` reading ``topics`` from the group's committed offsets (from the start
+    when it has none) that commits only what it is told to commit."""
+    consumer = AIOKafkaConsumer(
+        *topics, bootstrap_servers=bootstrap, client_id=client_id, group_id=group_id,
+        enable_auto_commit=False, auto_offset_reset="earliest",
     )
     return _running(consumer, bootstrap, consumer.start, consumer.stop)
 

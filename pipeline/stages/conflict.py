@@ -115,6 +115,7 @@ def _decide(name: str, value: FieldValue, mark: FieldMark | None, inbound: Inbou
     return FieldDecision(
         field=name, value=value, platform_at_ms=inbound.occurred_at_ms,
         ours_at_ms=mark.at_ms if mark else None, ours_by=mark.by if mark else None,
+        ours_value=mark.value if mark else None,
         winner="platform" if later or unsubscribe else "ours",
     )
 

@@ -73,6 +73,16 @@ def table_columns(connection: psycopg.Connection[dict[str, Any]], table: str) ->
         raise ConfigError(f"table {table}: {one_line(exc)}") from None
 
 
+def require_mapped_table(connection: psycopg.Connection[dict[str, Any]], table: str, mapping: SourceMapping) -> None:
+    """ConfigError unless ``table`` exists with every column ``mapping`` names (one line per problem)."""
+    found = table_columns(connection, table)
+    if not found:
+        raise ConfigError(f"no table {table} in database {connection.info.dbname}")
+    problems = mapping.problems_with_table(table, found)
+    if problems:
+        raise ConfigError("\n".join(f"source mapping: {problem}" for problem in problems))
+
+
 class TableRows:
     """The rows of one table, as a backfill's row source; its progress is kept in the current directory."""
 
@@ -85,12 +95,7 @@ class TableRows:
         self.label = f"table {table}"
         self._database = f"{connection.info.host}:{connection.info.port}/{connection.info.dbname}"
         self.state_file = Path(f"{connection.info.dbname}.{table}.backfill.json")
-        found = table_columns(connection, table)
-        if not found:
-            raise ConfigError(f"no table {table} in database {connection.info.dbname}")
-        problems = mapping.problems_with_table(table, found)
-        if problems:
-            raise ConfigError("\n".join(f"source mapping: {problem}" for problem in problems))
+        require_mapped_table(connection, table, mapping)
         self._columns = sql.SQL(", ").join(sql.Identifier(column) for column in mapping.column_of().values())
 
     def origin(self) -> dict[str, Any]:

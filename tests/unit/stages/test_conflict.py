@@ -39,6 +39,7 @@ def test_a_later_platform_edit_wins_and_goes_out_with_the_next_version() -> None
     assert result.resolved.fields == {"email": "new@x.com"}
     (decision,) = result.resolved.decisions
     assert (decision.platform_at_ms, decision.ours_at_ms, decision.ours_by, decision.winner) == (2_000, 1_000, "source", "platform")
+    assert decision.ours_value == "ann@x.com"  # what the applier checks the table still holds
     assert (result.change.version, result.change.origin, result.change.source_ts_ms) == (101, "hubspot", 2_000)
     assert result.change.contact == Contact(id="c-1", email="new@x.com", first_name="Ann", subscribed=True)
 

@@ -1,0 +1,1 @@
+"""The applier: changes made at the platforms (``contacts.changes.inbound``) into the contacts table."""
