@@ -2,9 +2,9 @@
 #12 with today's figures beside the measured ones (``benchmarks.targets``).
 
 ``python -m benchmarks [NAME ...]`` runs the named ones only (throughput, latency, api_efficiency,
-drain, profile), in that order; each module also runs alone with its size knobs (``python -m
-benchmarks.drain --help``). The latency benchmark offers half of the 1-worker capacity that the
-throughput benchmark measured, when that ran first.
+drain, profile, cdc_source; the last needs PostgreSQL's server), in that order; each module also
+runs alone with its size knobs (``python -m benchmarks.drain --help``). The latency benchmark offers
+half of the 1-worker capacity that the throughput benchmark measured, when that ran first.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from benchmarks import api_efficiency, drain, latency, profile, targets, throughput
+from benchmarks import api_efficiency, cdc_source, drain, latency, profile, targets, throughput
 from benchmarks.harness import Bench, open_bench
 from benchmarks.report import Results
 
@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, Callable[[Bench, Results], Coroutine[Any, Any, Results]]] 
     "api_efficiency": lambda bench, _: api_efficiency.run(bench, api_efficiency.Options()),
     "drain": lambda bench, _: drain.run(bench, drain.Options()),
     "profile": lambda bench, _: profile.run(bench, profile.Options()),
+    "cdc_source": lambda bench, _: cdc_source.run(bench, cdc_source.Options()),
 }
 
 
