@@ -88,11 +88,12 @@ async def one_run(bench: Bench, options: Options, dsn: str) -> dict[str, Any]:
             async with sample_processes({"connect": state.pid}) as samples:
                 result = await _phases(pipeline, connect, dsn, mix, load_source_mapping(mapping_file), options)
             steady = samples.memory(*result.pop("steady_window_ms"), prefix="connect")
-            first = samples.samples["connect"][0].rss_mb if samples.samples["connect"] else None
+            first = round(samples.samples["connect"][0].rss_mb, 1) if samples.samples["connect"] else None
         finally:
             connect.stop()
+    peak = samples.peak_mb.get("connect")
     connect_figures = {"start_s": round(started_s, 2), "rss_after_start_mb": first,
-                       "steady_rss_mb": steady["steady_mb"], "peak_rss_mb": samples.peak_mb.get("connect")}
+                       "steady_rss_mb": steady["steady_mb"], "peak_rss_mb": round(peak, 1) if peak else None}
     return {"connect": connect_figures, **result}
 
 

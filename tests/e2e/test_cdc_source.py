@@ -22,6 +22,7 @@ from pipeline.dev.demo import free_port
 from pipeline.dev.jvm_process import wait_gone
 from pipeline.dev.people_table import MAPPING, TABLE, ChangeMix, Statement
 from pipeline.dev.table_reconcile import TableReconciliation, until_table_settled
+from pipeline.ops.cdc_connector import slot_lag_bytes
 from pipeline.settings import Settings
 from pipeline.stages.source_mapping import load_source_mapping
 from pipeline.stages.validate import UNAVAILABLE
@@ -35,6 +36,7 @@ pytestmark = pytest.mark.kafka
 
 LONG_TITLE = "".join(chr(random.Random(5).randrange(0x4E00, 0x9FFF)) for _ in range(900))  # ~2.7 kB, TOASTed
 SETTLE_S = 120
+CAUGHT_UP_BYTES = 65_536
 
 
 @dataclass
@@ -57,6 +59,15 @@ class Capture:
         assert self.harness.sims is not None
         return await until_table_settled(self.dsn, TABLE, load_source_mapping(self.mapping_file), Settings(),
                                          self.harness.sims.base_urls(), SETTLE_S)
+
+    async def slot_lag_after(self, timeout_s: float) -> int:
+        """The replication slot's lag in bytes once under ``CAUGHT_UP_BYTES``, or after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while (lag := slot_lag_bytes(self.dsn, "contactsync-contacts") or 0) > CAUGHT_UP_BYTES:
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(1)
+        return lag
 
     async def dead_letter_reasons(self) -> list[str]:
         messages = await self.harness.messages(self.harness.catalog.dlq)
@@ -97,8 +108,9 @@ async def test_a_postgres_table_reaches_the_platforms_through_debezium(
 ) -> None:
     """Snapshot, inserts, updates (one leaving a TOASTed column unchanged), a primary-key update and
     deletes end with each platform holding the table's rows under the mapping, never Debezium's
-    placeholder; a partner and a typeless row are `unrouted` with their reason; a truncate is
-    dead-lettered with its reason; every changed record has an outcome."""
+    placeholder; a partner and a typeless row are `unrouted` with their reason; the slot catches up
+    after a large transaction; a truncate is dead-lettered with its reason; every changed
+    record has an outcome."""
     people_table.execute(people[0], [Statement(
         f"INSERT INTO {TABLE} (person_no, mail, given, kind, opted_in, blocked, job) VALUES"
         " (1, 'p1@example.com', 'Ada', 'L', NULL, NULL, NULL),"
@@ -133,6 +145,12 @@ async def test_a_postgres_table_reaches_the_platforms_through_debezium(
     connect_status = run_cli(cli, "connect", "status", "--dsn", capture.dsn)
     assert connect_status.returncode == 0 and "task 0: RUNNING" in connect_status.stdout, connect_status.stdout
     assert "bytes behind" in connect_status.stdout
+
+    # one transaction of 5,000 partners (unrouted: no deliveries), ~1 MB of WAL: once it is captured,
+    # the connector's heartbeats move the slot's confirmed position past it
+    capture.sql(f"INSERT INTO {TABLE} (person_no, mail, kind) SELECT g, 'bulk' || g || '@example.com', 'P'"
+                " FROM generate_series(1000, 5999) g")
+    assert await capture.slot_lag_after(90) <= CAUGHT_UP_BYTES
 
     capture.sql(f"TRUNCATE {TABLE}")
     deadline, reasons = time.monotonic() + 30, []
