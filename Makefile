@@ -5,7 +5,7 @@
 PYTHON ?= python3
 BIN := .venv/bin
 
-.PHONY: test bench demo kafka-start kafka-stop clean lag-screenshot
+.PHONY: test bench demo demo-postgres kafka-start kafka-stop clean lag-screenshot
 
 # The virtualenv, (re)installed with the pinned versions whenever pyproject.toml or constraints.txt change.
 .venv: pyproject.toml constraints.txt
@@ -29,6 +29,11 @@ bench: .venv
 # a worker, generated changes; prints what was delivered, skipped, dead-lettered, lost and stale.
 demo: .venv
 	$(BIN)/contactsync demo
+
+# The same on a real source: a local Postgres (PostgreSQL's server binaries needed; without them, one
+# line saying which package, exit 2), Kafka Connect with Debezium, SQL inserts, updates and deletes.
+demo-postgres: .venv
+	$(BIN)/contactsync demo --source postgres
 
 # docs/lag-page.png: the lag page of a worker falling behind, shot with headless Chromium (~2 min).
 lag-screenshot: .venv

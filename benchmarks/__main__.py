@@ -2,9 +2,10 @@
 #12 with today's figures beside the measured ones (``benchmarks.targets``).
 
 ``python -m benchmarks [NAME ...]`` runs the named ones only (throughput, latency, api_efficiency,
-drain, profile, webhooks), in that order; each module also runs alone with its size knobs (``python -m
-benchmarks.drain --help``). The latency benchmark offers half of the 1-worker capacity that the
-throughput benchmark measured, when that ran first.
+drain, profile, webhooks, cdc_source; the last needs PostgreSQL's server), in that order; each
+module also runs alone with its size knobs (``python -m benchmarks.drain --help``). The latency
+benchmark offers half of the 1-worker capacity that the throughput benchmark measured, when that ran
+first.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from benchmarks import api_efficiency, drain, latency, profile, targets, throughput, webhooks
+from benchmarks import api_efficiency, cdc_source, drain, latency, profile, targets, throughput, webhooks
 from benchmarks.harness import Bench, open_bench
 from benchmarks.report import Results
 
@@ -25,6 +26,7 @@ BENCHMARKS: dict[str, Callable[[Bench, Results], Coroutine[Any, Any, Results]]] 
     "drain": lambda bench, _: drain.run(bench, drain.Options()),
     "profile": lambda bench, _: profile.run(bench, profile.Options()),
     "webhooks": lambda bench, _: webhooks.run(bench, webhooks.Options()),
+    "cdc_source": lambda bench, _: cdc_source.run(bench, cdc_source.Options()),
 }
 
 

@@ -8,11 +8,12 @@ from collections.abc import Iterator
 import pytest
 
 from pipeline.dev.demo import free_port
+from pipeline.dev.local_postgres import MISSING, postgres_server, server_bin
 from pipeline.kafka import topic_admin
 from pipeline.kafka.topics import TopicCatalog
 from pipeline.settings import KafkaSettings, Settings
 from tests.kafka_harness import SessionBroker, fresh_prefix, kafka_broker
-from tests.postgres_harness import create_contacts_table, fresh_table_name, postgres_server, server_bin
+from tests.postgres_harness import create_contacts_table, fresh_table_name
 
 # --- Kafka ---------------------------------------------------------------------------------------
 
@@ -59,10 +60,10 @@ async def catalog(kafka_bootstrap: str, topic_prefix: str) -> TopicCatalog:
 
 @pytest.fixture(scope="session")
 def postgres_dsn() -> Iterator[str]:
-    """The DSN of the session's throwaway PostgreSQL cluster (see tests/postgres_harness.py)."""
+    """The DSN of the session's throwaway PostgreSQL cluster (see pipeline/dev/local_postgres.py)."""
     bin_dir = server_bin()
     if bin_dir is None:
-        pytest.fail("PostgreSQL is not installed (no initdb): apt-get install postgresql, as .ci/run does")
+        pytest.fail(f"{MISSING} (as .ci/run does)")
     with postgres_server(bin_dir) as dsn:
         yield dsn
 
@@ -72,7 +73,7 @@ def logical_postgres_dsn() -> Iterator[str]:
     """The DSN of a throwaway cluster with ``wal_level=logical``, on 127.0.0.1 (Debezium connects over TCP)."""
     bin_dir = server_bin()
     if bin_dir is None:
-        pytest.fail("PostgreSQL is not installed (no initdb): apt-get install postgresql, as .ci/run does")
+        pytest.fail(f"{MISSING} (as .ci/run does)")
     with postgres_server(bin_dir, logical_port=free_port()) as dsn:
         yield dsn
 

@@ -73,13 +73,8 @@ class Burst:
 
 
 async def run_demo(settings: Settings, options: DemoOptions) -> dict[str, Any]:
-    run_id = time.strftime("%Y%m%d-%H%M%S")
-    run_dir = REPO_ROOT / "var" / "demo" / run_id
-    bootstrap = settings.kafka_bootstrap_servers or settings.kafka.bootstrap_servers
-    if not bootstrap:
-        bootstrap = LocalKafka(settings.local_kafka).start().bootstrap
-    catalog = TopicCatalog.load(settings.kafka.topics_file, f"demo-{run_id}.")
-    await topic_admin.apply(catalog, bootstrap)
+    run_id, run_dir = demo_run()
+    bootstrap, catalog = await demo_topics(settings, run_id)
     async with run_simulators() as sims:
         stack = StackConfig(bootstrap, f"contactsync-demo-{run_id}", catalog.prefix, sims.base_urls())
         worker = WorkerProcess(stack, run_dir / "data", free_port(), run_dir / "worker.log").start()
@@ -114,6 +109,22 @@ def _kept_in(kept: list[GeneratedEvent], events: Iterable[GeneratedEvent]) -> It
     for event in events:
         kept.append(event)
         yield event
+
+
+def demo_run() -> tuple[str, Path]:
+    """A new run's id and its directory (worker data and logs)."""
+    run_id = time.strftime("%Y%m%d-%H%M%S")
+    return run_id, REPO_ROOT / "var" / "demo" / run_id
+
+
+async def demo_topics(settings: Settings, run_id: str) -> tuple[str, TopicCatalog]:
+    """The broker (the local one, started unless a cluster is configured) and the run's own topics."""
+    bootstrap = settings.kafka_bootstrap_servers or settings.kafka.bootstrap_servers
+    if not bootstrap:
+        bootstrap = LocalKafka(settings.local_kafka).start().bootstrap
+    catalog = TopicCatalog.load(settings.kafka.topics_file, f"demo-{run_id}.")
+    await topic_admin.apply(catalog, bootstrap)
+    return bootstrap, catalog
 
 
 async def wait_until_settled(
@@ -191,10 +202,7 @@ def summarise(
     return {
         "events": len(generated),
         "invalid_events": invalid_sent,
-        "delivered": dict(sorted(Counter(o.provider for o in delivered).items())),
-        "skipped_by_rule": sum(1 for o in outcomes if o.state == "skipped_by_rule"),
-        "superseded": sum(1 for o in outcomes if o.state == "superseded"),
-        "dead_lettered": len(letters),
+        **outcome_figures(outcomes, letters),
         "expected_at_providers": verdict.expected,
         "matched_at_providers": verdict.matched,
         "lost": len(verdict.lost),
@@ -207,6 +215,28 @@ def summarise(
         "burst_events_per_s": round(burst.events / burst.seconds, 1) if burst.seconds else None,
         "steady_rate_per_s": steady_rate,
         "steady_latency_ms": _percentiles(latencies["steady"]),
+        "worker_log": str(log_file),
+    }
+
+
+def outcome_figures(outcomes: Sequence[Outcome], letters: Sequence[ConsumerRecord[bytes, bytes]]) -> dict[str, Any]:
+    """What the pipeline did: deliveries per provider, skips, supersessions, dead letters."""
+    delivered = Counter(o.provider for o in outcomes if o.state == "delivered")
+    return {
+        "delivered": dict(sorted(delivered.items())),
+        "skipped_by_rule": sum(1 for o in outcomes if o.state == "skipped_by_rule"),
+        "superseded": sum(1 for o in outcomes if o.state == "superseded"),
+        "dead_lettered": len(letters),
+    }
+
+
+def pace_figures(outcomes: Sequence[Outcome], events: int, elapsed_s: float, log_file: Path) -> dict[str, Any]:
+    """How fast: source time to the provider's ack of the deliveries, and events per second."""
+    latencies = sorted(o.at_ms - o.source_ts_ms for o in outcomes if o.state == "delivered")
+    return {
+        "latency_ms": _percentiles(latencies),
+        "elapsed_s": round(elapsed_s, 2),
+        "events_per_s": round(events / elapsed_s, 1) if elapsed_s else None,
         "worker_log": str(log_file),
     }
 

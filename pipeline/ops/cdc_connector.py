@@ -56,6 +56,13 @@ def connector_config(
         "snapshot.mode": "initial",
         "skipped.operations": "none",
         "decimal.handling.mode": "string",
+        # Without heartbeats the slot's confirmed position stays behind a large transaction until
+        # the table changes again, and the server keeps the WAL in between (docs/postgres-source.md:
+        # what they do not cover). Connect makes the heartbeat topic (__debezium-heartbeat.contactsync)
+        # with the broker's defaults.
+        "heartbeat.interval.ms": "10000",
+        "topic.creation.default.replication.factor": "-1",
+        "topic.creation.default.partitions": "-1",
         "key.converter": "org.apache.kafka.connect.storage.StringConverter",
         "value.converter": "org.apache.kafka.connect.json.JsonConverter",
         "value.converter.schemas.enable": str(schemas_enable).lower(),
