@@ -130,7 +130,8 @@ class Dispatcher:
 
     def _delivered(self, item: Item, result: DeliveryResult) -> list[Outgoing]:
         record = item.record
-        return [self._hold(item, confirmed(self._held(item), record)), record_outcome(
+        row = confirmed(self._held(item), record, result.provider_ids)
+        return [self._hold(item, row), record_outcome(
             self.catalog.outcomes, record, "delivered", attempts=item.retry.attempts + 1,
             provider_id=result.provider_id,
         )]
