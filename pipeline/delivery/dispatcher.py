@@ -9,8 +9,9 @@ same records are sent again after the pause, without using up an attempt.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import faust
 import structlog
@@ -29,6 +30,7 @@ from pipeline.stages.dispatch import (
     chunks,
     confirmed,
     failed_as_a_whole,
+    gather_deletes,
     guard_version,
     plan_retry,
     select_newest,
@@ -52,11 +54,25 @@ class Dispatcher:
     catalog: TopicCatalog
     delivered_version: faust.Table[bytes, bytes]  # record id (bytes) -> Delivered JSON: the version guard
     write_ahead: Callable[[list[Outgoing]], Awaitable[object]]  # produces rows before their requests
+    linger_s: float = 0.0  # how long a delete may wait for more to fill its request on a saturated lane
+    _carried: list[Item] = field(default_factory=list)  # deletes waiting, their events not acknowledged
+    _carried_since: float = 0.0  # when the oldest of them started waiting (monotonic)
+
+    def held(self) -> list[EventT[bytes]]:
+        """The events of the deletes carried to the next batch: not to be acknowledged yet."""
+        return [item.event for item in self._carried]
+
+    def due_at(self) -> float | None:
+        """When the carried deletes go even if no other event comes (monotonic); None: none carried."""
+        return self._carried_since + self.linger_s if self._carried else None
 
     async def dispatch(self, pending: Sequence[Item]) -> list[Outgoing]:
-        """Send what is newest, settle everything, and return the messages that record it."""
+        """Send what is newest, settle everything but the deletes carried to the next batch, and
+        return the messages that record it."""
+        pending = [*self._carried, *pending]  # the carried first: they were read first
         held = {item.record.record_id: self._held(item) for item in pending}  # one guard read per record
         to_send, superseded = select_newest(pending, lambda item: guard_version(held[item.record.record_id]))
+        to_send = self._carry(to_send)
         to_send = [replace(item, record=with_held_keys(item.record, held[item.record.record_id])) for item in to_send]
         await self.write_ahead(
             [self._hold(item, sending(held[item.record.record_id], item.record)) for item in to_send]
@@ -67,6 +83,18 @@ class Dispatcher:
             for settled in await asyncio.gather(*(self._deliver(batch) for batch in batches)):
                 outgoing += settled
         return outgoing
+
+    def _carry(self, to_send: list[Item]) -> list[Item]:
+        """Carry the deletes that would make a short request to the next batch while the lane is
+        saturated (they would wait for it anyway), for at most ``linger_s``; what to send now."""
+        now = time.monotonic()
+        waited = now - self._carried_since if self._carried else 0.0
+        may_wait = self.lane.saturated and waited < self.linger_s
+        send_now, carried = gather_deletes(to_send, self.lane.settings.batch_size, may_wait=may_wait)
+        if carried and not any(carried[0] is item for item in self._carried):  # the oldest is new
+            self._carried_since = now
+        self._carried = carried
+        return send_now
 
     async def _deliver(self, batch: list[Item]) -> list[Outgoing]:
         unavailable = self._unavailable()

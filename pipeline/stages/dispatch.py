@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -138,6 +139,26 @@ def chunks(items: Sequence[Pending[E]], size: int) -> list[list[Pending[E]]]:
     for item in items:
         by_op.setdefault(item.record.op, []).append(item)
     return [group[i : i + size] for group in by_op.values() for i in range(0, len(group), size)]
+
+
+def gather_deletes(
+    to_send: Sequence[Pending[E]], request_size: int, *, may_wait: bool
+) -> tuple[list[Pending[E]], list[Pending[E]]]:
+    """Split into (send now, carry to the next batch): while ``may_wait``, the deletes beyond the
+    last full request wait for more deletes to fill theirs; upserts and full requests go now.
+
+    A delete is never carried past another record sent now under the same provider key, so records
+    that share a key (one Mailchimp member) still reach the provider in order.
+    """
+    deletes = [item for item in to_send if item.record.op == "delete"]
+    short = len(deletes) % request_size if may_wait else 0
+    candidates = deletes[len(deletes) - short :]
+    sent_keys = Counter(item.record.key for item in to_send)
+    carried = [item for item in candidates if sent_keys[item.record.key] == 1]
+    if len(carried) < len(candidates):  # a shared key: its order matters more than a fuller request
+        carried = []
+    ids = {id(item) for item in carried}
+    return [item for item in to_send if id(item) not in ids], carried
 
 
 def waves(items: Sequence[Pending[E]]) -> list[list[Pending[E]]]:
