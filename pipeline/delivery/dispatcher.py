@@ -30,11 +30,11 @@ from pipeline.stages.dispatch import (
     chunks,
     confirmed,
     failed_as_a_whole,
-    gather_deletes,
     guard_version,
     plan_retry,
     select_newest,
     sending,
+    short_requests,
     unconfirmed,
     waves,
     with_held_keys,
@@ -54,20 +54,20 @@ class Dispatcher:
     catalog: TopicCatalog
     delivered_version: faust.Table[bytes, bytes]  # record id (bytes) -> Delivered JSON: the version guard
     write_ahead: Callable[[list[Outgoing]], Awaitable[object]]  # produces rows before their requests
-    linger_s: float = 0.0  # how long a delete may wait for more to fill its request on a saturated lane
-    _carried: list[Item] = field(default_factory=list)  # deletes waiting, their events not acknowledged
-    _carried_since: float = 0.0  # when the oldest of them started waiting (monotonic)
+    linger_s: float = 0.0  # how long a record may wait for more to fill its request on a saturated lane
+    _carried: list[Item] = field(default_factory=list)  # records carried to the next batch, unacknowledged
+    _carried_since: dict[int, float] = field(default_factory=dict)  # id(item) -> when it was first carried
 
     def held(self) -> list[EventT[bytes]]:
-        """The events of the deletes carried to the next batch: not to be acknowledged yet."""
+        """The events of the records carried to the next batch: not to be acknowledged yet."""
         return [item.event for item in self._carried]
 
     def due_at(self) -> float | None:
-        """When the carried deletes go even if no other event comes (monotonic); None: none carried."""
-        return self._carried_since + self.linger_s if self._carried else None
+        """When the carried records go even if no other event comes (monotonic); None: none carried."""
+        return min(self._carried_since.values()) + self.linger_s if self._carried else None
 
     async def dispatch(self, pending: Sequence[Item]) -> list[Outgoing]:
-        """Send what is newest, settle everything but the deletes carried to the next batch, and
+        """Send what is newest, settle everything but the records carried to the next batch, and
         return the messages that record it."""
         pending = [*self._carried, *pending]  # the carried first: they were read first
         held = {item.record.record_id: self._held(item) for item in pending}  # one guard read per record
@@ -85,16 +85,16 @@ class Dispatcher:
         return outgoing
 
     def _carry(self, to_send: list[Item]) -> list[Item]:
-        """Carry the deletes that would make a short request to the next batch while the lane is
-        saturated (they would wait for it anyway), for at most ``linger_s``; what to send now."""
+        """Carry the records that would make a short request to the next batch while the lane is
+        saturated (a request would wait for the lane anyway), each for at most ``linger_s``: an
+        operation whose short request holds a record that waited that long goes now. What to send now."""
         now = time.monotonic()
-        waited = now - self._carried_since if self._carried else 0.0
-        may_wait = self.lane.saturated and waited < self.linger_s
-        send_now, carried = gather_deletes(to_send, self.lane.settings.batch_size, may_wait=may_wait)
-        if carried and not any(carried[0] is item for item in self._carried):  # the oldest is new
-            self._carried_since = now
-        self._carried = carried
-        return send_now
+        _, carried = short_requests(to_send, self.lane.settings.batch_size, may_wait=self.lane.saturated)
+        since = {id(item): self._carried_since.get(id(item), now) for item in carried}
+        due = {item.record.op for item in carried if now - since[id(item)] >= self.linger_s}
+        self._carried = [item for item in carried if item.record.op not in due]
+        self._carried_since = {id(item): since[id(item)] for item in self._carried}
+        return [item for item in to_send if id(item) not in self._carried_since]
 
     async def _deliver(self, batch: list[Item]) -> list[Outgoing]:
         unavailable = self._unavailable()

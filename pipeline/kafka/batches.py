@@ -27,8 +27,8 @@ QUIET_S = 0.002  # Faust feeds a busy stream an event every few loop turns, far 
 
 
 class Holder(Protocol):
-    """A stage that keeps some events it was handed for a later batch (the dispatcher gathering
-    deletes): they are acknowledged only once it no longer holds them."""
+    """A stage that keeps some events it was handed for a later batch (the dispatcher filling a
+    short request): they are acknowledged only once it no longer holds them."""
 
     def held(self) -> Sequence[EventT[bytes]]:
         """The events handed over so far that the stage still holds."""

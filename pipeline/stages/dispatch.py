@@ -134,6 +134,7 @@ def chunks(items: Sequence[Pending[E]], size: int) -> list[list[Pending[E]]]:
 
     A delete costs calls of its own (HubSpot's batch archive, Salesforce's collection delete), so
     deletes spread over every upsert batch would make those calls once per batch for a record or two.
+    (On a saturated lane ``short_requests`` carries the last, short request of each to the next batch.)
     """
     by_op: dict[str, list[Pending[E]]] = {}
     for item in items:
@@ -141,24 +142,26 @@ def chunks(items: Sequence[Pending[E]], size: int) -> list[list[Pending[E]]]:
     return [group[i : i + size] for group in by_op.values() for i in range(0, len(group), size)]
 
 
-def gather_deletes(
+def short_requests(
     to_send: Sequence[Pending[E]], request_size: int, *, may_wait: bool
 ) -> tuple[list[Pending[E]], list[Pending[E]]]:
-    """Split into (send now, carry to the next batch): while ``may_wait``, the deletes beyond the
-    last full request wait for more deletes to fill theirs; upserts and full requests go now.
+    """Split into (send now, carry to the next batch): while ``may_wait``, the records of each
+    operation beyond its last full request (``chunks``) wait for the next batch to fill theirs.
 
-    A delete is never carried past another record sent now under the same provider key, so records
+    A record is never carried past another record sent now under the same provider key, so records
     that share a key (one Mailchimp member) still reach the provider in order.
     """
-    deletes = [item for item in to_send if item.record.op == "delete"]
-    short = len(deletes) % request_size if may_wait else 0
-    candidates = deletes[len(deletes) - short :]
-    sent_keys = Counter(item.record.key for item in to_send)
-    carried = [item for item in candidates if sent_keys[item.record.key] == 1]
-    if len(carried) < len(candidates):  # a shared key: its order matters more than a fuller request
-        carried = []
-    ids = {id(item) for item in carried}
-    return [item for item in to_send if id(item) not in ids], carried
+    if not may_wait:
+        return list(to_send), []
+    by_op: dict[str, list[Pending[E]]] = {}
+    for item in to_send:
+        by_op.setdefault(item.record.op, []).append(item)
+    candidates = [item for group in by_op.values() for item in group[len(group) - len(group) % request_size :]]
+    keys = Counter(item.record.key for item in to_send)
+    if any(keys[item.record.key] > 1 for item in candidates):  # a shared key: order before fuller requests
+        return list(to_send), []
+    carried = {id(item) for item in candidates}
+    return [item for item in to_send if id(item) not in carried], candidates
 
 
 def waves(items: Sequence[Pending[E]]) -> list[list[Pending[E]]]:

@@ -291,26 +291,29 @@ async def test_the_guard_row_is_written_ahead_of_the_call_with_the_newest_versio
     assert Delivered.model_validate_json(guard.get(b"a") or b"") == Delivered(version=7, key="a", sent_version=7)
 
 
-async def test_deletes_on_a_saturated_lane_wait_for_the_next_batch_to_fill_their_request() -> None:
-    """With the lane's rate used up, a short request of deletes waits, its events held back from
-    acknowledgement, and goes with the next batch's deletes as one request; after the linger,
-    an empty batch sends what is left; the idle lane sends at once."""
-    saturated = ProviderLane("hubspot", HubSpotSettings(rate_per_second=0.001, burst=1))
+async def test_a_short_request_on_a_saturated_lane_waits_for_the_next_batch_to_fill_it() -> None:
+    """With the lane's rate used up, the records of a short request (here deletes) wait, their
+    events held back from acknowledgement, and go with the next batch's as one request; after the
+    linger, an empty batch sends what is left; an idle lane sends at once."""
+    saturated = ProviderLane("hubspot", HubSpotSettings(rate_per_second=0.001, burst=1, batch_size=2))
     provider = ScriptedProvider(saturated, delivered, admitted=False)
     dispatch, _ = dispatcher(provider, linger_s=5.0)
     await saturated.admit_request()  # its one request for the next 1,000 s
-    first = await dispatch.dispatch([pending("a", offset=0), pending("d1", offset=1, op="delete")])
-    assert provider.calls == [["a"]] and outcomes(first) == {("a", 1): ("delivered", 1)}
-    assert [event.message.offset for event in dispatch.held()] == [1]
+    first = await dispatch.dispatch([pending("a", offset=0), pending("b", offset=1),
+                                     pending("d1", offset=2, op="delete")])
+    assert provider.calls == [["a", "b"]] and outcomes(first) == {("a", 1): ("delivered", 1), ("b", 1): ("delivered", 1)}
+    assert [event.message.offset for event in dispatch.held()] == [2]
     due = dispatch.due_at()
     assert due is not None and due > time.monotonic()
 
-    second = await dispatch.dispatch([pending("d2", offset=2, op="delete")])
-    assert provider.calls == [["a"]] and outcomes(second) == {}  # still short, still saturated
+    second = await dispatch.dispatch([pending("d2", offset=3, op="delete"), pending("c", offset=4)])
+    assert provider.calls == [["a", "b"], ["d1", "d2"]]  # the carried delete filled a request
+    assert outcomes(second) == {("d1", 1): ("delivered", 1), ("d2", 1): ("delivered", 1)}
+    assert [event.message.offset for event in dispatch.held()] == [4]
     dispatch.linger_s = 0.0  # the linger has passed
     last = await dispatch.dispatch([])
-    assert provider.calls == [["a"], ["d1", "d2"]] and dispatch.held() == [] and dispatch.due_at() is None
-    assert outcomes(last) == {("d1", 1): ("delivered", 1), ("d2", 1): ("delivered", 1)}
+    assert provider.calls[-1] == ["c"] and dispatch.held() == [] and dispatch.due_at() is None
+    assert outcomes(last) == {("c", 1): ("delivered", 1)}
 
     idle = ScriptedProvider(lane(), delivered)
     at_once, _ = dispatcher(idle, linger_s=5.0)

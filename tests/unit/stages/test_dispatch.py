@@ -9,12 +9,12 @@ from pipeline.stages.dispatch import (
     chunks,
     confirmed,
     failed_as_a_whole,
-    gather_deletes,
     guard_version,
     held_provider_ids,
     plan_retry,
     select_newest,
     sending,
+    short_requests,
     unconfirmed,
     waves,
     with_held_keys,
@@ -223,13 +223,15 @@ def test_provider_ids_are_unknown_when_the_row_cannot_tell() -> None:
     assert held_provider_ids(Delivered(version=None, key=None, stray_keys=("a",)), delete) is None
 
 
-def test_deletes_short_of_a_full_request_are_carried_while_the_lane_may_wait() -> None:
-    """Full requests of deletes and every upsert go now; the deletes left over wait for more, unless
-    the lane may not wait, or one of them shares its key with a record sent now (order first)."""
-    items = [pending("u1", 1), *(pending(f"d{n}", 1, op="delete") for n in range(5)), pending("u2", 1)]
-    send, carried = gather_deletes(items, 2, may_wait=True)
-    assert [i.record.record_id for i in carried] == ["d4"]
+def test_records_short_of_a_full_request_are_carried_while_the_lane_may_wait() -> None:
+    """Full requests go now, upserts and deletes apart; the records of each beyond its last full
+    request wait for more, unless the lane may not wait, or one of them shares its key with a
+    record sent now (order first)."""
+    items = [pending("u1", 1), *(pending(f"d{n}", 1, op="delete") for n in range(5)), pending("u2", 1),
+             pending("u3", 1)]
+    send, carried = short_requests(items, 2, may_wait=True)
+    assert [i.record.record_id for i in carried] == ["u3", "d4"]
     assert [i.record.record_id for i in send] == ["u1", "d0", "d1", "d2", "d3", "u2"]
-    assert gather_deletes(items, 2, may_wait=False) == (items, [])
+    assert short_requests(items, 2, may_wait=False) == (items, [])
     shared = [pending("a", 1, key="k"), pending("b", 1, op="delete", key="k")]
-    assert gather_deletes(shared, 100, may_wait=True) == (shared, [])
+    assert short_requests(shared, 100, may_wait=True) == (shared, [])
