@@ -2,8 +2,9 @@
 
 Each provider has its own agent, lane (rate limit share, throttle pause, breaker) and HTTP client,
 so a slow, throttled or failing provider never holds up the others. While the lane is saturated,
-the records that would make a short request wait (up to ``batch_within_s``) for the next batch to
-fill it, unacknowledged meanwhile. Settings changed at run time
+the records that would make a short request wait for the next batch to fill it, unacknowledged
+meanwhile; once they have waited ``batch_within_s`` they go with the next batch, an empty one if
+nothing else comes. Settings changed at run time
 reach the lane at once; the next batch is chunked by the new batch size and, after any change, sent
 through a new client. (How many events a batch takes from Kafka stays as it was at the start.)
 """
