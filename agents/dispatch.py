@@ -1,7 +1,10 @@
 """Stage 4, ``contacts.dispatch.<provider>`` → the provider: one dispatcher agent per provider.
 
 Each provider has its own agent, lane (rate limit share, throttle pause, breaker) and HTTP client,
-so a slow, throttled or failing provider never holds up the others. Settings changed at run time
+so a slow, throttled or failing provider never holds up the others. While the lane is saturated,
+the records that would make a short request wait for the next batch to fill it, unacknowledged
+meanwhile; once they have waited ``batch_within_s`` they go with the next batch, an empty one if
+nothing else comes. Settings changed at run time
 reach the lane at once; the next batch is chunked by the new batch size and, after any change, sent
 through a new client. (How many events a batch takes from Kafka stays as it was at the start.)
 """
@@ -54,7 +57,7 @@ def dispatcher_agent(name: str) -> None:
         await context.runtime.caught_up.wait()  # the provider settings stored before this worker started
         dispatcher = Dispatcher(
             new_client(lane), lane, context.topics.catalog, context.tables.delivered_version[name],
-            write_ahead=lambda rows: produce_all(app, rows),
+            write_ahead=lambda rows: produce_all(app, rows), linger_s=context.settings.batch_within_s,
         )
         built_for = lane.generation
 
@@ -71,7 +74,7 @@ def dispatcher_agent(name: str) -> None:
             await run_stage(
                 app, stream, f"{STAGE}-{name}", handle,
                 faults=context.faults, batch_max=lane.settings.batch_size * lane.settings.max_in_flight,
-                within_s=context.settings.batch_within_s,
+                within_s=context.settings.batch_within_s, holder=dispatcher,
             )
         finally:
             await dispatcher.provider.aclose()

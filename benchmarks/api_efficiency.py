@@ -11,7 +11,9 @@ provider's dispatch topic never runs dry while measuring (the backlog left at th
 0 means the lane was starved and the figure is a lower bound). The steady window starts ten seconds
 (HubSpot's limit window) after the first request and lasts ``seconds``. Efficiency is delivered
 records/s ÷ (L × batch size), deletes included; throttled answers are counted from the simulator's
-request log, in the window and over the run.
+request log, in the window and over the run. Also per window: records delivered per request,
+requests per change settled (any terminal outcome), the share of the quota (L × seconds) used, and
+what a delete costs: requests that delete or look ids up first, per delete delivered.
 """
 
 from __future__ import annotations
@@ -31,13 +33,13 @@ from benchmarks.cli import run_alone
 from benchmarks.harness import Bench, PipelineRun, lane_env, pipeline_run, simulators_config
 from benchmarks.offsets import group_lag
 from benchmarks.report import Results, emit, medians_of
-from pipeline.dev.cdc_generator import generate_events
+from pipeline.dev.cdc_generator import Kind, generate_events
 from pipeline.dev.cdc_publisher import publish
 from pipeline.dev.demo import DemoOptions
 from pipeline.dev.local_stack import read_topic
 from pipeline.dev.simulators.config import PROVIDERS, ProviderSimConfig, SimulatorsConfig
 from pipeline.settings import RoutingSettings, Settings
-from schemas.dispatch import Outcome
+from schemas.dispatch import TERMINAL_STATES, Outcome
 
 LIMIT_WINDOW_S = 10.0  # HubSpot's rolling window
 BACKLOG_MARGIN = 1.5  # changes published per record the window can deliver
@@ -92,19 +94,56 @@ async def one_run(bench: Bench, provider: str, options: Options) -> dict[str, An
         messages = await read_topic(bench.bootstrap, pipeline.catalog.outcomes)
     outcomes = [Outcome.model_validate_json(message.value) for message in messages]
     in_window = [r for r in requests if window[0] <= r["received_at"] < window[1]]
-    delivered = [o for o in outcomes if o.state == "delivered" and window[0] * 1000 <= o.at_ms < window[1] * 1000]
+    settled = [o for o in outcomes if o.state in TERMINAL_STATES and window[0] * 1000 <= o.at_ms < window[1] * 1000]
+    delivered = [o for o in settled if o.state == "delivered"]
+    deletes = {(event.record_id, event.version) for event in events if event.kind == Kind.DELETE}
+    deleted = sum(1 for o in delivered if (o.record_id, o.version) in deletes)
+    delete_calls = [r for r in in_window if _deletes_by(provider, r)]
+    lookups = [r for r in in_window if _looks_up(provider, r)]
     delivered_per_s = len(delivered) / options.seconds
     return {
         "limit_per_s": round(limit, 3),
         "efficiency": round(delivered_per_s / (limit * batch), 3),
         "delivered_per_s": round(delivered_per_s, 1),
         "requests_per_s": round(len(in_window) / options.seconds, 2),
+        "quota_used_pct": round(100 * len(in_window) / (limit * options.seconds), 1),
+        "records_per_request": _ratio(len(delivered), len(in_window)),
+        "requests_per_change": _ratio(len(in_window), len(settled)),
+        "deletes_delivered": deleted,
+        "requests_per_delete": _ratio(len(delete_calls) + len(lookups), deleted),
+        "lookups_for_deletes": len(lookups),
         "requests_by_call": _by_call(in_window),
         "throttled_in_window": sum(1 for r in in_window if r["outcome"].startswith("throttled")),
         "throttled_in_run": sum(1 for r in requests if r["outcome"].startswith("throttled")),
         "dispatch_backlog_at_end": backlog,
         "changes_by_kind": dict(Counter(event.kind for event in events)),
     }
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 3) if whole else None
+
+
+def _deletes_by(provider: str, request: dict[str, Any]) -> bool:
+    """Whether ``request`` deletes records at ``provider`` (HubSpot's batch archive, Salesforce's
+    collection delete, Mailchimp's member archive, which also removes members left at old addresses)."""
+    method, path = str(request["method"]), str(request["path"])
+    match provider:
+        case "hubspot":
+            return path.endswith("/batch/archive")
+        case "salesforce":
+            return method == "DELETE" and path.endswith("/composite/sobjects")
+        case _:
+            return method == "DELETE"
+
+
+def _looks_up(provider: str, request: dict[str, Any]) -> bool:
+    """Whether ``request`` looks up the platform's ids before a delete (HubSpot's batch read,
+    Salesforce's query; Mailchimp's member id is the email's hash, so it never looks up)."""
+    path = str(request["path"])
+    return (provider == "hubspot" and path.endswith("/batch/read")) or (
+        provider == "salesforce" and path.endswith("/query")
+    )
 
 
 def _limited(sims: SimulatorsConfig, provider: str, limit_per_s: float) -> SimulatorsConfig:

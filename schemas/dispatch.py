@@ -23,9 +23,11 @@ class DispatchRecord(BaseModel):
 
     ``payload`` is the provider's own body for this record (validated by the provider's payload
     model in ``schemas.providers``); ``key`` is the provider's stable upsert key for the record.
-    ``previous_key`` and ``stray_keys`` come from the version guard (:class:`Delivered`) just before
-    the send: an adapter whose key can change (Mailchimp's is the email's hash) cleans them up; one
-    keyed by the record id never sees them differ from ``key``.
+    ``previous_key``, ``stray_keys`` and ``provider_ids`` come from the version guard
+    (:class:`Delivered`) just before the send: an adapter whose key can change (Mailchimp's is the
+    email's hash) cleans the keys up; one keyed by the record id never sees them differ from
+    ``key``. With ``provider_ids`` (None: unknown) an adapter deletes by the platform's own ids
+    without looking them up first.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -40,6 +42,7 @@ class DispatchRecord(BaseModel):
     payload: dict[str, Any]
     previous_key: str | None = None  # set by the dispatcher: the key the provider holds it under now
     stray_keys: tuple[str, ...] = ()  # set by the dispatcher: keys it may hold it under too (Delivered)
+    provider_ids: tuple[str, ...] | None = None  # set by the dispatcher: the provider's ids for it (Delivered)
     dropped_fields: tuple[DroppedField, ...] = ()  # left out of the contact by the transform stage
 
 
@@ -57,6 +60,12 @@ class Delivered(BaseModel):
     before the request goes out: after a crash between a send and its answer, the provider may hold
     that version, so anything older is superseded, and a replay never writes an older version over
     a newer one that landed.
+
+    ``provider_ids`` are the platform's own ids for the record (HubSpot's object id, Salesforce's
+    record Ids), from the answers to confirmed sends: every object the pipeline's sends left it
+    under, () after a confirmed delete. None when unknown: rows written before ids were kept, and
+    adapters whose key is the id (Mailchimp's member id is the email's hash). They hold only while
+    no send is outstanding (``sent_version`` not above ``version``).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -65,6 +74,7 @@ class Delivered(BaseModel):
     key: str | None
     stray_keys: tuple[str, ...] = ()
     sent_version: int | None = None
+    provider_ids: tuple[str, ...] | None = None
 
 
 class Outcome(BaseModel):

@@ -9,8 +9,9 @@ same records are sent again after the pause, without using up an attempt.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import faust
 import structlog
@@ -33,6 +34,7 @@ from pipeline.stages.dispatch import (
     plan_retry,
     select_newest,
     sending,
+    short_requests,
     unconfirmed,
     waves,
     with_held_keys,
@@ -52,11 +54,25 @@ class Dispatcher:
     catalog: TopicCatalog
     delivered_version: faust.Table[bytes, bytes]  # record id (bytes) -> Delivered JSON: the version guard
     write_ahead: Callable[[list[Outgoing]], Awaitable[object]]  # produces rows before their requests
+    linger_s: float = 0.0  # how long a record may wait for more to fill its request on a saturated lane
+    _carried: list[Item] = field(default_factory=list)  # records carried to the next batch, unacknowledged
+    _carried_since: dict[int, float] = field(default_factory=dict)  # id(item) -> when it was first carried
+
+    def held(self) -> list[EventT[bytes]]:
+        """The events of the records carried to the next batch: not to be acknowledged yet."""
+        return [item.event for item in self._carried]
+
+    def due_at(self) -> float | None:
+        """When the carried records go even if no other event comes (monotonic); None: none carried."""
+        return min(self._carried_since.values()) + self.linger_s if self._carried else None
 
     async def dispatch(self, pending: Sequence[Item]) -> list[Outgoing]:
-        """Send what is newest, settle everything, and return the messages that record it."""
+        """Send what is newest, settle everything but the records carried to the next batch, and
+        return the messages that record it."""
+        pending = [*self._carried, *pending]  # the carried first: they were read first
         held = {item.record.record_id: self._held(item) for item in pending}  # one guard read per record
         to_send, superseded = select_newest(pending, lambda item: guard_version(held[item.record.record_id]))
+        to_send = self._carry(to_send)
         to_send = [replace(item, record=with_held_keys(item.record, held[item.record.record_id])) for item in to_send]
         await self.write_ahead(
             [self._hold(item, sending(held[item.record.record_id], item.record)) for item in to_send]
@@ -67,6 +83,18 @@ class Dispatcher:
             for settled in await asyncio.gather(*(self._deliver(batch) for batch in batches)):
                 outgoing += settled
         return outgoing
+
+    def _carry(self, to_send: list[Item]) -> list[Item]:
+        """Carry the records that would make a short request to the next batch while the lane is
+        saturated (a request would wait for the lane anyway), each for at most ``linger_s``: an
+        operation whose short request holds a record that waited that long goes now. What to send now."""
+        now = time.monotonic()
+        _, carried = short_requests(to_send, self.lane.settings.batch_size, may_wait=self.lane.saturated)
+        since = {id(item): self._carried_since.get(id(item), now) for item in carried}
+        due = {item.record.op for item in carried if now - since[id(item)] >= self.linger_s}
+        self._carried = [item for item in carried if item.record.op not in due]
+        self._carried_since = {id(item): since[id(item)] for item in self._carried}
+        return [item for item in to_send if id(item) not in self._carried_since]
 
     async def _deliver(self, batch: list[Item]) -> list[Outgoing]:
         unavailable = self._unavailable()
@@ -130,7 +158,8 @@ class Dispatcher:
 
     def _delivered(self, item: Item, result: DeliveryResult) -> list[Outgoing]:
         record = item.record
-        return [self._hold(item, confirmed(self._held(item), record)), record_outcome(
+        row = confirmed(self._held(item), record, result.provider_ids)
+        return [self._hold(item, row), record_outcome(
             self.catalog.outcomes, record, "delivered", attempts=item.retry.attempts + 1,
             provider_id=result.provider_id,
         )]

@@ -131,6 +131,12 @@ class ProviderLane:
     def paused_for(self) -> float:
         return max(0.0, self._paused_until - time.monotonic())
 
+    @property
+    def saturated(self) -> bool:
+        """Whether a request started now would have to wait: the lane is paused, or its share of the
+        rate is used up for the moment."""
+        return self.paused_for > 0 or not self._limiter.has_capacity()
+
     async def admit_request(self) -> None:
         """Wait until one more HTTP request may start: after any throttle pause, within the rate."""
         while (wait := self.paused_for) > 0:

@@ -29,7 +29,7 @@ from faust.types import EventT, StreamT
 from pydantic import ValidationError
 
 from pipeline.errors import WorkerFaultError, invalid_event
-from pipeline.kafka.batches import batches
+from pipeline.kafka.batches import Holder, batches
 from pipeline.kafka.dead_letters import dead_letter, error_text
 from pipeline.kafka.producing import Outgoing, fail_stop, produce_all, request_limit, require_fit
 from pipeline.kafka.table_rows import remember_changelog_offsets
@@ -51,14 +51,18 @@ async def run_stage(
     faults: FaultBook,
     batch_max: int,
     within_s: float,
+    holder: Holder | None = None,
 ) -> None:
+    """Run ``handle`` on the stream's batches. A ``holder`` (the stage behind ``handle``) may keep
+    events for a later batch; it gets an empty batch when they are due and nothing else came."""
     structlog.contextvars.bind_contextvars(stage=stage)  # the agent's own task: every line it logs
-    async for events in batches(stream, batch_max, within_s):
+    async for events in batches(stream, batch_max, within_s, holder):
         started = time.perf_counter()
-        age_ms = round((time.time() - min(e.message.timestamp for e in events)) * 1000, 1)  # oldest's wait
+        oldest = min((e.message.timestamp for e in events), default=None)
+        age_ms = None if oldest is None else round((time.time() - oldest) * 1000, 1)  # the oldest's wait
         await faults.read()
         out: Counter[str] = Counter()
-        for segment in faults.segments(events):
+        for segment in faults.segments(events) or [Segment("batch", [])]:
             try:
                 out.update(await settle(app, faults, stage, handle, segment))
             except Exception as exc:  # noqa: BLE001  (a fault of the worker: stop, commit nothing)

@@ -18,11 +18,17 @@ Raises ``MappingError`` when the change cannot be expressed for the provider."""
 
 @dataclass(frozen=True, slots=True)
 class DeliveryResult:
-    """What became of one record: the provider's id for it, or a classified error."""
+    """What became of one record: the provider's id for it, or a classified error.
+
+    ``provider_ids``, when the adapter knows them: every id the platform holds the record under
+    after this call (() once deleted), kept in the version guard row so that a later delete needs
+    no lookup. None: not known (the next delete looks the record up).
+    """
 
     record_id: str
     provider_id: str | None = None
     error: DeliveryError | None = None
+    provider_ids: tuple[str, ...] | None = None
 
     @property
     def ok(self) -> bool:

@@ -1,9 +1,11 @@
 """HubSpot CRM v3 contacts.
 
 Upserts: ``POST /crm/v3/objects/contacts/batch/upsert`` by the unique property
-``settings.id_property`` (200, or 207 with per-input errors). Deletes: ``POST .../batch/read`` by
-the same property to find HubSpot's ids, then ``POST .../batch/archive`` (204); a contact that is
-not found is already gone.
+``settings.id_property`` (200, or 207 with per-input errors); the answer's object id is kept in the
+version guard row. Deletes: ``POST .../batch/archive`` (204) by those object ids; for a record whose
+id the row does not hold (a row from before ids were kept, a contact created elsewhere), first
+``POST .../batch/read`` by the unique property to find it; a contact that is not found is already
+gone.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ NAME = "hubspot"
 _BATCH = "/crm/v3/objects/contacts/batch"
 _NOT_FOUND = "OBJECT_NOT_FOUND"
 _THROTTLE_S = 10.0  # the TEN_SECONDLY_ROLLING window, when the answer names no wait
+_ARCHIVE_MAX = 100  # inputs of one batch/archive
 
 
 class _ErrorDetail(Answer):
@@ -115,6 +118,25 @@ class HubSpotProvider:
         ]
 
     async def _delete(self, entries: Sequence[Entry[HubSpotObjectId]]) -> list[DeliveryResult]:
+        """Archive by the object ids the version guard kept; look up (``batch/read``) only the
+        records whose ids it does not know. One archive request per 100 ids."""
+        looked_up = [entry for entry in entries if entry.record.provider_ids is None]
+        found, results = await self._look_up(looked_up) if looked_up else (set(), {})
+        hubspot_ids = set(found)
+        for entry in entries:
+            if (known := entry.record.provider_ids) is not None:
+                hubspot_ids.update(known)
+                results[entry.index] = entry.ok(known[0] if known else None, provider_ids=())
+        ordered = sorted(hubspot_ids)
+        for start in range(0, len(ordered), _ARCHIVE_MAX):
+            archive = {"inputs": [{"id": hubspot_id} for hubspot_id in ordered[start : start + _ARCHIVE_MAX]]}
+            await self._http.request("POST", f"{_BATCH}/archive", json=archive)
+        return [results[entry.index] for entry in entries]
+
+    async def _look_up(
+        self, entries: Sequence[Entry[HubSpotObjectId]]
+    ) -> tuple[set[str], dict[int, DeliveryResult]]:
+        """HubSpot's ids of ``entries``, and what each entry comes to once they are archived."""
         keys = {entry.payload.id for entry in entries}
         body = {
             "idProperty": self._id_property,
@@ -127,21 +149,19 @@ class HubSpotProvider:
         failures = [error for error in answer.errors if error.category != _NOT_FOUND]
         blamed = _blame(failures, keys)
         stray = any(not error.mentions() & keys for error in failures)
-        hubspot_ids = sorted(set(found.values()))
-        if hubspot_ids:
-            archive = {"inputs": [{"id": hubspot_id} for hubspot_id in hubspot_ids]}
-            await self._http.request("POST", f"{_BATCH}/archive", json=archive)
-        return [
-            _outcome(
+        results = {
+            entry.index: _outcome(
                 entry,
                 found.get((self._id_property, entry.payload.id)),
                 blamed.get(entry.payload.id),
                 # Not found (OBJECT_NOT_FOUND, or simply absent) means already deleted, unless an
                 # error we cannot attribute might be about this input.
-                missing=entry.failed(_unattributed()) if stray else entry.ok(None),
+                missing=entry.failed(_unattributed()) if stray else entry.ok(None, provider_ids=()),
+                deleted=True,
             )
             for entry in entries
-        ]
+        }
+        return set(found.values()), results
 
 
 def _ids_by_value(results: Iterable[_Object], id_properties: set[str]) -> dict[tuple[str, str], str]:
@@ -170,10 +190,12 @@ def _outcome(
     error: _StandardError | None,
     *,
     missing: DeliveryResult,
+    deleted: bool = False,
 ) -> DeliveryResult:
-    """Found: done; named in an error: that error; neither: ``missing``."""
+    """Found: done (the record lives under ``hubspot_id``, or no longer at all once ``deleted``);
+    named in an error: that error; neither: ``missing``."""
     if hubspot_id is not None:
-        return entry.ok(hubspot_id)
+        return entry.ok(hubspot_id, provider_ids=() if deleted else (hubspot_id,))
     if error is not None:
         return entry.failed(_input_error(error))
     return missing

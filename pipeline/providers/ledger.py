@@ -23,8 +23,8 @@ class Entry(Generic[P]):
     record: DispatchRecord
     payload: P
 
-    def ok(self, provider_id: str | None) -> DeliveryResult:
-        return DeliveryResult(self.record.record_id, provider_id=provider_id)
+    def ok(self, provider_id: str | None, *, provider_ids: tuple[str, ...] | None = None) -> DeliveryResult:
+        return DeliveryResult(self.record.record_id, provider_id=provider_id, provider_ids=provider_ids)
 
     def failed(self, error: DeliveryError) -> DeliveryResult:
         return DeliveryResult(self.record.record_id, error=error)

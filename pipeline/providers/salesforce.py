@@ -2,8 +2,12 @@
 
 Auth and error bodies: ``salesforce_api`` (OAuth2 session, refreshed after a 401). Upserts: sObject
 Collections ``PATCH .../composite/sobjects/{SObject}/{ExternalIdField}``, one call per SObject type
-in the batch. Deletes: ``GET .../query`` for the Salesforce ids of the external ids, then
-``DELETE .../composite/sobjects?ids=...``; a record that is not found is already gone.
+in the batch; the answers' Ids are kept in the version guard row. Deletes: ``DELETE
+.../composite/sobjects?ids=...`` by those Ids; for a record whose Ids the row does not hold (a row
+from before Ids were kept, a record created elsewhere), first ``GET .../query`` for the Ids of its
+external id in every mapped SObject. A record that is not found is already gone. (Kept Ids cover
+every SObject the pipeline upserted the record to; a copy made outside the pipeline in another
+SObject under the same external id is not looked for.)
 """
 
 from __future__ import annotations
@@ -88,14 +92,20 @@ class SalesforceProvider:
             error = RetryableError("Salesforce answered with a different count", code="unattributed")
             return [entry.failed(error) for entry in entries]
         return [
-            entry.ok(answer.id) if answer.success else entry.failed(_record_error(answer))
+            entry.ok(answer.id, provider_ids=_with_id(entry.record.provider_ids, answer.id))
+            if answer.success else entry.failed(_record_error(answer))
             for entry, answer in zip(entries, answers, strict=True)
         ]
 
     async def _delete(self, entries: Sequence[Entry[SalesforceRecordRef]]) -> list[DeliveryResult]:
-        found: dict[str, list[str]] = {}  # external id -> Salesforce ids (a Lead and a Contact...)
-        for sobject in sorted({t for entry in entries for t in entry.payload.sobject_types}):
-            keys = [entry.record.key for entry in entries if sobject in entry.payload.sobject_types]
+        """Delete by the Ids the version guard kept; query only for records whose Ids it does not know."""
+        found: dict[str, list[str]] = {  # external id -> Salesforce ids (a Lead and a Contact...)
+            entry.record.key: list(entry.record.provider_ids)
+            for entry in entries if entry.record.provider_ids is not None
+        }
+        unknown = [entry for entry in entries if entry.record.provider_ids is None]
+        for sobject in sorted({t for entry in unknown for t in entry.payload.sobject_types}):
+            keys = [entry.record.key for entry in unknown if sobject in entry.payload.sobject_types]
             for external_id, salesforce_id in await self._find(sobject, keys):
                 found.setdefault(external_id, []).append(salesforce_id)
         ids = [salesforce_id for ids in found.values() for salesforce_id in ids]
@@ -143,7 +153,16 @@ def _deleted(
         codes = {error.statusCode for error in answer.errors}
         if not (answer.success or codes and codes <= _GONE_CODES):
             return entry.failed(_record_error(answer))
-    return entry.ok(ids[0] if ids else None)
+    return entry.ok(ids[0] if ids else None, provider_ids=())
+
+
+def _with_id(held: tuple[str, ...] | None, salesforce_id: str | None) -> tuple[str, ...] | None:
+    """The Ids the record lives under once upserted as ``salesforce_id``: the held ones (a record
+    upserted as a Lead stays one after it is upserted as a Contact) and this one; None when the
+    held ones are not known."""
+    if held is None or salesforce_id is None:
+        return None
+    return held if salesforce_id in held else (*held, salesforce_id)
 
 
 _SOQL_ESCAPES = str.maketrans(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -71,17 +72,35 @@ def sending(held: Delivered | None, record: DispatchRecord) -> Delivered:
 
 def with_held_keys(record: DispatchRecord, held: Delivered | None) -> DispatchRecord:
     """``record`` naming the key the provider holds it under (when this version moves it
-    elsewhere) and the keys it may hold it under too, so the adapter can clean them up."""
+    elsewhere), the keys it may hold it under too, so the adapter can clean them up, and the
+    provider's ids for it when they are known."""
     update: dict[str, object] = {}
     if held is not None and held.key is not None and held.key != record.key:
         update["previous_key"] = held.key
     if held is not None and held.stray_keys:
         update["stray_keys"] = held.stray_keys
+    if (ids := held_provider_ids(held, record)) is not None:
+        update["provider_ids"] = ids
     return record.model_copy(update=update) if update else record
 
 
-def confirmed(held: Delivered | None, record: DispatchRecord) -> Delivered:
-    """The guard row once ``record`` (sent with ``with_held_keys``) is delivered: its version and key.
+def held_provider_ids(held: Delivered | None, record: DispatchRecord) -> tuple[str, ...] | None:
+    """The provider's ids for the record as far as the pipeline's confirmed sends tell; None when
+    they cannot tell.
+
+    Not while a send is outstanding (it may have created an object whose id never came back), nor
+    for a delete of a record the pipeline never delivered (it may have been created elsewhere, so
+    the adapter looks it up). An upsert of such a record starts from none: its answer gives the id.
+    """
+    if held is None:
+        return () if record.op == "upsert" else None
+    outstanding = held.sent_version is not None and (held.version is None or held.sent_version > held.version)
+    return None if outstanding else held.provider_ids
+
+
+def confirmed(held: Delivered | None, record: DispatchRecord, provider_ids: tuple[str, ...] | None) -> Delivered:
+    """The guard row once ``record`` (sent with ``with_held_keys``) is delivered: its version, key
+    and the provider's ids for it as the answer gave them.
 
     The adapter cleaned the stray keys the record carried; its own key is the held key now. Strays
     learnt since the record was sent stay.
@@ -89,7 +108,9 @@ def confirmed(held: Delivered | None, record: DispatchRecord) -> Delivered:
     cleaned = {record.key, *record.stray_keys}
     strays = tuple(key for key in held.stray_keys if key not in cleaned) if held is not None else ()
     sent = held.sent_version if held is not None else None
-    return Delivered(version=record.version, key=record.key, stray_keys=strays, sent_version=sent)
+    return Delivered(
+        version=record.version, key=record.key, stray_keys=strays, sent_version=sent, provider_ids=provider_ids
+    )
 
 
 def unconfirmed(held: Delivered | None, record: DispatchRecord, error: DeliveryError) -> Delivered | None:
@@ -111,13 +132,36 @@ def unconfirmed(held: Delivered | None, record: DispatchRecord, error: DeliveryE
 def chunks(items: Sequence[Pending[E]], size: int) -> list[list[Pending[E]]]:
     """Requests of at most ``size`` records, upserts and deletes apart.
 
-    A delete costs calls of its own (HubSpot reads the object ids, then archives them), so deletes
-    spread over every upsert batch would make those calls once per batch for a record or two.
+    A delete costs calls of its own (HubSpot's batch archive, Salesforce's collection delete), so
+    deletes spread over every upsert batch would make those calls once per batch for a record or two.
+    (On a saturated lane ``short_requests`` carries the last, short request of each to the next batch.)
     """
     by_op: dict[str, list[Pending[E]]] = {}
     for item in items:
         by_op.setdefault(item.record.op, []).append(item)
     return [group[i : i + size] for group in by_op.values() for i in range(0, len(group), size)]
+
+
+def short_requests(
+    to_send: Sequence[Pending[E]], request_size: int, *, may_wait: bool
+) -> tuple[list[Pending[E]], list[Pending[E]]]:
+    """Split into (send now, carry to the next batch): while ``may_wait``, the records of each
+    operation beyond its last full request (``chunks``) wait for the next batch to fill theirs.
+
+    A record is never carried past another record sent now under the same provider key, so records
+    that share a key (one Mailchimp member) still reach the provider in order.
+    """
+    if not may_wait:
+        return list(to_send), []
+    by_op: dict[str, list[Pending[E]]] = {}
+    for item in to_send:
+        by_op.setdefault(item.record.op, []).append(item)
+    candidates = [item for group in by_op.values() for item in group[len(group) - len(group) % request_size :]]
+    keys = Counter(item.record.key for item in to_send)
+    if any(keys[item.record.key] > 1 for item in candidates):  # a shared key: order before fuller requests
+        return list(to_send), []
+    carried = {id(item) for item in candidates}
+    return [item for item in to_send if id(item) not in carried], candidates
 
 
 def waves(items: Sequence[Pending[E]]) -> list[list[Pending[E]]]:

@@ -242,3 +242,41 @@ async def test_a_member_left_by_a_move_that_timed_out_is_archived_by_later_chang
     assert gmail_before == ["create"], "the move whose answer was lost went through"
     assert gmail_after == ["create", "archive"]
     assert view["archived"] and subscriber_hash(gmail) in view["native_ids"], view
+
+
+async def test_a_delete_of_a_record_the_pipeline_created_archives_it_by_the_kept_id(pipeline) -> None:
+    """Deleting records the pipeline created costs one request each at HubSpot (batch/archive) and
+    Salesforce (collection delete), with no read or query first, and the records are gone there."""
+    harness, exits = pipeline
+    await harness.start(exits)
+    assert harness.sims is not None
+    urls = harness.sims.base_urls()
+    worker = f"http://127.0.0.1:{harness.workers[0].web_port}"
+    by_provider = {"hubspot": ("kept-hs", "customer"), "salesforce": ("kept-sf", "lead")}
+    upserts = [plain_upsert(record, seq=1, contact_type=kind) for record, kind in by_provider.values()]
+    deletes = [plain_delete(record, seq=2, email=f"{record}@example.com") for record, _ in by_provider.values()]
+
+    async with httpx.AsyncClient(timeout=30) as client:
+        async def all_delivered(changes: list[Any]) -> bool:
+            for change, (provider, (record, _)) in zip(changes, by_provider.items(), strict=True):
+                held = (await client.get(f"{worker}/records/{record}")).json().get("providers", {}).get(provider, {})
+                if (held.get("state"), held.get("version")) != ("delivered", change.version):
+                    return False
+            return True
+
+        await harness.publish(upserts)
+        await until(lambda: all_delivered(upserts), "the upserts delivered", harness)
+        seen = {p: max(r["seq"] for r in await sim_requests(harness, p)) for p in by_provider}
+        await harness.publish(deletes)
+        await until(lambda: all_delivered(deletes), "the deletes delivered", harness)
+        after = {p: [r for r in await sim_requests(harness, p) if r["seq"] > seen[p]] for p in by_provider}
+        views = {p: (await client.get(f"{urls[p]}/_sim/records/{record}")).json()["record"]
+                 for p, (record, _) in by_provider.items()}
+
+    calls = {p: [(r["method"], r["path"].rsplit("/", 2)[-2:], r["record_count"]) for r in requests]
+             for p, requests in after.items()}
+    assert calls == {
+        "hubspot": [("POST", ["batch", "archive"], 1)],
+        "salesforce": [("DELETE", ["composite", "sobjects"], 1)],
+    }, (calls, harness.logs())
+    assert all(view["archived"] for view in views.values()), views

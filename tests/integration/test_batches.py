@@ -117,3 +117,61 @@ async def test_a_backlog_comes_in_batches_that_grow_up_to_the_most_a_stage_takes
     assert max(sizes) == 100
     assert len(sizes) < 60  # mostly full batches, not one event at a time
 
+
+
+class Keeper:
+    """A stage that keeps every event it is handed until ``hold_s`` after the first, then lets all go."""
+
+    def __init__(self, hold_s: float) -> None:
+        self.hold_s = hold_s
+        self.kept: list[Any] = []
+        self.until: float | None = None
+        self.sizes: list[int] = []
+
+    def take(self, events: list[Any]) -> None:
+        self.sizes.append(len(events))
+        if events:
+            self.kept += events
+            self.until = self.until or time.monotonic() + self.hold_s
+        elif self.until is not None and time.monotonic() >= self.until:
+            self.kept, self.until = [], None
+
+    def held(self) -> list[Any]:
+        return self.kept
+
+    def due_at(self) -> float | None:
+        return self.until if self.kept else None
+
+
+async def test_events_a_stage_holds_are_committed_only_once_it_lets_them_go(
+    kafka_bootstrap: str, catalog: TopicCatalog, tmp_path: Path
+) -> None:
+    """Events the stage still holds after their batch are not acknowledged, so not committed; when
+    they are due and nothing else came, the stage gets an empty batch, lets them go, and they are."""
+    app_id = f"batches-{uuid.uuid4().hex[:8]}"
+    app = _app(app_id, kafka_bootstrap, tmp_path)
+    keeper = Keeper(hold_s=4.0)
+
+    @app.agent(_topic(app, catalog))
+    async def consume(stream: Any) -> None:
+        async for events in batches(stream, 1000, WITHIN_S, keeper):
+            keeper.take(events)
+
+    async with _producer(kafka_bootstrap) as producer:
+        for n in range(10):
+            await producer.send(catalog.cdc, key=str(n).encode(), value=str(n).encode())
+        await producer.flush()
+    await app.start()
+    try:
+        await _until(lambda: sum(keeper.sizes) == 10, 60)
+        await asyncio.sleep(1.0)  # five commit intervals
+        held_committed = await _committed(kafka_bootstrap, app_id, catalog.cdc)
+        await _until(lambda: not keeper.kept, 60)
+        async with asyncio.timeout(30):
+            while await _committed(kafka_bootstrap, app_id, catalog.cdc) < 10:
+                await asyncio.sleep(0.2)
+    finally:
+        await app.stop()
+
+    assert held_committed == 0
+    assert keeper.sizes[-1] == 0  # the batch that let them go was an empty one, at their due time

@@ -43,15 +43,19 @@ class ScriptedProvider:
 
     name = "hubspot"
 
-    def __init__(self, lane: ProviderLane, *script: Answer, journal: list[str] | None = None) -> None:
+    def __init__(
+        self, lane: ProviderLane, *script: Answer, journal: list[str] | None = None, admitted: bool = True
+    ) -> None:
         self.lane = lane
+        self.admitted = admitted  # False: calls skip the lane (it stays saturated for the test)
         self.script = list(script)
         self.calls: list[list[str]] = []
         self.called_at: list[float] = []
         self.journal = journal if journal is not None else []
 
     async def deliver(self, batch: Sequence[DispatchRecord]) -> list[DeliveryResult]:
-        await self.lane.admit_request()
+        if self.admitted:
+            await self.lane.admit_request()
         self.calls.append([r.record_id for r in batch])
         self.called_at.append(time.monotonic())
         self.journal.append("deliver")
@@ -78,14 +82,16 @@ def lane(**settings: Any) -> ProviderLane:
     return ProviderLane("hubspot", HubSpotSettings(rate_per_second=1000, burst=100, **settings))
 
 
-def dispatcher(provider: ScriptedProvider, guard: MemoryTable | None = None) -> tuple[Dispatcher, WriteAhead]:
+def dispatcher(
+    provider: ScriptedProvider, guard: MemoryTable | None = None, linger_s: float = 0.0
+) -> tuple[Dispatcher, WriteAhead]:
     write_ahead = WriteAhead(provider.journal)
     table: Any = guard if guard is not None else MemoryTable(CHANGELOG)  # stands in for a faust.Table
-    return Dispatcher(provider, provider.lane, CATALOG, table, write_ahead), write_ahead
+    return Dispatcher(provider, provider.lane, CATALOG, table, write_ahead, linger_s=linger_s), write_ahead
 
 
-def pending(record_id: str, version: int = 1, *, offset: int = 0) -> Pending[Event]:
-    record = DispatchRecord(record_id=record_id, provider="hubspot", op="upsert", version=version,
+def pending(record_id: str, version: int = 1, *, offset: int = 0, op: str = "upsert") -> Pending[Event]:
+    record = DispatchRecord(record_id=record_id, provider="hubspot", op=op, version=version,
                             source_ts_ms=0, captured_at_ms=0, key=record_id, payload={})
     value = record.model_dump_json().encode()
     event = Event(Message(DISPATCH, partition=3, offset=offset, key=record_id.encode(), value=value))
@@ -283,3 +289,33 @@ async def test_the_guard_row_is_written_ahead_of_the_call_with_the_newest_versio
     }
     assert guard_rows(outgoing)["a"] == Delivered(version=7, key="a", sent_version=7)
     assert Delivered.model_validate_json(guard.get(b"a") or b"") == Delivered(version=7, key="a", sent_version=7)
+
+
+async def test_a_short_request_on_a_saturated_lane_waits_for_the_next_batch_to_fill_it() -> None:
+    """With the lane's rate used up, the records of a short request (here deletes) wait, their
+    events held back from acknowledgement, and go with the next batch's as one request; after the
+    linger, an empty batch sends what is left; an idle lane sends at once."""
+    saturated = ProviderLane("hubspot", HubSpotSettings(rate_per_second=0.001, burst=1, batch_size=2))
+    provider = ScriptedProvider(saturated, delivered, admitted=False)
+    dispatch, _ = dispatcher(provider, linger_s=5.0)
+    await saturated.admit_request()  # its one request for the next 1,000 s
+    first = await dispatch.dispatch([pending("a", offset=0), pending("b", offset=1),
+                                     pending("d1", offset=2, op="delete")])
+    assert provider.calls == [["a", "b"]] and outcomes(first) == {("a", 1): ("delivered", 1), ("b", 1): ("delivered", 1)}
+    assert [event.message.offset for event in dispatch.held()] == [2]
+    due = dispatch.due_at()
+    assert due is not None and due > time.monotonic()
+
+    second = await dispatch.dispatch([pending("d2", offset=3, op="delete"), pending("c", offset=4)])
+    assert provider.calls == [["a", "b"], ["d1", "d2"]]  # the carried delete filled a request
+    assert outcomes(second) == {("d1", 1): ("delivered", 1), ("d2", 1): ("delivered", 1)}
+    assert [event.message.offset for event in dispatch.held()] == [4]
+    dispatch.linger_s = 0.0  # the linger has passed
+    last = await dispatch.dispatch([])
+    assert provider.calls[-1] == ["c"] and dispatch.held() == [] and dispatch.due_at() is None
+    assert outcomes(last) == {("c", 1): ("delivered", 1)}
+
+    idle = ScriptedProvider(lane(), delivered)
+    at_once, _ = dispatcher(idle, linger_s=5.0)
+    await at_once.dispatch([pending("d3", op="delete")])
+    assert idle.calls == [["d3"]] and at_once.held() == []

@@ -1,4 +1,4 @@
-"""HubSpot adapter: request shapes against the spec, 207 attribution, deletes as read then archive."""
+"""HubSpot adapter: request shapes against the spec, 207 attribution, deletes by kept ids or read then archive."""
 
 from __future__ import annotations
 
@@ -104,6 +104,41 @@ async def test_delete_reads_then_archives() -> None:
     spec_validator(SPEC, "BatchInputSimplePublicObjectId").validate(archive)
     assert archive == {"inputs": [{"id": "101"}]}
     assert [(r.ok, r.provider_id) for r in results] == [(True, "101"), (True, None)]
+
+
+async def test_upsert_result_carries_the_object_id_to_keep() -> None:
+    """The object id of an upsert answer is what the record lives under, for the version guard row."""
+    provider, _ = hubspot(lambda request: answer(200, _batch([_object("101", "r1")])))
+    results = await provider.deliver(_upserts("r1"))
+    await provider.aclose()
+    assert results[0].provider_ids == ("101",)
+
+
+async def test_delete_by_kept_ids_archives_without_reading() -> None:
+    """Deletes whose object ids the guard row kept cost one archive request and no read; a record
+    whose ids are not known is read first, and its id goes in the same archive request."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/batch/read"):
+            return answer(200, _batch([_object("303", "r3")]))
+        return httpx.Response(204)
+
+    kept = [record.model_copy(update={"provider_ids": ids})
+            for record, ids in zip(records(MAPPER, change("r1", "delete"), change("r2", "delete")),
+                                   [("101",), ("202",)], strict=True)]
+    provider, wire = hubspot(handle)
+    results = await provider.deliver(kept)
+    assert [r.url.path.rsplit("/", 1)[-1] for r in wire.requests] == ["archive"]
+    assert wire.bodies("/batch/archive") == [{"inputs": [{"id": "101"}, {"id": "202"}]}]
+    assert [(r.ok, r.provider_id, r.provider_ids) for r in results] == [(True, "101", ()), (True, "202", ())]
+
+    wire.requests.clear()
+    results = await provider.deliver([kept[0], *records(MAPPER, change("r3", "delete"))])
+    await provider.aclose()
+    assert [r.url.path.rsplit("/", 1)[-1] for r in wire.requests] == ["read", "archive"]
+    assert [i["id"] for i in wire.bodies("/batch/read")[0]["inputs"]] == ["r3"]
+    assert wire.bodies("/batch/archive") == [{"inputs": [{"id": "101"}, {"id": "303"}]}]
+    assert [(r.ok, r.provider_ids) for r in results] == [(True, ()), (True, ())]
 
 
 async def test_delete_of_nothing_found_sends_no_archive() -> None:

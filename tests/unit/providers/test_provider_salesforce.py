@@ -1,4 +1,4 @@
-"""Salesforce adapter: OAuth token handling, collections upsert per SObject, query-then-delete."""
+"""Salesforce adapter: OAuth token handling, collections upsert per SObject, deletes by kept Ids or query-then-delete."""
 
 from __future__ import annotations
 
@@ -172,3 +172,24 @@ def test_soql_values_are_quoted_and_escaped() -> None:
     """A quote or backslash in an external id cannot break out of the SOQL string literal."""
     assert soql_quote("plain-1") == "'plain-1'"
     assert soql_quote("o'brien\\x\n") == "'o\\'brien\\\\x\\n'"
+
+
+async def test_upsert_adds_its_id_to_the_kept_ones() -> None:
+    """A record upserted as a Contact after it was a Lead lives under both Ids; when the kept Ids are
+    not known, neither is the whole set."""
+    provider, _ = salesforce(with_token(lambda request: answer(200, _saved("003C", "00QN"))))
+    lead_before, unknown = records(MAPPER, change("r1", contact_type="customer"), change("r2", contact_type="customer"))
+    results = await provider.deliver([lead_before.model_copy(update={"provider_ids": ("00QL",)}), unknown])
+    await provider.aclose()
+    assert [r.provider_ids for r in results] == [("00QL", "003C"), None]
+
+
+async def test_delete_by_kept_ids_sends_no_query() -> None:
+    """Deletes whose Ids the guard row kept go straight to one collection delete, every kept Id in it."""
+    provider, wire = salesforce(with_token(lambda request: answer(200, _saved("00QL", "003C"))))
+    deleted, = records(MAPPER, change("r1", "delete"))
+    results = await provider.deliver([deleted.model_copy(update={"provider_ids": ("00QL", "003C")})])
+    await provider.aclose()
+    assert [r.method for r in wire.requests[1:]] == ["DELETE"]
+    assert wire.requests[-1].url.params["ids"] == "00QL,003C"
+    assert [(r.ok, r.provider_ids) for r in results] == [(True, ())]

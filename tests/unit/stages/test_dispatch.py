@@ -10,9 +10,11 @@ from pipeline.stages.dispatch import (
     confirmed,
     failed_as_a_whole,
     guard_version,
+    held_provider_ids,
     plan_retry,
     select_newest,
     sending,
+    short_requests,
     unconfirmed,
     waves,
     with_held_keys,
@@ -59,7 +61,7 @@ def test_a_version_sent_before_a_crash_supersedes_older_ones_but_not_itself() ->
     to_send, _ = select_newest([pending("a", 9)], lambda item: guard[item.record.record_id])
     assert [i.record.version for i in to_send] == [9]
     assert sending(row, pending("a", 5).record).sent_version == 9  # never goes back
-    assert confirmed(row, pending("a", 9).record).sent_version == 9
+    assert confirmed(row, pending("a", 9).record, None).sent_version == 9
     assert guard_version(None) is None and guard_version(Delivered(version=None, key=None)) is None
 
 
@@ -71,7 +73,7 @@ def test_a_new_key_sent_before_a_crash_is_remembered_until_the_answer() -> None:
     row = sending(held, moving)
     assert row.stray_keys == ("new",)
     assert sending(row, moving).stray_keys == ("new",)  # not twice
-    assert confirmed(row, moving) == Delivered(version=9, key="new", sent_version=9)
+    assert confirmed(row, moving, None) == Delivered(version=9, key="new", sent_version=9)
     assert sending(held, pending("a", 9, op="delete", key="old").record).stray_keys == ()
 
 
@@ -174,8 +176,8 @@ def test_a_confirmed_delivery_forgets_the_strays_it_cleaned() -> None:
     held = Delivered(version=1, key="outlook", stray_keys=("gmail", "hooli"))
     record = _sent(held, "hooli", version=4)
     later = held.model_copy(update={"stray_keys": (*held.stray_keys, "yahoo")})
-    assert confirmed(later, record) == Delivered(version=4, key="hooli", stray_keys=("yahoo",))
-    assert confirmed(None, _sent(None, "gmail")) == Delivered(version=9, key="gmail")
+    assert confirmed(later, record, None) == Delivered(version=4, key="hooli", stray_keys=("yahoo",))
+    assert confirmed(None, _sent(None, "gmail"), None) == Delivered(version=9, key="gmail")
 
 
 def test_deletes_and_upserts_go_in_separate_requests() -> None:
@@ -193,3 +195,43 @@ def test_every_outcome_of_a_record_names_the_fields_dropped_from_its_contact() -
     assert Outcome.model_validate_json(message.value).dropped_fields == (phone,)
     old = pending("a", 4).record.model_dump_json(exclude={"dropped_fields"})
     assert DispatchRecord.model_validate_json(old).dropped_fields == ()
+
+
+def test_a_delete_carries_the_ids_a_confirmed_upsert_kept() -> None:
+    """The provider's ids from a confirmed upsert ride with the next delete, so the adapter deletes
+    without looking them up; a confirmed delete leaves none."""
+    first = pending("a", 1).record
+    assert with_held_keys(first, None).provider_ids == ()  # a first upsert: its answer gives the id
+    row = confirmed(sending(None, first), first, ("101",))
+    assert row == Delivered(version=1, key="a", sent_version=1, provider_ids=("101",))
+    delete = pending("a", 2, op="delete").record
+    assert with_held_keys(delete, sending(row, delete)).provider_ids is None  # the send is outstanding
+    assert with_held_keys(delete, row).provider_ids == ("101",)
+    assert confirmed(sending(row, delete), delete, ()).provider_ids == ()
+
+
+def test_provider_ids_are_unknown_when_the_row_cannot_tell() -> None:
+    """No ids are trusted for a row from before they were kept, while a send is unanswered (it may
+    have created an object whose id never came back), or for a delete of a record never delivered
+    (it may have been created elsewhere): the adapter looks those up."""
+    delete = pending("a", 5, op="delete").record
+    old = Delivered.model_validate_json(b'{"version": 3, "key": "a", "sent_version": 3}')
+    assert old.provider_ids is None and held_provider_ids(old, delete) is None
+    failed = Delivered(version=3, key="a", sent_version=4, provider_ids=("101",))
+    assert held_provider_ids(failed, delete) is None
+    assert held_provider_ids(None, delete) is None
+    assert held_provider_ids(Delivered(version=None, key=None, stray_keys=("a",)), delete) is None
+
+
+def test_records_short_of_a_full_request_are_carried_while_the_lane_may_wait() -> None:
+    """Full requests go now, upserts and deletes apart; the records of each beyond its last full
+    request wait for more, unless the lane may not wait, or one of them shares its key with a
+    record sent now (order first)."""
+    items = [pending("u1", 1), *(pending(f"d{n}", 1, op="delete") for n in range(5)), pending("u2", 1),
+             pending("u3", 1)]
+    send, carried = short_requests(items, 2, may_wait=True)
+    assert [i.record.record_id for i in carried] == ["u3", "d4"]
+    assert [i.record.record_id for i in send] == ["u1", "d0", "d1", "d2", "d3", "u2"]
+    assert short_requests(items, 2, may_wait=False) == (items, [])
+    shared = [pending("a", 1, key="k"), pending("b", 1, op="delete", key="k")]
+    assert short_requests(shared, 100, may_wait=True) == (shared, [])
