@@ -34,7 +34,9 @@ NAME = "salesforce"
 _COLLECTION_MAX = 200
 # Per-record status codes that another attempt can clear; every other code is permanent.
 _RETRYABLE_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "ALL_OR_NONE_OPERATION_ROLLED_BACK"})
-_GONE_CODES = frozenset({"ENTITY_IS_DELETED"})
+# What a delete may answer for an Id whose record is already gone (in the recycle bin, or removed for
+# good, which Salesforce reports as an invalid reference): the delete's end state holds either way.
+_GONE_CODES = frozenset({"ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY"})
 
 
 class _RecordError(Answer):

@@ -193,3 +193,14 @@ async def test_delete_by_kept_ids_sends_no_query() -> None:
     assert [r.method for r in wire.requests[1:]] == ["DELETE"]
     assert wire.requests[-1].url.params["ids"] == "00QL,003C"
     assert [(r.ok, r.provider_ids) for r in results] == [(True, ())]
+
+
+async def test_a_kept_id_whose_record_is_gone_for_good_counts_as_deleted() -> None:
+    """A record removed for good outside the pipeline answers an invalid reference for its kept Id:
+    the delete's end state holds, so it is done, not dead-lettered."""
+    gone = lambda request: answer(200, [_failed("INVALID_CROSS_REFERENCE_KEY"), _saved("003C")[0]])  # noqa: E731
+    provider, _ = salesforce(with_token(gone))
+    deleted, = records(MAPPER, change("r1", "delete"))
+    results = await provider.deliver([deleted.model_copy(update={"provider_ids": ("00QL", "003C")})])
+    await provider.aclose()
+    assert [(r.ok, r.error) for r in results] == [(True, None)]
