@@ -155,7 +155,10 @@ class Consumer(aiokafka.Consumer):
             return
         log.warning("reading a stuck partition again", topic=tp.topic, partition=tp.partition,
                     offset=base, end=self.highwater(tp))
-        await self.seek(tp, base)
+        # Through the consumer's own thread: aiokafka's fetcher is not thread-safe, and ``seek``
+        # changes it from this one (a two-worker drain crashed its fetcher with a KeyError in
+        # ``fetched_records`` 13 ms after such a seek).
+        await self.seek_wait({tp: base})
 
     async def _first_offset_from(self, tp: TP, offset: int) -> int | None:
         """The offset of the first record at or after ``offset``, read straight from the broker."""
