@@ -99,7 +99,7 @@ async def run_demo(settings: Settings, options: DemoOptions) -> dict[str, Any]:
             outcomes = [Outcome.model_validate_json(m.value) for m in await read_topic(bootstrap, catalog.outcomes)]
             letters = await read_topic(bootstrap, catalog.dlq)
         finally:
-            worker.stop()
+            await worker.shutdown()
     return summarise(generated, verdict, outcomes, letters, worker.log_file, burst, options.steady_rate)
 
 

@@ -100,6 +100,12 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:
             self.kill()
 
+    async def shutdown(self, timeout_s: float = 30.0) -> None:
+        """``stop`` without blocking this event loop: simulators served from it must keep answering
+        the requests the worker finishes before it exits (blocked, they held every worker until its
+        SIGKILL, 30 s later)."""
+        await asyncio.to_thread(self.stop, timeout_s)
+
 
 def _clean_environ() -> dict[str, str]:
     """This process's environment without settings that would leak into a worker's."""

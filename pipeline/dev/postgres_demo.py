@@ -79,7 +79,7 @@ async def run_postgres_demo(settings: Settings, options: PostgresDemoOptions) ->
                 letters = await read_topic(bootstrap, catalog.dlq)
             finally:
                 connect.stop()
-                worker.stop()
+                await worker.shutdown()
     return {
         "rows_before_connector": options.rows,
         "sql_changes": options.changes,

@@ -140,9 +140,8 @@ class Pipeline:
             for index, worker in enumerate(self.workers)
         )
 
-    def stop(self) -> None:
-        for worker in self.workers:
-            worker.stop()
+    async def stop(self) -> None:
+        await asyncio.gather(*(worker.shutdown() for worker in self.workers))
 
 
 async def new_pipeline(
@@ -171,7 +170,7 @@ async def pipeline(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> A
         try:
             yield harness, exits
         finally:
-            harness.stop()
+            await harness.stop()
 
 
 def _last_warnings(log_file: Path, count: int = 12, width: int = 400) -> list[str]:

@@ -41,7 +41,7 @@ async def admin_pipeline(kafka_bootstrap: str, tmp_path_factory: pytest.TempPath
             await harness.start(exits, workers=2, env=ENV)
             yield harness
         finally:
-            harness.stop()
+            await harness.stop()
 
 
 def url(harness: Pipeline, worker: int = 0) -> str:

@@ -46,7 +46,7 @@ async def letters_made(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFa
                 await asyncio.sleep(0.5)
             yield harness
         finally:
-            harness.stop()
+            await harness.stop()
 
 
 def _keys(stdout: str) -> list[str]:

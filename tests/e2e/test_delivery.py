@@ -142,7 +142,7 @@ async def test_a_daily_cap_parks_records_without_holding_up_rebalances(
             requests = await sim_requests(harness, "hubspot")
             states = Counter(o.state for o in await outcomes(harness) if o.provider == "hubspot")
         finally:
-            harness.stop()
+            await harness.stop()
     assert rebalance_s < 25, rebalance_s  # Faust waits for every held event: a 30 s wait would show
     capped_at = min(r["received_at"] for r in requests if r["status"] == 429)
     after_cap = [r for r in requests if r["received_at"] > capped_at]

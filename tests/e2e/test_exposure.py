@@ -76,7 +76,7 @@ async def exposed(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
             await wait_until_held(harness, "hubspot", {RECORD})
             yield harness
         finally:
-            harness.stop()
+            await harness.stop()
 
 
 def base_url(worker: WorkerProcess) -> str:

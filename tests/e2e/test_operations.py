@@ -54,7 +54,7 @@ async def running(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
             assert (verdict.lost, verdict.stale) == ([], []), harness.logs()
             yield Running(harness, generated)
         finally:
-            harness.stop()
+            await harness.stop()
 
 
 async def get_json(url: str, *, until: Callable[[Any], bool] = bool, timeout_s: float = 30) -> tuple[int, Any]:

@@ -146,7 +146,7 @@ async def test_a_message_that_keeps_stopping_workers_is_dead_lettered_as_worker_
             report = await harness.settled_lag()
             metrics = await worker_fault_metrics(harness)
         finally:
-            harness.stop()
+            await harness.stop()
 
     assert (verdict.lost, verdict.stale) == ([], []), (verdict.lost[:3], verdict.stale[:3], harness.logs())
     assert report.lag == 0, (report.to_json(), harness.logs())

@@ -23,7 +23,7 @@ async def test_changes_published_during_rebalances_all_arrive(pipeline) -> None:
     await asyncio.sleep(6)
     harness.start_worker()
     await asyncio.sleep(4)
-    harness.workers[0].stop()
+    await harness.workers[0].shutdown()
     await publishing
 
     verdict = await harness.settle(events, timeout_s=240)

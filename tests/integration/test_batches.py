@@ -175,3 +175,53 @@ async def test_events_a_stage_holds_are_committed_only_once_it_lets_them_go(
 
     assert held_committed == 0
     assert keeper.sizes[-1] == 0  # the batch that let them go was an empty one, at their due time
+
+
+async def test_a_stopping_worker_takes_no_more_and_leaves_the_rest_for_the_next_reader(
+    kafka_bootstrap: str, catalog: TopicCatalog, tmp_path: Path
+) -> None:
+    """A stage behind a backlog (a rate-limited lane) gets a stop: it finishes the batch in hand and
+    takes nothing more of what was already fetched (Faust clears the stream buffers), so the worker
+    stops within about one batch instead of working through them; what it did not handle is not
+    committed, and the next worker of the group handles it: nothing lost."""
+    app_id = f"batches-{uuid.uuid4().hex[:8]}"
+    handled: list[bytes] = []
+
+    def stage_app(seconds_a_batch: float) -> faust.App:
+        app = _app(app_id, kafka_bootstrap, tmp_path)
+
+        @app.agent(_topic(app, catalog))
+        async def consume(stream: Any) -> None:
+            async for events in batches(stream, 20, WITHIN_S):
+                await asyncio.sleep(seconds_a_batch)
+                handled.extend(event.value for event in events)
+
+        return app
+
+    async with _producer(kafka_bootstrap) as producer:
+        for n in range(600):
+            await producer.send(catalog.cdc, key=str(n % 7).encode(), value=str(n).encode())
+        await producer.flush()
+    first = stage_app(1.0)  # 20 events a second: the 600 would take 30 s
+    await first.start()
+    try:
+        await _until(lambda: len(handled) >= 40, 60)
+    finally:
+        stopping = time.monotonic()
+        await first.stop()
+        stop_s = time.monotonic() - stopping
+    by_first = len(handled)
+    committed = await _committed(kafka_bootstrap, app_id, catalog.cdc)
+
+    second = stage_app(0.0)
+    await second.start()
+    try:
+        async with asyncio.timeout(120):
+            while await _committed(kafka_bootstrap, app_id, catalog.cdc) < 600:
+                await asyncio.sleep(0.2)
+    finally:
+        await second.stop()
+
+    assert stop_s < 15, stop_s  # one batch in hand (1 s), not the 25 s the rest would take
+    assert by_first < 600 and committed <= by_first
+    assert {int(value) for value in handled} == set(range(600))  # some twice (after the commit), none lost
