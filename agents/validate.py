@@ -10,6 +10,7 @@ from __future__ import annotations
 from faust.types import EventT, StreamT
 
 from pipeline.app import app, context
+from pipeline.kafka.messages import headers_of
 from pipeline.kafka.producing import Outgoing
 from pipeline.kafka.stage_loop import per_event, run_stage
 from pipeline.stages.source_mapping import load_source_mapping
@@ -22,7 +23,8 @@ MAPPING = load_source_mapping(context.settings.source.mapping)  # checked by `co
 def validate_event(event: EventT[bytes]) -> list[Outgoing]:
     message = event.message
     change = decode_change(
-        message.value, captured_at_ms=int(message.timestamp * 1000), offset=message.offset, mapping=MAPPING
+        message.value, captured_at_ms=int(message.timestamp * 1000), offset=message.offset, mapping=MAPPING,
+        headers=headers_of(event),
     )
     if change is None:
         return []  # a tombstone: it exists for log compaction, there is nothing to deliver

@@ -28,6 +28,10 @@ class ContactChange(_Message):
     uses one CDC source, so versions of a record compare. A delete may carry no contact (the CDC
     tool only knew the key). ``unavailable_fields`` are fields the CDC tool did not send (Debezium's
     placeholder for an unchanged TOASTed column): they keep their last known value.
+
+    ``replaces`` is the record an update of the source's primary key moved this one from (the
+    create of the new key names the old one, Debezium's ``__debezium.oldkey`` header): its delete
+    travels on another partition, so a platform may still hold the old record under the same email.
     """
 
     record_id: str
@@ -38,6 +42,7 @@ class ContactChange(_Message):
     contact: Contact | None = None
     origin: str = "source"  # or the provider whose change came back (pipeline.stages.conflict)
     unavailable_fields: tuple[str, ...] = ()
+    replaces: str | None = None
 
 
 class KnownContact(_Message):

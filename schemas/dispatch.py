@@ -27,7 +27,7 @@ class DispatchRecord(BaseModel):
     (:class:`Delivered`) just before the send: an adapter whose key can change (Mailchimp's is the
     email's hash) cleans the keys up; one keyed by the record id never sees them differ from
     ``key``. With ``provider_ids`` (None: unknown) an adapter deletes by the platform's own ids
-    without looking them up first.
+    without looking them up first. ``replaces`` is the change's (``ContactChange.replaces``).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -44,6 +44,7 @@ class DispatchRecord(BaseModel):
     stray_keys: tuple[str, ...] = ()  # set by the dispatcher: keys it may hold it under too (Delivered)
     provider_ids: tuple[str, ...] | None = None  # set by the dispatcher: the provider's ids for it (Delivered)
     dropped_fields: tuple[DroppedField, ...] = ()  # left out of the contact by the transform stage
+    replaces: str | None = None  # the record a primary-key update moved this one from
 
 
 class Delivered(BaseModel):

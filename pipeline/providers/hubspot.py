@@ -6,6 +6,12 @@ version guard row. Deletes: ``POST .../batch/archive`` (204) by those object ids
 id the row does not hold (a row from before ids were kept, a contact created elsewhere), first
 ``POST .../batch/read`` by the unique property to find it; a contact that is not found is already
 gone.
+
+A contact whose email another contact holds is refused (category ``CONFLICT``, "Contact already
+exists"): permanent, except for a record that replaces another (``DispatchRecord.replaces``, a
+primary-key update), whose old contact's delete is on its way on another partition. Then the
+conflict is retried, so the retry tiers bound the wait and the dead-letter topic keeps the change
+if the delete never comes.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from schemas.providers import HubSpotObjectId, HubSpotUpsertInput
 NAME = "hubspot"
 _BATCH = "/crm/v3/objects/contacts/batch"
 _NOT_FOUND = "OBJECT_NOT_FOUND"
+_CONFLICT = "CONFLICT"
 _THROTTLE_S = 10.0  # the TEN_SECONDLY_ROLLING window, when the answer names no wait
 _ARCHIVE_MAX = 100  # inputs of one batch/archive
 
@@ -197,7 +204,7 @@ def _outcome(
     if hubspot_id is not None:
         return entry.ok(hubspot_id, provider_ids=() if deleted else (hubspot_id,))
     if error is not None:
-        return entry.failed(_input_error(error))
+        return entry.failed(_input_error(error, replaces=entry.record.replaces))
     return missing
 
 
@@ -208,10 +215,14 @@ def _unattributed() -> RetryableError:
     return RetryableError(message, code="unattributed")
 
 
-def _input_error(error: _StandardError) -> DeliveryError:
-    """One input's error: by its status when it gives one (5xx retries), else permanent."""
+def _input_error(error: _StandardError, *, replaces: str | None) -> DeliveryError:
+    """One input's error: by its status when it gives one (5xx retries), else permanent; a
+    conflict of a record that ``replaces`` another retries (see the module docstring)."""
     status = int(error.status) if error.status.isdigit() else None
     message = f"HubSpot {error.category}: {error.message}"
+    if replaces is not None and error.category == _CONFLICT:
+        return RetryableError(f"{message} (record {replaces}, which this one replaces, is not deleted yet)",
+                              code=error.category)
     return error_for_status(status, message=message, code=error.category)
 
 

@@ -10,6 +10,15 @@ The member id is the MD5 of the email, so a record whose email changed lives und
 the member the record is held under (``previous_key``), an earlier send whose outcome is unknown
 may have left a member under another address (``stray_keys``): those are archived once the record
 is upserted, and with it when it is deleted.
+
+Two records can hold one email in turn (a primary-key update moves a record to a new key with the
+same email, or an email is reused), and their changes travel on different partitions. So a member
+is archived only while it is still the deleted record's: a ``GET`` of the member (just its status
+and record id merge field) comes before each ``DELETE``, and a member another record holds now is
+left alone. That costs one GET per live member archived; a member already gone costs one request
+as before (the GET's 404 instead of the DELETE's), since Mailchimp's DELETE answers 204 with no body
+and cannot be made conditional. A write of the other record between the GET and the DELETE (a few
+milliseconds) is not covered.
 """
 
 from __future__ import annotations
@@ -52,6 +61,21 @@ class _MemberError(Answer):
         return RetryableError(message, code=self.error_code)
 
 
+class MemberHolder(Answer):
+    """What a member GET (``fields=status,merge_fields.<record id tag>``) says of who holds it."""
+
+    status: str = ""
+    merge_fields: dict[str, object] = {}
+
+
+def may_archive(member: MemberHolder, record_id: str, record_id_tag: str) -> bool:
+    """True while a delete of ``record_id`` may archive ``member``: it is live, and its record id
+    merge field names that record, or none (a member contactsync never wrote). A member another
+    record holds now (the new key of a primary-key update, a reused email) is not the delete's."""
+    holder = member.merge_fields.get(record_id_tag)
+    return member.status != "archived" and (holder in (None, "") or str(holder) == record_id)
+
+
 class _BatchAnswer(Answer):
     errors: list[_MemberError] = []
 
@@ -62,6 +86,7 @@ class _Problem(Answer):
 
 
 _BATCH_ANSWER = TypeAdapter(_BatchAnswer)
+_HOLDER = TypeAdapter(MemberHolder)
 _PROBLEM = TypeAdapter(_Problem)
 
 
@@ -96,6 +121,7 @@ class MailchimpProvider:
     ) -> None:
         key, base_url = credentials(settings)
         self._list_path = f"/lists/{settings.list_id}"
+        self._record_id_tag = load_mapping(NAME, _Mapping).record_id
         self._http = ProviderClient(
             settings,
             base_url=base_url,
@@ -138,7 +164,7 @@ class MailchimpProvider:
         strays = [key for key in entry.record.stray_keys if key != entry.record.key]
         if not upserted.ok or not strays:
             return upserted
-        _, error = await self._archive_members(strays)
+        _, error = await self._archive_members(strays, entry.record.record_id)
         return upserted if error is None else entry.failed(error)
 
     async def _move(self, entry: Entry[MailchimpMember]) -> DeliveryResult | None:
@@ -189,17 +215,24 @@ class MailchimpProvider:
         an unconfirmed send may have left elsewhere."""
         record = entry.record
         members = [entry.payload.subscriber_hash, *filter(None, [record.previous_key]), *record.stray_keys]
-        archived, error = await self._archive_members(list(dict.fromkeys(members)))
+        archived, error = await self._archive_members(list(dict.fromkeys(members)), record.record_id)
         return entry.failed(error) if error is not None else entry.ok(archived[0] if archived else None)
 
-    async def _archive_members(self, members: Sequence[str]) -> tuple[list[str], DeliveryError | None]:
-        """Archive each member in turn: those that were live, and the first error that is not a 404
-        (not in the audience: already gone, like a delete that finds nothing elsewhere)."""
+    async def _archive_members(
+        self, members: Sequence[str], record_id: str
+    ) -> tuple[list[str], DeliveryError | None]:
+        """Archive each member in turn that ``record_id`` still holds (``may_archive``): those
+        archived, and the first error that is not a 404 (not in the audience: already gone, like a
+        delete that finds nothing elsewhere)."""
         archived: list[str] = []
+        fields = {"fields": f"status,merge_fields.{self._record_id_tag}"}
         for member in members:
+            path = f"{self._list_path}/members/{member}"
             try:
-                await self._http.request("DELETE", f"{self._list_path}/members/{member}")
-                archived.append(member)
+                holder = parse(await self._http.request("GET", path, params=fields), _HOLDER)
+                if may_archive(holder, record_id, self._record_id_tag):
+                    await self._http.request("DELETE", path)
+                    archived.append(member)
             except DeliveryError as error:
                 if error.status != 404:
                     return archived, error

@@ -78,6 +78,7 @@ class ChangeMapper(ABC):
             captured_at_ms=change.captured_at_ms,
             key=key,
             payload=payload.model_dump(mode="json"),
+            replaces=change.replaces,
         )
 
     @abstractmethod

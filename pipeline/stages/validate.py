@@ -35,8 +35,11 @@ holds besides row changes, on purpose:
   the field is left out of the contact and named in ``unavailable_fields``, so the transform stage
   keeps its last known value; the placeholder never reaches a platform;
 * a delete whose ``before`` holds only the key (the rest NULL or defaults) carries no contact: the
-  transform stage routes it by the last known one. An update of the primary key arrives as a delete
-  of the old key and a create of the new one, each decoded as such;
+  transform stage routes it by the last known one;
+* an update of the primary key arrives as a delete of the old key and a create of the new one, on
+  different partitions and in no order between them. The create's ``__debezium.oldkey`` header
+  names the old key; its value in the mapping's key column becomes the change's ``replaces``, which
+  the adapters use where the platform keys the record by its email (docs/postgres-source.md);
 * a truncate (``op: t``) is refused with its reason, so it is dead-lettered: the platforms keep the
   records until they are deleted one by one (the connector must not skip truncates, see
   ``pipeline.dev.local_connect``); a logical decoding message (``op: m``) likewise;
@@ -55,6 +58,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -66,6 +70,7 @@ from schemas.cdc import ContactRow, DebeziumChange, DebeziumEnvelope, DebeziumSo
 from schemas.contact import Contact, ContactChange
 
 UNAVAILABLE = "__debezium_unavailable_value"  # Debezium's unavailable.value.placeholder default
+OLD_KEY_HEADER = "__debezium.oldkey"  # on the create of a primary-key update: the old key, as JSON
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _TIE_DIGITS = 20  # room for any tie-breaker: a Kafka offset, an unsigned 64-bit position, a binlog position
@@ -73,11 +78,35 @@ _PLAIN_OPS = {"c": "upsert", "u": "upsert", "r": "upsert", "upsert": "upsert", "
 
 
 def decode_change(
-    value: bytes | None, captured_at_ms: int, offset: int, mapping: SourceMapping = IDENTITY
+    value: bytes | None, captured_at_ms: int, offset: int, mapping: SourceMapping = IDENTITY,
+    headers: Sequence[tuple[str, bytes | None]] = (),
 ) -> ContactChange | None:
-    """The canonical change in ``value`` (read at ``offset`` of its partition, its row read through
-    ``mapping``); ``None`` for a tombstone, a heartbeat or transaction metadata; InvalidEventError
-    otherwise."""
+    """The canonical change in ``value`` (read at ``offset`` of its partition with ``headers``, its
+    row read through ``mapping``); ``None`` for a tombstone, a heartbeat or transaction metadata;
+    InvalidEventError otherwise."""
+    change = _decode(value, captured_at_ms, offset, mapping)
+    if change is None or change.op != "upsert":
+        return change
+    replaces = replaced_record(headers, mapping)
+    return change.model_copy(update={"replaces": replaces}) if replaces not in (None, change.record_id) else change
+
+
+def replaced_record(headers: Sequence[tuple[str, bytes | None]], mapping: SourceMapping) -> str | None:
+    """The record id in the ``__debezium.oldkey`` header (the key a primary-key update moved the
+    record from), read through the mapping's key column; None without the header, or when the old
+    key has no such column (the key is not the record id, so the id did not change)."""
+    raw = next((header_value for name, header_value in headers if name == OLD_KEY_HEADER), None)
+    if raw is None:
+        return None
+    try:
+        old_key = json.loads(limited_text(raw))
+    except (json.JSONDecodeError, InvalidEventError) as exc:
+        raise InvalidEventError(f"header {OLD_KEY_HEADER} is not a JSON key: {exc}") from None
+    record_id = old_key.get(mapping.key_column) if isinstance(old_key, dict) else None
+    return None if record_id in (None, "") else str(record_id)
+
+
+def _decode(value: bytes | None, captured_at_ms: int, offset: int, mapping: SourceMapping) -> ContactChange | None:
     if value is None:
         return None
     text = limited_text(value)

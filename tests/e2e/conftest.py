@@ -135,7 +135,7 @@ class Pipeline:
         """Where the workers' logs are, for assertion messages, and what each worker last warned of:
         a CI run keeps only its printed output, not the log files."""
         return "worker logs: " + " ".join(str(w.log_file) for w in self.workers) + "".join(
-            f"\n--- worker-{index} ({'running' if worker.running() else 'exited'}), its last warnings:\n"
+            f"\n--- worker-{index} ({'running' if worker.running else 'exited'}), its last warnings:\n"
             + "\n".join(_last_warnings(worker.log_file))
             for index, worker in enumerate(self.workers)
         )

@@ -26,6 +26,7 @@ from pipeline.ops.cdc_connector import slot_lag_bytes
 from pipeline.settings import Settings
 from pipeline.stages.source_mapping import load_source_mapping
 from pipeline.stages.validate import UNAVAILABLE
+from schemas.contact import ContactChange
 from schemas.dead_letter import DeadLetter
 from schemas.dispatch import Outcome
 from schemas.headers import from_headers
@@ -127,9 +128,9 @@ async def test_a_postgres_table_reaches_the_platforms_through_debezium(
         " (8, 'p8@example.com', 'Hal', 'L')",
         f"UPDATE {TABLE} SET mail = 'p2.new@example.com' WHERE person_no = 2",  # job unchanged: TOASTed placeholder
         f"UPDATE {TABLE} SET given = 'Ada B.' WHERE person_no = 1",
-        # a new key with a new email: with the same email, the create of 30 and the delete of 3 (other
-        # partitions, no order between them) race at platforms where the email is unique (not solved yet)
-        f"UPDATE {TABLE} SET person_no = 30, mail = 'p30@example.com' WHERE person_no = 3",
+        # a new key with the same email: the create of 30 names key 3 (__debezium.oldkey), so HubSpot
+        # retries its email conflict until the delete of 3 (another partition, in no order) archives 3
+        f"UPDATE {TABLE} SET person_no = 30 WHERE person_no = 3",
         f"DELETE FROM {TABLE} WHERE person_no IN (5, 8)")
     verdict = await capture.until_reconciled()
 
@@ -138,6 +139,9 @@ async def test_a_postgres_table_reaches_the_platforms_through_debezium(
     held = await harness.held()
     assert held["hubspot"]["2"]["fields"]["jobtitle"] == LONG_TITLE
     assert held["hubspot"]["2"]["fields"]["email"] == "p2.new@example.com"
+    assert held["hubspot"]["30"]["fields"]["email"] == "p3@example.com" and held["hubspot"]["3"]["archived"]
+    validated = [ContactChange.model_validate_json(m.value) for m in await harness.messages(harness.catalog.validated)]
+    assert [change.replaces for change in validated if change.record_id == "30"] == ["3"]
     assert UNAVAILABLE not in json.dumps(held)
     status = run_cli(cli, "status", "4")
     assert status.returncode == 0 and 'no provider for type "partner"' in status.stdout, status.stdout + status.stderr

@@ -83,6 +83,19 @@ async def test_207_errors_are_attributed_by_context() -> None:
     assert type(results[3].error) is RetryableError and results[3].error.status == 500
 
 
+async def test_an_email_conflict_retries_only_for_a_record_that_replaces_another() -> None:
+    """"Contact already exists" is permanent, unless the record replaces another (a primary-key
+    update) whose delete is on its way: then it is retried."""
+    conflict = {**_error("CONFLICT", ["r1", "r30"]), "message": "Contact already exists. Existing ID: 101"}
+    provider, _ = hubspot(lambda request: answer(207, _batch([], [conflict])))
+    plain, replacing = _upserts("r1", "r30")
+    results = await provider.deliver([plain, replacing.model_copy(update={"replaces": "r3"})])
+    await provider.aclose()
+    assert type(results[0].error) is PermanentError and results[0].error.code == "CONFLICT"
+    assert type(results[1].error) is RetryableError and results[1].error.code == "CONFLICT"
+    assert "r3" in str(results[1].error)
+
+
 async def test_delete_reads_then_archives() -> None:
     """A delete reads HubSpot's ids by the id property, archives the found ones, and not found is done."""
 

@@ -12,7 +12,7 @@ import pytest
 from pydantic import SecretStr
 
 from pipeline.errors import ConfigError, PermanentError, RetryableError
-from pipeline.providers.mailchimp import MailchimpMapper, MailchimpProvider
+from pipeline.providers.mailchimp import MailchimpMapper, MailchimpProvider, MemberHolder, may_archive
 from tests.unit.providers.wire import MAILCHIMP, answer, change, mailchimp, records, spec_validator
 
 SPEC = "mailchimp-lists-members.openapi.json"
@@ -28,6 +28,15 @@ def _subscribed(*emails: str, errors: list[dict[str, str]] | None = None) -> htt
     errors = errors or []
     return answer(200, {"new_members": members, "updated_members": [], "errors": errors,
                         "total_created": len(members), "total_updated": 0, "error_count": len(errors)})
+
+
+def _held_by(record_id: str | None, status: str = "subscribed") -> httpx.Response:
+    """A member GET's answer (``fields=status,merge_fields.CSID``): the record whose member it is."""
+    return answer(200, {"status": status, "merge_fields": {} if record_id is None else {"CSID": record_id}})
+
+
+def _member(request: httpx.Request) -> str:
+    return request.url.path.rsplit("/", 1)[-1]
 
 
 async def test_batch_subscribe_request_matches_the_spec() -> None:
@@ -87,16 +96,45 @@ async def test_unattributed_member_error_makes_the_rest_retryable() -> None:
 
 
 async def test_deletes_archive_each_member_and_404_is_done() -> None:
-    """Each delete is one DELETE of the member hash; 204 and 404 are done, a 500 retries that one."""
-    statuses = {_md5("a@x.org"): 204, _md5("b@x.org"): 404, _md5("c@x.org"): 500}
-    provider, wire = mailchimp(lambda request: answer(statuses[request.url.path.rsplit("/", 1)[-1]]))
+    """Each delete GETs its member's holder then DELETEs it; a 404 (to either) is done, a 500 retries
+    that one."""
+    statuses = {_md5("a@x.org"): 200, _md5("b@x.org"): 404, _md5("c@x.org"): 500}
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        status = statuses[_member(request)]
+        if status != 200:
+            return answer(status)
+        return _held_by("r0") if request.method == "GET" else answer(204)
+
+    provider, wire = mailchimp(handle)
     batch = records(MAPPER, *(change(f"r{i}", "delete", email=f"{c}@x.org") for i, c in enumerate("abc")))
     results = await provider.deliver(batch)
     await provider.aclose()
     assert {(r.method, r.url.path) for r in wire.requests} == {
-        ("DELETE", f"/3.0/lists/list1/members/{member}") for member in statuses}
+        ("GET", f"/3.0/lists/list1/members/{member}") for member in statuses} | {
+        ("DELETE", f"/3.0/lists/list1/members/{_md5('a@x.org')}")}
+    assert wire.requests[0].url.params["fields"] == "status,merge_fields.CSID"
     assert [(r.ok, r.provider_id) for r in results[:2]] == [(True, _md5("a@x.org")), (True, None)]
     assert type(results[2].error) is RetryableError and results[2].error.status == 500
+
+
+async def test_a_delete_leaves_the_member_another_record_holds_now() -> None:
+    """The late delete of a primary-key update's old key (r3) finds the member held by the new key
+    (r30): it archives nothing and is done."""
+    provider, wire = mailchimp(lambda request: _held_by("r30") if request.method == "GET" else answer(204))
+    results = await provider.deliver(records(MAPPER, change("r3", "delete", email="ann@x.org")))
+    await provider.aclose()
+    assert [r.method for r in wire.requests] == ["GET"]
+    assert results[0].ok and results[0].provider_id is None
+
+
+def test_a_member_may_be_archived_only_while_it_is_the_records() -> None:
+    """Live and held by the record, or by no record: archive. Held by another, or archived: leave."""
+    assert may_archive(MemberHolder(status="subscribed", merge_fields={"CSID": "3"}), "3", "CSID")
+    assert may_archive(MemberHolder(status="unsubscribed", merge_fields={"CSID": ""}), "3", "CSID")
+    assert may_archive(MemberHolder(status="subscribed"), "3", "CSID")
+    assert not may_archive(MemberHolder(status="subscribed", merge_fields={"CSID": "30"}), "3", "CSID")
+    assert not may_archive(MemberHolder(status="archived", merge_fields={"CSID": "3"}), "3", "CSID")
 
 
 async def test_deletes_never_exceed_max_in_flight() -> None:
@@ -109,14 +147,14 @@ async def test_deletes_never_exceed_max_in_flight() -> None:
         peak = max(peak, active)
         await asyncio.sleep(0.01)
         active -= 1
-        return httpx.Response(204)
+        return _held_by(None) if request.method == "GET" else httpx.Response(204)
 
     provider, wire = mailchimp(handle, MAILCHIMP.model_copy(update={"max_in_flight": 3}))
     batches = [records(MAPPER, *(change(f"r{b}-{i}", "delete", email=f"{b}-{i}@x.org")
                                  for i in range(12))) for b in range(2)]
     outcomes = await asyncio.gather(*(provider.deliver(batch) for batch in batches))
     await provider.aclose()
-    assert len(wire.requests) == 24 and all(r.ok for results in outcomes for r in results)
+    assert len(wire.requests) == 48 and all(r.ok for results in outcomes for r in results)
     assert peak == 3
 
 
@@ -180,7 +218,7 @@ async def test_a_move_stands_when_the_batch_subscribe_of_the_same_call_fails() -
 
 async def test_delete_also_archives_the_member_under_the_held_address() -> None:
     """A delete whose email changed since the last delivery archives the old member too."""
-    provider, wire = mailchimp(lambda request: answer(204))
+    provider, wire = mailchimp(lambda request: _held_by("r1") if request.method == "GET" else answer(204))
     (record,) = records(MAPPER, change("r1", "delete", email="new@example.com"))
     results = await provider.deliver([_moved(record, "old@example.com")])
     await provider.aclose()
@@ -196,15 +234,22 @@ async def test_stray_members_are_archived_once_the_record_is_upserted() -> None:
     """After the batch subscribe, the members an unconfirmed send may have left are archived (a 404
     is fine), never the member just written; a stray that cannot be archived fails the record."""
     statuses = {_md5("gmail@x.org"): 204, _md5("lost@x.org"): 404, _md5("stuck@x.org"): 503}
-    provider, wire = mailchimp(lambda request: answer(statuses[request.url.path.rsplit("/", 1)[-1]])
-                               if request.method == "DELETE" else _subscribed("hooli@x.org", "b@x.org"))
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return _subscribed("hooli@x.org", "b@x.org")
+        status = statuses[_member(request)]
+        return _held_by("r1") if request.method == "GET" and status == 204 else answer(status)
+
+    provider, wire = mailchimp(handle)
     hooli, stuck = records(MAPPER, change("r1", email="hooli@x.org"), change("r2", email="b@x.org"))
     results = await provider.deliver([_strays(hooli, "gmail@x.org", "lost@x.org", "hooli@x.org"),
                                       _strays(stuck, "stuck@x.org")])
     await provider.aclose()
     assert wire.requests[0].method == "POST"
-    deleted = sorted(r.url.path.rsplit("/", 1)[-1] for r in wire.requests if r.method == "DELETE")
-    assert deleted == sorted(statuses)
+    asked = sorted(_member(r) for r in wire.requests if r.method == "GET")
+    deleted = [_member(r) for r in wire.requests if r.method == "DELETE"]
+    assert (asked, deleted) == (sorted(statuses), [_md5("gmail@x.org")])
     assert results[0].ok and results[0].provider_id == _md5("hooli@x.org")
     assert isinstance(results[1].error, RetryableError) and results[1].error.status == 503
 
@@ -221,10 +266,13 @@ async def test_strays_are_kept_when_the_upsert_fails() -> None:
 async def test_delete_archives_the_stray_members_too() -> None:
     """A delete archives its member, the held one and every stray; those already gone answer 404."""
     gone = {_md5("gmail@x.org")}
-    provider, wire = mailchimp(lambda request: answer(404 if request.url.path.rsplit("/", 1)[-1] in gone else 204))
+    provider, wire = mailchimp(lambda request: answer(404) if _member(request) in gone
+                               else _held_by("r1") if request.method == "GET" else answer(204))
     (record,) = records(MAPPER, change("r1", "delete", email="hooli@x.org"))
     results = await provider.deliver([_strays(_moved(record, "outlook@x.org"), "gmail@x.org", "yahoo@x.org")])
     await provider.aclose()
-    deleted = sorted(r.url.path.rsplit("/", 1)[-1] for r in wire.requests if r.method == "DELETE")
-    assert deleted == sorted(_md5(f"{n}@x.org") for n in ("hooli", "outlook", "gmail", "yahoo"))
+    asked = sorted(_member(r) for r in wire.requests if r.method == "GET")
+    deleted = sorted(_member(r) for r in wire.requests if r.method == "DELETE")
+    assert asked == sorted(_md5(f"{n}@x.org") for n in ("hooli", "outlook", "gmail", "yahoo"))
+    assert deleted == sorted(_md5(f"{n}@x.org") for n in ("hooli", "outlook", "yahoo"))
     assert results[0].ok and results[0].provider_id == _md5("hooli@x.org")

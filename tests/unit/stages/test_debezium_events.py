@@ -87,6 +87,33 @@ def test_a_primary_key_update_is_a_delete_of_the_old_key_and_a_create_of_the_new
     created = decode(event("c", after={**ROW, "contact_no": 4}, lsn=30))
     assert deleted is not None and (deleted.op, deleted.record_id, deleted.contact) == ("delete", "3", None)
     assert created is not None and (created.op, created.record_id) == ("upsert", "4")
+    assert created.replaces is None  # no header: nothing says it replaces a record
+
+
+def test_the_create_of_a_primary_key_update_names_the_record_it_replaces() -> None:
+    """Debezium's __debezium.oldkey header on the create is read through the mapping's key column;
+    the delete's __debezium.newkey changes nothing."""
+    old_key = {column: None for column in ROW} | {"contact_no": 3, "blocked": False}
+    created = decode_change(event("c", after={**ROW, "contact_no": 30}), captured_at_ms=0, offset=0,
+                            mapping=MAPPING, headers=[("__debezium.oldkey", b'{"contact_no":3}')])
+    deleted = decode_change(event("d", before=old_key), captured_at_ms=0, offset=0,
+                            mapping=MAPPING, headers=[("__debezium.newkey", b'{"contact_no":30}')])
+    assert created is not None and (created.record_id, created.replaces) == ("30", "3")
+    assert deleted is not None and (deleted.op, deleted.record_id, deleted.replaces) == ("delete", "3", None)
+
+
+@pytest.mark.parametrize("old_key", [b'{"person_no":3}', b'{"contact_no":null}', b"[3]"])
+def test_an_old_key_without_the_key_column_replaces_nothing(old_key: bytes) -> None:
+    """A key whose columns do not include the mapped id column does not name a record id."""
+    created = decode_change(event("c", after=ROW), captured_at_ms=0, offset=0, mapping=MAPPING,
+                            headers=[("__debezium.oldkey", old_key)])
+    assert created is not None and created.replaces is None
+
+
+def test_an_old_key_header_that_is_not_json_is_refused_with_its_reason() -> None:
+    with pytest.raises(InvalidEventError, match="header __debezium.oldkey is not a JSON key"):
+        decode_change(event("c", after=ROW), captured_at_ms=0, offset=0, mapping=MAPPING,
+                      headers=[("__debezium.oldkey", b"{contact_no=3}")])
 
 
 def test_a_truncate_is_refused_with_its_reason() -> None:
