@@ -93,7 +93,7 @@ class Consumer(aiokafka.Consumer):
                 for tp in self._stuck_for_long(time.monotonic()):
                     del self._stuck_since[tp]
                     await self._unstick(tp)
-            except KafkaError as exc:  # the broker is away (a restart): this round is lost, not the worker
+            except (KafkaError, TimeoutError) as exc:  # the broker is away: this round is lost, not the worker
                 log.warning("stuck-partition check skipped: Kafka did not answer",
                             error_class=type(exc).__name__, error=str(exc))
 
@@ -130,7 +130,8 @@ class Consumer(aiokafka.Consumer):
                 or base in self._acked_index.get(tp, ())  # the next commit passes it
                 or tp in self._paused_partitions
                 or not self.app.topics.acks_enabled_for(tp.topic)
-                or self.highwater(tp) <= base
+                or (end := self.highwater(tp)) is None  # unknown until a fetch answers (after a broker restart)
+                or end <= base
             ):
                 continue
             acked = self._acked.get(tp)
@@ -149,6 +150,8 @@ class Consumer(aiokafka.Consumer):
         first = await self._first_offset_from(tp, base)
         if first is None or first > base:
             upto = self.highwater(tp) if first is None else first
+            if upto is None:  # the broker has not told this consumer its high watermark again yet
+                return
             log.warning("offsets missing from the log", topic=tp.topic, partition=tp.partition,
                         first=base, last=upto - 1)
             self._gap[tp].addi(base, upto)

@@ -40,7 +40,7 @@ async def pipeline(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> A
         try:
             yield harness, exits
         finally:
-            harness.stop()
+            await harness.stop()
 
 
 def debezium(op: str, *, before: dict[str, Any] | None, after: dict[str, Any] | None, lsn: int) -> bytes:

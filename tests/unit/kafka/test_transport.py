@@ -100,3 +100,13 @@ def test_a_commit_that_moved_starts_the_wait_again(tmp_path) -> None:  # type: i
     consumer.ack(message(83))
     assert consumer._stuck_for_long(100.0 + STUCK_AFTER_S) == []
     assert consumer._stuck_for_long(100.0 + 2 * STUCK_AFTER_S) == [PARTITION]
+
+
+def test_a_partition_whose_high_watermark_is_unknown_is_not_taken_for_stuck(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """After a broker restart aiokafka knows no high watermark until a fetch answers: the check waits
+    (it crashed the consumer comparing None with the commit)."""
+    consumer = stuck_check_of(tmp_path)
+    consumer.highwater = lambda tp: None
+    consumer.ack(message(81))
+    assert consumer._stuck_for_long(100.0) == []
+    assert consumer._stuck_for_long(100.0 + STUCK_AFTER_S) == []
