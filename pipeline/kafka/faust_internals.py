@@ -2,7 +2,7 @@
 
 ``pipeline.kafka.transport`` overrides private hooks of Faust's consumer and reads its private
 bookkeeping to keep commits safe; ``pipeline.kafka.tables`` sets Faust's current-event variable;
-``pipeline.kafka.batches`` fills a stage's batches through a stream's processors and passive drainer.
+``pipeline.kafka.transport`` also takes a stage's fetched records before Faust's fetch loop sees them.
 All of them live in this package and nowhere else. If a Faust upgrade renamed one of them, Faust
 would silently stop calling our override and the message loss it prevents would return, so a worker
 refuses to start instead (pyproject.toml also bounds faust-streaming to the series checked here).
@@ -17,18 +17,16 @@ from faust.transport import conductor, consumer
 from pipeline.errors import ConfigError
 
 # Methods of Faust's consumer that pipeline.kafka.transport.Consumer overrides.
-CONSUMER_HOOKS = ("ack", "_add_gap", "_new_offset", "on_partitions_revoked", "on_stop")
+CONSUMER_HOOKS = ("ack", "_add_gap", "_new_offset", "_wait_next_records", "on_partitions_revoked", "on_stop")
 # Bookkeeping of Faust's consumer that the overrides read.
-CONSUMER_STATE = ("_acked", "_gap", "_acked_index", "_committed_offset", "_unacked_messages", "_paused_partitions")
-# What pipeline.kafka.batches uses of a stream besides its public methods.
-STREAM_INTERNALS = ("_enable_passive", "_processors")
+CONSUMER_STATE = ("_acked", "_gap", "_acked_index", "_committed_offset", "_unacked_messages", "_paused_partitions",
+                  "_buffered_partitions", "_read_offset")
 
 
 def missing_internals() -> list[str]:
     """What of the above the installed Faust lacks, as ``Class.name``; empty when all is there."""
     missing = [f"Consumer.{name}" for name in CONSUMER_HOOKS if not _defines(consumer.Consumer, name)]
     missing += [f"Consumer.{name}" for name in CONSUMER_STATE if not _declares(consumer.Consumer, name)]
-    missing += [f"Stream.{name}" for name in STREAM_INTERNALS if not _has(faust.Stream, name)]
     if not _declares(conductor.Conductor, "_tp_index"):
         missing.append("Conductor._tp_index")
     if not hasattr(faust.streams, "_current_event"):
@@ -48,10 +46,6 @@ def require_internals() -> None:
 
 def _defines(cls: type, name: str) -> bool:
     return any(name in klass.__dict__ for klass in cls.__mro__)
-
-
-def _has(cls: type, name: str) -> bool:
-    return _defines(cls, name) or _declares(cls, name)
 
 
 def _declares(cls: type, name: str) -> bool:

@@ -25,12 +25,16 @@ Here:
   (A message the fetch has not delivered yet counts as held too: after a worker restart Faust's
   fetch can leave a partition undelivered, and only this read gets it going again.)
 
+And the fetched messages of a stage's partitions go to the stage's inbox, a list per partition and
+fetch, instead of one by one through Faust's conductor and stream (``pipeline.kafka.inbox``).
+
 Used through the ``faust.transports`` entry point (pyproject.toml) as the ``contactsync://`` scheme.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 import structlog
@@ -38,8 +42,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from faust.transport.conductor import Conductor
 from faust.transport.drivers import aiokafka
-from faust.types import TP, Message
+from faust.types import TP, ChannelT, Message
 from mode import Service
+
+from pipeline.kafka.inbox import Inbox
 
 log = structlog.get_logger(__name__)
 
@@ -52,6 +58,64 @@ class Consumer(aiokafka.Consumer):
         self._log_start: dict[TP, int] = {}  # where a partition with no commit yet starts
         self._stuck_since: dict[TP, tuple[int, float]] = {}  # commit offset held, and since when
         self._log_reader: AIOKafkaConsumer | None = None
+        self._inboxes: dict[ChannelT[Any], Inbox] = {}
+
+    def open_inbox(self, channel: ChannelT[Any], maxsize: int) -> Inbox:
+        """The inbox of the stage that reads ``channel`` (an iterator of a topic, registered with
+        the conductor): from now on its partitions' fetched messages go there."""
+        inbox = Inbox(maxsize, pause=self.on_buffer_full, resume=self.on_buffer_drop)
+        self._inboxes[channel] = inbox
+        self.app.flow_control.manage_queue(cast(Any, inbox))  # cleared when flow resumes, as Faust's queues
+        return inbox
+
+    async def _wait_next_records(self, timeout: float) -> tuple[Mapping[TP, list[Any]] | None, set[TP] | None]:
+        records, active = await super()._wait_next_records(timeout)
+        if records and self._inboxes and self.flow_active and not self.should_stop:
+            records = await self._hand_to_inboxes(records, active)
+        return records, active
+
+    async def _hand_to_inboxes(
+        self, records: Mapping[TP, list[Any]], active: set[TP] | None
+    ) -> dict[TP, list[Any]]:
+        """Hand each stage partition's records to its stage's inbox; what no inbox reads is returned
+        for Faust's own path. Read offsets as Faust's fetch loop keeps them (``_drain_messages``)."""
+        channels_of = cast(Conductor, self.app.topics)._tp_index
+        rest: dict[TP, list[Any]] = {}
+        for tp, tp_records in records.items():
+            inboxes = [self._inboxes.get(channel) for channel in channels_of.get(tp, ())]
+            if not inboxes or None in inboxes:
+                rest[tp] = tp_records
+                continue
+            if active is not None and tp not in active and tp not in self._buffered_partitions:
+                continue  # paused since the fetch: Faust's getmany drops these too
+            messages = await self._new_messages(tp, tp_records)
+            if not messages:
+                continue
+            if len(inboxes) > 1:  # acknowledged once every stage reading the topic acknowledged it
+                for message in messages:
+                    message.incref(len(inboxes))
+            for inbox in cast(list[Inbox], inboxes):
+                inbox.put(tp, messages)
+        return rest
+
+    async def _new_messages(self, tp: TP, records: Iterable[Any]) -> list[Message]:
+        """``records`` as Faust's messages, without those before the read offset (read already)."""
+        self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+        read = self._read_offset[tp]
+        to_message = self._to_message
+        messages: list[Message] = [to_message(tp, record) for record in records]
+        if read is not None:
+            messages = [message for message in messages if message.offset >= read]
+        if not messages:
+            return messages
+        if read and messages[-1].offset - read > len(messages) and self.app.topics.acks_enabled_for(tp.topic):
+            before = read
+            for message in messages:
+                if message.offset - before > 1:
+                    await self._add_gap(tp, before + 1, message.offset)
+                before = message.offset
+        self._read_offset[tp] = messages[-1].offset
+        return messages
 
     def ack(self, message: Message) -> bool:
         return message.tracked and super().ack(message)
@@ -135,8 +199,10 @@ class Consumer(aiokafka.Consumer):
             ):
                 continue
             acked = self._acked.get(tp)
+            channels = cast(Conductor, self.app.topics)._tp_index.get(tp, ())
             idle = tp not in busy and all(
-                channel.queue.empty() for channel in cast(Conductor, self.app.topics)._tp_index.get(tp, ())
+                channel.queue.empty() and not ((inbox := self._inboxes.get(channel)) and inbox.holds(tp))
+                for channel in channels
             )
             if idle or (acked and min(acked) > base):
                 stuck[tp] = base

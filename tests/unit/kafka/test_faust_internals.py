@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import faust
 import pytest
 from faust.transport import consumer
 
@@ -33,8 +32,3 @@ def test_renamed_bookkeeping_is_named_too(monkeypatch: pytest.MonkeyPatch) -> No
     del annotations["_acked_index"]
     monkeypatch.setattr(consumer.Consumer, "__annotations__", annotations)
     assert faust_internals.missing_internals() == ["Consumer._acked_index"]
-
-
-def test_a_renamed_stream_internal_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delattr(faust.Stream, "_enable_passive")
-    assert faust_internals.missing_internals() == ["Stream._enable_passive"]
