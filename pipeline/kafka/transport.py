@@ -95,7 +95,7 @@ class Consumer(aiokafka.Consumer):
                 for message in messages:
                     message.incref(len(inboxes))
             for inbox in cast(list[Inbox], inboxes):
-                inbox.put(tp, messages)
+                inbox.put(TP(tp.topic, tp.partition), messages)  # the fetch keys by aiokafka's own class
         return rest
 
     async def _new_messages(self, tp: TP, records: Iterable[Any]) -> list[Message]:
