@@ -7,6 +7,7 @@ committed before the outputs of its events are on the broker (acks=all).
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ class Outgoing:
     partition: int | None = None
 
 
+@functools.cache  # read for every output; Faust's settings object is slow to read and never changes
 def request_limit(app: AppT) -> int:
     """The largest message the worker's producer sends: the ``max_request_size`` Faust gives aiokafka."""
     return int(app.conf.producer_max_request_size)
@@ -56,17 +58,42 @@ def require_fit(messages: Iterable[Outgoing], limit: int) -> None:
 
 
 async def produce_all(app: faust.App, messages: Sequence[Outgoing]) -> list[RecordMetadata]:
-    """Send every message and wait until the broker acknowledged all of them (acks=all).
+    """Send every message and wait until the broker acknowledged all of them (acks=all); the
+    metadata of each, in order.
 
     Table rows are written with ``pipeline.kafka.table_rows``, whose changelog messages are among
     ``messages``: a version recorded as delivered is durable before the offsets that led to it are
     committed. (Nothing goes through Faust's producer buffer, so there is nothing to flush.)
+
+    The messages go as one record batch per partition (``send_batch``), in their order, rather
+    than one ``send`` each: a send costs a future, a metadata wait and a partitioner call per message,
+    about a tenth of a worker's CPU. The partition is the one ``send`` would pick.
     """
-    futures = [
-        await app.producer.send(m.topic, m.key, m.value, m.partition, None, m.headers or None)
-        for m in messages
-    ]
-    return list(await asyncio.gather(*futures))
+    if not messages:
+        return []
+    producer = app.producer._ensure_producer()  # type: ignore[attr-defined]  # Faust's aiokafka producer
+    by_partition: dict[tuple[str, int], list[int]] = {}
+    for topic in {message.topic for message in messages}:
+        await producer.client._wait_on_metadata(topic)
+    for index, message in enumerate(messages):
+        partition = producer._partition(message.topic, message.partition, message.key, None, message.key, None)
+        by_partition.setdefault((message.topic, partition), []).append(index)
+    sent: list[tuple[asyncio.Future[RecordMetadata], list[int]]] = []
+    for (topic, partition), indices in by_partition.items():
+        batch, in_batch = producer.create_batch(), list[int]()
+        for index in indices:
+            message = messages[index]
+            while batch.append(key=message.key, value=message.value, timestamp=None, headers=message.headers) is None:
+                sent.append((await producer.send_batch(batch, topic, partition=partition), in_batch))
+                batch, in_batch = producer.create_batch(), list[int]()
+            in_batch.append(index)
+        sent.append((await producer.send_batch(batch, topic, partition=partition), in_batch))
+    acked = await asyncio.gather(*(future for future, _ in sent))
+    metadata: list[RecordMetadata] = [None] * len(messages)  # type: ignore[list-item]  # every slot is set below
+    for batch_metadata, (_, indices) in zip(acked, sent, strict=True):
+        for position, index in enumerate(indices):
+            metadata[index] = batch_metadata._replace(offset=batch_metadata.offset + position)
+    return metadata
 
 
 def fail_stop(stage: str, exc: BaseException) -> None:

@@ -8,8 +8,6 @@ restarted worker reopens its rows instead of replaying whole changelogs into mem
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import cast
 
@@ -75,18 +73,22 @@ def create_tables(app: faust.App, catalog: TopicCatalog) -> StageTables:
     )
 
 
-@contextmanager
-def rows_of(event: EventT[bytes]) -> Iterator[None]:
+class rows_of:  # noqa: N801  (used as a function: ``with rows_of(event):``; a class is cheaper per row)
     """Make table writes in this block land in ``event``'s partition.
 
     Faust picks a table row's partition (RocksDB shard and changelog partition) from the *current
-    event*, a context variable that ``stream.take_events`` sets in its background task, not in the
-    agent body that processes the batch. Without this, a batch stage would write rows under
-    whichever event happened to be current, and a restarted worker would recover them into the
-    wrong partition.
+    event*, a context variable that Faust's stream sets as it hands an event over, not in the agent
+    body that processes a batch. Without this, a batch stage would write rows under whichever event
+    happened to be current, and a restarted worker would recover them into the wrong partition.
     """
-    token = _current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        _current_event.reset(token)
+
+    __slots__ = ("_event", "_token")
+
+    def __init__(self, event: EventT[bytes]) -> None:
+        self._event = event
+
+    def __enter__(self) -> None:
+        self._token = _current_event.set(weakref.ref(self._event))
+
+    def __exit__(self, *exc_info: object) -> None:
+        _current_event.reset(self._token)
