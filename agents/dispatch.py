@@ -21,7 +21,7 @@ from pipeline.delivery.rate_limit import ProviderLane
 from pipeline.kafka.messages import headers_of, value_of
 from pipeline.kafka.producing import Outgoing, produce_all
 from pipeline.kafka.stage_loop import decode_each, run_stage
-from pipeline.providers import Provider, build_lane_provider
+from pipeline.providers import Provider, build_lane_provider, request_grouping
 from pipeline.stages.dispatch import Pending
 from schemas.dispatch import DispatchRecord
 from schemas.headers import from_headers
@@ -58,6 +58,7 @@ def dispatcher_agent(name: str) -> None:
         dispatcher = Dispatcher(
             new_client(lane), lane, context.topics.catalog, context.tables.delivered_version[name],
             write_ahead=lambda rows: produce_all(app, rows), linger_s=context.settings.batch_within_s,
+            request_of=request_grouping(name, lane.settings),
         )
         built_for = lane.generation
 
