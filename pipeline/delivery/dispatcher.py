@@ -9,6 +9,7 @@ same records are sent again after the pause, without using up an attempt.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -91,19 +92,24 @@ class Dispatcher:
             batches = chunks(wave, self.lane.settings.batch_size, self.request_of)
             for settled in await asyncio.gather(*(self._deliver(batch) for batch in batches)):
                 outgoing += settled
+        free = time.monotonic()  # records carried by this dispatch wait from now: see _carry
+        self._carried_since = {key: min(since, free) for key, since in self._carried_since.items()}
         return outgoing
 
     def _carry(self, to_send: list[Item]) -> list[Item]:
         """Carry the records that would make a short request to the next batch while the lane is
-        saturated (a request would wait for the lane anyway), each for at most ``linger_s``: an
-        operation whose short request holds a record that waited that long goes now. What to send now."""
+        saturated (a request would wait for the lane anyway), each for at most ``linger_s`` from the
+        end of the dispatch that first carried it (that dispatch waits for the lane, often longer
+        than ``linger_s``, and no batch can fill the request meanwhile): a call whose short request
+        holds a record that waited that long goes now. What to send now."""
         now = time.monotonic()
         _, carried = short_requests(
-            to_send, self.lane.settings.batch_size, may_wait=self.lane.saturated, request_of=self.request_of
+            to_send, self.lane.settings.batch_size, may_wait=self.lane.saturated and self.linger_s > 0,
+            request_of=self.request_of,
         )
-        since = {id(item): self._carried_since.get(id(item), now) for item in carried}
-        due = {item.record.op for item in carried if now - since[id(item)] >= self.linger_s}
-        self._carried = [item for item in carried if item.record.op not in due]
+        since = {id(item): self._carried_since.get(id(item), math.inf) for item in carried}  # inf: this dispatch's
+        due = {self.request_of(item.record) for item in carried if now - since[id(item)] >= self.linger_s}
+        self._carried = [item for item in carried if self.request_of(item.record) not in due]
         self._carried_since = {id(item): since[id(item)] for item in self._carried}
         return [item for item in to_send if id(item) not in self._carried_since]
 
