@@ -2,8 +2,8 @@
 
 Each provider has its own agent, lane (rate limit share, throttle pause, breaker) and HTTP client,
 so a slow, throttled or failing provider never holds up the others. While the lane is saturated,
-the records that would make a short request wait for the next batch to fill it, unacknowledged
-meanwhile; once they have waited ``batch_within_s`` they go with the next batch, an empty one if
+the records that would make a short request wait for the next batches to fill it, unacknowledged
+meanwhile; once they have waited the lane's ``linger_s`` they go with the next batch, an empty one if
 nothing else comes. Settings changed at run time
 reach the lane at once; the next batch is chunked by the new batch size and, after any change, sent
 through a new client. (How many events a batch takes from Kafka stays as it was at the start.)
@@ -57,8 +57,7 @@ def dispatcher_agent(name: str) -> None:
         await context.runtime.caught_up.wait()  # the provider settings stored before this worker started
         dispatcher = Dispatcher(
             new_client(lane), lane, context.topics.catalog, context.tables.delivered_version[name],
-            write_ahead=lambda rows: produce_all(app, rows), linger_s=context.settings.batch_within_s,
-            request_of=request_grouping(name, lane.settings),
+            write_ahead=lambda rows: produce_all(app, rows), request_of=request_grouping(name, lane.settings),
         )
         built_for = lane.generation
 
@@ -68,6 +67,7 @@ def dispatcher_agent(name: str) -> None:
                 await dispatcher.provider.aclose()
                 dispatcher.provider, built_for = new_client(lane), lane.generation
             lane.set_share(assigned_share(topic))
+            dispatcher.linger_s = lane.settings.linger_s
             pending, dead = decode_each(events, f"{STAGE}-{name}", decode_pending, context.topics.catalog.dlq)
             return dead + await dispatcher.dispatch(pending)
 
