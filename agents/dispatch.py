@@ -2,8 +2,8 @@
 
 Each provider has its own agent, lane (rate limit share, throttle pause, breaker) and HTTP client,
 so a slow, throttled or failing provider never holds up the others. While the lane is saturated,
-the records that would make a short request wait for the next batch to fill it, unacknowledged
-meanwhile; once they have waited ``batch_within_s`` they go with the next batch, an empty one if
+the records that would make a short request wait for the next batches to fill it, unacknowledged
+meanwhile; once they have waited the lane's ``linger_s`` they go with the next batch, an empty one if
 nothing else comes. Settings changed at run time
 reach the lane at once; the next batch is chunked by the new batch size and, after any change, sent
 through a new client. (How many events a batch takes from Kafka stays as it was at the start.)
@@ -21,7 +21,7 @@ from pipeline.delivery.rate_limit import ProviderLane
 from pipeline.kafka.messages import headers_of, value_of
 from pipeline.kafka.producing import Outgoing, produce_all
 from pipeline.kafka.stage_loop import decode_each, run_stage
-from pipeline.providers import Provider, build_lane_provider
+from pipeline.providers import Provider, build_lane_provider, request_grouping
 from pipeline.stages.dispatch import Pending
 from schemas.dispatch import DispatchRecord
 from schemas.headers import from_headers
@@ -57,7 +57,7 @@ def dispatcher_agent(name: str) -> None:
         await context.runtime.caught_up.wait()  # the provider settings stored before this worker started
         dispatcher = Dispatcher(
             new_client(lane), lane, context.topics.catalog, context.tables.delivered_version[name],
-            write_ahead=lambda rows: produce_all(app, rows), linger_s=context.settings.batch_within_s,
+            write_ahead=lambda rows: produce_all(app, rows), request_of=request_grouping(name, lane.settings),
         )
         built_for = lane.generation
 
@@ -67,6 +67,7 @@ def dispatcher_agent(name: str) -> None:
                 await dispatcher.provider.aclose()
                 dispatcher.provider, built_for = new_client(lane), lane.generation
             lane.set_share(assigned_share(topic))
+            dispatcher.linger_s = lane.settings.linger_s
             pending, dead = decode_each(events, f"{STAGE}-{name}", decode_pending, context.topics.catalog.dlq)
             return dead + await dispatcher.dispatch(pending)
 

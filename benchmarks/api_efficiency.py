@@ -10,10 +10,12 @@ admits ⌈L⌉ a second (Salesforce has only a daily cap). Enough changes are pu
 provider's dispatch topic never runs dry while measuring (the backlog left at the end is reported:
 0 means the lane was starved and the figure is a lower bound). The steady window starts ten seconds
 (HubSpot's limit window) after the first request and lasts ``seconds``. Efficiency is delivered
-records/s ÷ (L × batch size), deletes included; throttled answers are counted from the simulator's
-request log, in the window and over the run. Also per window: records delivered per request,
-requests per change settled (any terminal outcome), the share of the quota (L × seconds) used, and
-what a delete costs: requests that delete or look ids up first, per delete delivered.
+records/s ÷ (L × batch size), deletes included, counting the records requests carried (a delete of
+a record never sent is settled without a request: counted apart, ``deletes_without_request``);
+throttled answers are counted from the simulator's request log, in the window and over the run.
+Also per window: records delivered per request, requests per change settled (any terminal
+outcome), the share of the quota (L × seconds) used, and what a delete costs: requests that delete
+or look a record up first, per delete settled. ``summary`` says per provider what to read first.
 """
 
 from __future__ import annotations
@@ -71,7 +73,24 @@ async def run(bench: Bench, options: Options) -> Results:
         for provider in options.providers:
             runs[provider].append(await one_run(bench, provider, options))
     by_provider = {provider: medians_of(provider_runs) for provider, provider_runs in runs.items()}
-    return {"api_efficiency": emit("api_efficiency", vars(options), {"by_provider": by_provider, "runs": runs}, env)}
+    summary = {provider: _summary(provider_runs) for provider, provider_runs in runs.items()}
+    figures = {"summary": summary, "by_provider": by_provider, "runs": runs}
+    return {"api_efficiency": emit("api_efficiency", vars(options), figures, env)}
+
+
+def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """What to read first, per provider: the median efficiency and cost of a delete, lookups and
+    throttled answers summed over the runs, and whether the lane was ever starved (a run that left
+    no backlog: its efficiency is a lower bound)."""
+    medians = medians_of(runs)
+    return {
+        "efficiency": medians["efficiency"],
+        "requests_per_delete": medians.get("requests_per_delete"),
+        "lookups_for_deletes": sum(run["lookups_for_deletes"] for run in runs),
+        "deletes_without_request": sum(run["deletes_without_request"] for run in runs),
+        "throttled_in_runs": sum(run["throttled_in_run"] for run in runs),
+        "starved_runs": sum(1 for run in runs if run["dispatch_backlog_at_end"] == 0),
+    }
 
 
 async def one_run(bench: Bench, provider: str, options: Options) -> dict[str, Any]:
@@ -95,7 +114,10 @@ async def one_run(bench: Bench, provider: str, options: Options) -> dict[str, An
     outcomes = [Outcome.model_validate_json(message.value) for message in messages]
     in_window = [r for r in requests if window[0] <= r["received_at"] < window[1]]
     settled = [o for o in outcomes if o.state in TERMINAL_STATES and window[0] * 1000 <= o.at_ms < window[1] * 1000]
-    delivered = [o for o in settled if o.state == "delivered"]
+    # attempts counts the requests that carried a version: 0 for a delete of a record never sent,
+    # settled without one, which uses none of the allowance and so is not part of the efficiency.
+    delivered = [o for o in settled if o.state == "delivered" and o.attempts > 0]
+    unsent = [o for o in settled if o.state == "delivered" and o.attempts == 0]
     deletes = {(event.record_id, event.version) for event in events if event.kind == Kind.DELETE}
     deleted = sum(1 for o in delivered if (o.record_id, o.version) in deletes)
     delete_calls = [r for r in in_window if _deletes_by(provider, r)]
@@ -110,7 +132,8 @@ async def one_run(bench: Bench, provider: str, options: Options) -> dict[str, An
         "records_per_request": _ratio(len(delivered), len(in_window)),
         "requests_per_change": _ratio(len(in_window), len(settled)),
         "deletes_delivered": deleted,
-        "requests_per_delete": _ratio(len(delete_calls) + len(lookups), deleted),
+        "deletes_without_request": len(unsent),
+        "requests_per_delete": _ratio(len(delete_calls) + len(lookups), deleted + len(unsent)),
         "lookups_for_deletes": len(lookups),
         "requests_by_call": _by_call(in_window),
         "throttled_in_window": sum(1 for r in in_window if r["outcome"].startswith("throttled")),
@@ -138,12 +161,16 @@ def _deletes_by(provider: str, request: dict[str, Any]) -> bool:
 
 
 def _looks_up(provider: str, request: dict[str, Any]) -> bool:
-    """Whether ``request`` looks up the platform's ids before a delete (HubSpot's batch read,
-    Salesforce's query; Mailchimp's member id is the email's hash, so it never looks up)."""
-    path = str(request["path"])
-    return (provider == "hubspot" and path.endswith("/batch/read")) or (
-        provider == "salesforce" and path.endswith("/query")
-    )
+    """Whether ``request`` looks a record up before a delete: HubSpot's batch read of ids,
+    Salesforce's query, Mailchimp's GET of the member (is it still the deleted record's?)."""
+    method, path = str(request["method"]), str(request["path"])
+    match provider:
+        case "hubspot":
+            return path.endswith("/batch/read")
+        case "salesforce":
+            return path.endswith("/query")
+        case _:
+            return method == "GET" and "/members/" in path
 
 
 def _limited(sims: SimulatorsConfig, provider: str, limit_per_s: float) -> SimulatorsConfig:

@@ -147,6 +147,11 @@ class ProviderSettings(_Section):
         description="Longest throttling pause a batch waits out; records meeting a longer one (a daily "
         "cap) wait in the retry chain instead, without using up an attempt.",
     )
+    linger_s: float = Field(
+        default=1.0, ge=0, le=60,
+        description="While the lane's rate is used up (a request would wait for it anyway), longest the "
+        "records of a short request wait for the next batches to fill it (0: never).",
+    )
 
 
 class HubSpotSettings(ProviderSettings):

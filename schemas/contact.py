@@ -32,6 +32,10 @@ class ContactChange(_Message):
     ``replaces`` is the record an update of the source's primary key moved this one from (the
     create of the new key names the old one, Debezium's ``__debezium.oldkey`` header): its delete
     travels on another partition, so a platform may still hold the old record under the same email.
+
+    ``created`` marks the row's insert at the source (Debezium's ``c``, the plain form's ``c``): no
+    version of the record came before it since the row last did not exist. A snapshot read, an
+    update or a platform's change does not say so.
     """
 
     record_id: str
@@ -43,6 +47,7 @@ class ContactChange(_Message):
     origin: str = "source"  # or the provider whose change came back (pipeline.stages.conflict)
     unavailable_fields: tuple[str, ...] = ()
     replaces: str | None = None
+    created: bool = False
 
 
 class KnownContact(_Message):

@@ -27,7 +27,7 @@ class DispatchRecord(BaseModel):
     (:class:`Delivered`) just before the send: an adapter whose key can change (Mailchimp's is the
     email's hash) cleans the keys up; one keyed by the record id never sees them differ from
     ``key``. With ``provider_ids`` (None: unknown) an adapter deletes by the platform's own ids
-    without looking them up first. ``replaces`` is the change's (``ContactChange.replaces``).
+    without looking them up first. ``replaces`` and ``created`` are the change's (``ContactChange``).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -45,6 +45,7 @@ class DispatchRecord(BaseModel):
     provider_ids: tuple[str, ...] | None = None  # set by the dispatcher: the provider's ids for it (Delivered)
     dropped_fields: tuple[DroppedField, ...] = ()  # left out of the contact by the transform stage
     replaces: str | None = None  # the record a primary-key update moved this one from
+    created: bool = False  # the row's insert at the source
 
 
 class Delivered(BaseModel):
@@ -89,7 +90,7 @@ class Outcome(BaseModel):
     state: DeliveryState
     at_ms: int
     source_ts_ms: int
-    attempts: int = 1
+    attempts: int = 1  # requests that carried this version (0: none, such as a delete of a record never sent)
     provider_id: str | None = None
     error: str | None = None
     dropped_fields: tuple[DroppedField, ...] = ()  # left out of the contact this version delivered

@@ -9,6 +9,7 @@ same records are sent again after the pause, without using up an attempt.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -25,12 +26,15 @@ from pipeline.kafka.producing import Outgoing
 from pipeline.kafka.table_rows import get_row, set_row
 from pipeline.kafka.topics import TopicCatalog
 from pipeline.providers import DeliveryResult, Provider
+from pipeline.providers.base import RequestOf, by_operation
 from pipeline.stages.dispatch import (
     Pending,
+    born_here,
     chunks,
     confirmed,
     failed_as_a_whole,
     guard_version,
+    never_sent,
     plan_retry,
     select_newest,
     sending,
@@ -55,8 +59,10 @@ class Dispatcher:
     delivered_version: faust.Table[bytes, bytes]  # record id (bytes) -> Delivered JSON: the version guard
     write_ahead: Callable[[list[Outgoing]], Awaitable[object]]  # produces rows before their requests
     linger_s: float = 0.0  # how long a record may wait for more to fill its request on a saturated lane
+    request_of: RequestOf = by_operation  # which of the provider's calls carries a record
     _carried: list[Item] = field(default_factory=list)  # records carried to the next batch, unacknowledged
     _carried_since: dict[int, float] = field(default_factory=dict)  # id(item) -> when it was first carried
+    _carried_born: set[str] = field(default_factory=set)  # carried records born in the batch they came in
 
     def held(self) -> list[EventT[bytes]]:
         """The events of the records carried to the next batch: not to be acknowledged yet."""
@@ -72,27 +78,38 @@ class Dispatcher:
         pending = [*self._carried, *pending]  # the carried first: they were read first
         held = {item.record.record_id: self._held(item) for item in pending}  # one guard read per record
         to_send, superseded = select_newest(pending, lambda item: guard_version(held[item.record.record_id]))
+        born = born_here(pending, self._carried_born)
+        to_send, unsent = never_sent(to_send, lambda item: held[item.record.record_id], born)
         to_send = self._carry(to_send)
+        self._carried_born = {item.record.record_id for item in self._carried} & born
         to_send = [replace(item, record=with_held_keys(item.record, held[item.record.record_id])) for item in to_send]
         await self.write_ahead(
             [self._hold(item, sending(held[item.record.record_id], item.record)) for item in to_send]
         )
         outgoing = [self._superseded(item) for item in superseded]
+        outgoing += [message for item in unsent for message in self._nothing_to_delete(item)]
         for wave in waves(to_send):
-            batches = chunks(wave, self.lane.settings.batch_size)
+            batches = chunks(wave, self.lane.settings.batch_size, self.request_of)
             for settled in await asyncio.gather(*(self._deliver(batch) for batch in batches)):
                 outgoing += settled
+        free = time.monotonic()  # records carried by this dispatch wait from now: see _carry
+        self._carried_since = {key: min(since, free) for key, since in self._carried_since.items()}
         return outgoing
 
     def _carry(self, to_send: list[Item]) -> list[Item]:
         """Carry the records that would make a short request to the next batch while the lane is
-        saturated (a request would wait for the lane anyway), each for at most ``linger_s``: an
-        operation whose short request holds a record that waited that long goes now. What to send now."""
+        saturated (a request would wait for the lane anyway), each for at most ``linger_s`` from the
+        end of the dispatch that first carried it (that dispatch waits for the lane, often longer
+        than ``linger_s``, and no batch can fill the request meanwhile): a call whose short request
+        holds a record that waited that long goes now. What to send now."""
         now = time.monotonic()
-        _, carried = short_requests(to_send, self.lane.settings.batch_size, may_wait=self.lane.saturated)
-        since = {id(item): self._carried_since.get(id(item), now) for item in carried}
-        due = {item.record.op for item in carried if now - since[id(item)] >= self.linger_s}
-        self._carried = [item for item in carried if item.record.op not in due]
+        _, carried = short_requests(
+            to_send, self.lane.settings.batch_size, may_wait=self.lane.saturated and self.linger_s > 0,
+            request_of=self.request_of,
+        )
+        since = {id(item): self._carried_since.get(id(item), math.inf) for item in carried}  # inf: this dispatch's
+        due = {self.request_of(item.record) for item in carried if now - since[id(item)] >= self.linger_s}
+        self._carried = [item for item in carried if self.request_of(item.record) not in due]
         self._carried_since = {id(item): since[id(item)] for item in self._carried}
         return [item for item in to_send if id(item) not in self._carried_since]
 
@@ -162,6 +179,16 @@ class Dispatcher:
         return [self._hold(item, row), record_outcome(
             self.catalog.outcomes, record, "delivered", attempts=item.retry.attempts + 1,
             provider_id=result.provider_id,
+        )]
+
+    def _nothing_to_delete(self, item: Item) -> list[Outgoing]:
+        """Settle a delete of a record never sent (``never_sent``) without a request. Its state is
+        ``delivered``: the platform holds what this version says, nothing of the record, as after a
+        confirmed delete, and its row says so too (no ids), so an older version still on its way (a
+        retry) is superseded. ``attempts`` stays the record's: no request carried it."""
+        row = confirmed(None, item.record, ())
+        return [self._hold(item, row), record_outcome(
+            self.catalog.outcomes, item.record, "delivered", attempts=item.retry.attempts,
         )]
 
     def _superseded(self, item: Item) -> Outgoing:

@@ -16,8 +16,8 @@ from typing import Any, Generic, TypeVar
 import httpx
 
 from pipeline.errors import ConfigError
-from pipeline.providers import hubspot, mailchimp, salesforce_api
-from pipeline.providers.base import DeliveryResult, Mapper, Provider
+from pipeline.providers import hubspot, mailchimp, salesforce, salesforce_api
+from pipeline.providers.base import DeliveryResult, Mapper, Provider, RequestOf, by_operation
 from pipeline.providers.hubspot import HubSpotMapper, HubSpotProvider
 from pipeline.providers.mailchimp import MailchimpMapper, MailchimpProvider
 from pipeline.providers.salesforce import SalesforceMapper, SalesforceProvider
@@ -31,7 +31,7 @@ from pipeline.settings import (
 
 __all__ = [
     "DeliveryResult", "Mapper", "Provider", "build_lane_provider", "build_mappers", "build_provider",
-    "build_providers", "check_credentials", "check_lane_credentials",
+    "build_providers", "check_credentials", "check_lane_credentials", "request_grouping",
 ]
 
 S = TypeVar("S", bound=ProviderSettings)
@@ -43,11 +43,14 @@ class _Adapter(Generic[S]):
     provider: Callable[..., Provider]  # (settings, *, transport=None)
     mapper: Callable[[S], Mapper]
     credentials: Callable[[S], object]  # what the adapter authenticates with; ConfigError when it cannot
+    request_of: RequestOf = by_operation  # which of its calls carries a record
 
 
 _ADAPTERS: dict[str, _Adapter[Any]] = {
     "hubspot": _Adapter(HubSpotSettings, HubSpotProvider, HubSpotMapper, hubspot.credentials),
-    "salesforce": _Adapter(SalesforceSettings, SalesforceProvider, SalesforceMapper, salesforce_api.credentials),
+    "salesforce": _Adapter(
+        SalesforceSettings, SalesforceProvider, SalesforceMapper, salesforce_api.credentials, salesforce.request_of
+    ),
     "mailchimp": _Adapter(MailchimpSettings, MailchimpProvider, MailchimpMapper, mailchimp.credentials),
 }
 
@@ -70,6 +73,11 @@ def build_lane_provider(
 ) -> Provider:
     """The adapter of provider ``name`` for these settings (a lane's, as tuned at run time)."""
     return _adapter(name, lane).provider(lane, transport=transport)
+
+
+def request_grouping(name: str, lane: ProviderSettings) -> RequestOf:
+    """Which of provider ``name``'s calls carries a record (the dispatcher fills requests by it)."""
+    return _adapter(name, lane).request_of
 
 
 def build_providers(settings: ProvidersSettings) -> dict[str, Provider]:

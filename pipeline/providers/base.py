@@ -16,6 +16,16 @@ Mapper = Callable[[ContactChange], DispatchRecord]
 Raises ``MappingError`` when the change cannot be expressed for the provider."""
 
 
+RequestOf = Callable[[DispatchRecord], str]
+"""Which of a provider's API calls carries a record: the dispatcher fills requests call by call, as
+an adapter splits a batch into one request per call."""
+
+
+def by_operation(record: DispatchRecord) -> str:
+    """Upserts and deletes in calls of their own (every provider's calls differ at least so)."""
+    return record.op
+
+
 @dataclass(frozen=True, slots=True)
 class DeliveryResult:
     """What became of one record: the provider's id for it, or a classified error.

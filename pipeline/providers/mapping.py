@@ -79,6 +79,7 @@ class ChangeMapper(ABC):
             key=key,
             payload=payload.model_dump(mode="json"),
             replaces=change.replaces,
+            created=change.created,
         )
 
     @abstractmethod

@@ -135,6 +135,15 @@ def _sobject(entry: Entry[SalesforceRecord]) -> str:
     return entry.payload.attributes.type
 
 
+def request_of(record: DispatchRecord) -> str:
+    """The call that carries ``record``: an upsert its SObject's collection (``deliver`` makes one
+    request per SObject), every delete the one collection delete."""
+    if record.op != "upsert":
+        return record.op
+    attributes = record.payload.get("attributes")
+    return f"upsert {attributes.get('type') if isinstance(attributes, dict) else None}"
+
+
 def _record_error(answer: _SaveResult) -> DeliveryError:
     """One record's failure: retryable for the few codes another attempt can clear."""
     first = answer.errors[0] if answer.errors else _RecordError(statusCode="UNKNOWN")

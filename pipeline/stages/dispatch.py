@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from pipeline.errors import DeliveryError, PermanentError, RetryableError
 from pipeline.kafka.topics import parse_duration
+from pipeline.providers.base import RequestOf, by_operation
 from schemas.dispatch import Delivered, DispatchRecord
 from schemas.retry import RetryState
 
@@ -47,6 +48,43 @@ def select_newest(
         held = delivered_version(item)
         (superseded if held is not None and held >= item.record.version else to_send).append(item)
     return to_send, superseded
+
+
+def born_here(pending: Sequence[Pending[E]], carried_born: Collection[str] = ()) -> set[str]:
+    """The records whose earliest change in ``pending`` is their create at the source, or (a record
+    carried from an earlier batch) was born in that batch: ``carried_born``.
+
+    Not a create that ``replaces`` another record (a primary-key update): the platform may hold the
+    old record under the same email.
+    """
+    earliest: dict[str, Pending[E]] = {}
+    for item in pending:
+        current = earliest.get(item.record.record_id)
+        if current is None or item.record.version < current.record.version:
+            earliest[item.record.record_id] = item
+    return {
+        record_id for record_id, item in earliest.items()
+        if record_id in carried_born or (item.record.created and item.record.replaces is None)
+    }
+
+
+def never_sent(
+    to_send: Sequence[Pending[E]], held: Callable[[Pending[E]], Delivered | None], born: Collection[str]
+) -> tuple[list[Pending[E]], list[Pending[E]]]:
+    """Split into (to send, deletes to settle without a request).
+
+    A delete needs no request when the record was born in this batch (``born_here``) and its
+    guard table has no row: the row is written ahead of every send, so no version of the record
+    was ever sent, and before its create the record did not exist at the source. Nothing of it can
+    be at the platform. A row of any kind (a send unanswered, a version delivered, a stray key) or a
+    create that came before this batch keeps the delete a request.
+    """
+    send: list[Pending[E]] = []
+    settle: list[Pending[E]] = []
+    for item in to_send:
+        unsent = item.record.op == "delete" and item.record.record_id in born and held(item) is None
+        (settle if unsent else send).append(item)
+    return send, settle
 
 
 def guard_version(held: Delivered | None) -> int | None:
@@ -129,34 +167,38 @@ def unconfirmed(held: Delivered | None, record: DispatchRecord, error: DeliveryE
     return held.model_copy(update={"stray_keys": (*held.stray_keys, record.key)})
 
 
-def chunks(items: Sequence[Pending[E]], size: int) -> list[list[Pending[E]]]:
-    """Requests of at most ``size`` records, upserts and deletes apart.
+def _by_call(items: Sequence[Pending[E]], request_of: RequestOf) -> list[list[Pending[E]]]:
+    groups: dict[str, list[Pending[E]]] = {}
+    for item in items:
+        groups.setdefault(request_of(item.record), []).append(item)
+    return list(groups.values())
+
+
+def chunks(items: Sequence[Pending[E]], size: int, request_of: RequestOf = by_operation) -> list[list[Pending[E]]]:
+    """Requests of at most ``size`` records, one call's records apart from another's
+    (``request_of``: upserts and deletes at least; Salesforce's upserts by SObject too).
 
     A delete costs calls of its own (HubSpot's batch archive, Salesforce's collection delete), so
-    deletes spread over every upsert batch would make those calls once per batch for a record or two.
+    deletes spread over every upsert batch would make those calls once per batch for a record or two;
+    and an adapter splits a request that mixes calls into one short request per call.
     (On a saturated lane ``short_requests`` carries the last, short request of each to the next batch.)
     """
-    by_op: dict[str, list[Pending[E]]] = {}
-    for item in items:
-        by_op.setdefault(item.record.op, []).append(item)
-    return [group[i : i + size] for group in by_op.values() for i in range(0, len(group), size)]
+    return [group[i : i + size] for group in _by_call(items, request_of) for i in range(0, len(group), size)]
 
 
 def short_requests(
-    to_send: Sequence[Pending[E]], request_size: int, *, may_wait: bool
+    to_send: Sequence[Pending[E]], request_size: int, *, may_wait: bool, request_of: RequestOf = by_operation
 ) -> tuple[list[Pending[E]], list[Pending[E]]]:
     """Split into (send now, carry to the next batch): while ``may_wait``, the records of each
-    operation beyond its last full request (``chunks``) wait for the next batch to fill theirs.
+    call beyond its last full request (``chunks``) wait for the next batch to fill theirs.
 
     A record is never carried past another record sent now under the same provider key, so records
     that share a key (one Mailchimp member) still reach the provider in order.
     """
     if not may_wait:
         return list(to_send), []
-    by_op: dict[str, list[Pending[E]]] = {}
-    for item in to_send:
-        by_op.setdefault(item.record.op, []).append(item)
-    candidates = [item for group in by_op.values() for item in group[len(group) - len(group) % request_size :]]
+    groups = _by_call(to_send, request_of)
+    candidates = [item for group in groups for item in group[len(group) - len(group) % request_size :]]
     keys = Counter(item.record.key for item in to_send)
     if any(keys[item.record.key] > 1 for item in candidates):  # a shared key: order before fuller requests
         return list(to_send), []

@@ -151,7 +151,8 @@ def _from_debezium(event: DebeziumChange, captured_at_ms: int, offset: int, mapp
     version = source.lsn if source.lsn is not None else source.ts_ms * 10**_TIE_DIGITS + _tie(source, offset)
     if event.op == "d":
         return _change("delete", event.before, "before", version, source.ts_ms, captured_at_ms, mapping)
-    return _change("upsert", event.after, "after", version, source.ts_ms, captured_at_ms, mapping)
+    change = _change("upsert", event.after, "after", version, source.ts_ms, captured_at_ms, mapping)
+    return change.model_copy(update={"created": True}) if event.op == "c" else change
 
 
 def _tie(source: DebeziumSource, offset: int) -> int:
@@ -188,7 +189,8 @@ def _from_plain(event: PlainChange, captured_at_ms: int, mapping: SourceMapping)
     data = dict(event.data or {})
     data.setdefault(mapping.key_column, event.id)
     version = event.ts * 1000 + event.seq
-    return _change(_PLAIN_OPS[event.op], data, "data", version, event.ts, captured_at_ms, mapping)
+    change = _change(_PLAIN_OPS[event.op], data, "data", version, event.ts, captured_at_ms, mapping)
+    return change.model_copy(update={"created": True}) if event.op == "c" else change
 
 
 def _change(

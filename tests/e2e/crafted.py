@@ -12,10 +12,13 @@ from pipeline.dev.cdc_generator import GeneratedEvent, Kind
 VERSION_TS = int(time.time() * 1000)
 
 
-def plain_upsert(record_id: str, *, seq: int = 1, ts: int = VERSION_TS, **row: Any) -> GeneratedEvent:
-    """A plain-form upsert of a customer ``record_id`` whose version is ``ts * 1000 + seq``."""
+def plain_upsert(
+    record_id: str, *, seq: int = 1, ts: int = VERSION_TS, created: bool = False, **row: Any
+) -> GeneratedEvent:
+    """A plain-form upsert of a customer ``record_id`` whose version is ``ts * 1000 + seq``
+    (``created``: the row's insert, op ``c``)."""
     data = {"email": f"{record_id}@example.com", "contact_type": "customer", **row}
-    return _plain("upsert", record_id, seq, data, ts)
+    return _plain("c" if created else "upsert", record_id, seq, data, ts)
 
 
 def plain_delete(record_id: str, *, seq: int, **row: Any) -> GeneratedEvent:

@@ -280,3 +280,49 @@ async def test_a_delete_of_a_record_the_pipeline_created_archives_it_by_the_kept
         "salesforce": [("DELETE", ["composite", "sobjects"], 1)],
     }, (calls, harness.logs())
     assert all(view["archived"] for view in views.values()), views
+
+
+async def test_a_record_created_and_deleted_before_it_was_delivered_costs_no_request(pipeline) -> None:
+    """A record whose create, update and delete reach a dispatcher together was never sent, so
+    nothing of it can be at the platform: its delete is settled delivered without a single request
+    (no lookup, no archive) at HubSpot, Salesforce and Mailchimp, and the older versions superseded."""
+    harness, exits = pipeline
+    routes = {"born-hs": ("customer", ("hubspot", "mailchimp")), "born-sf": ("lead", ("salesforce", "mailchimp"))}
+    changes = [
+        change
+        for record, (kind, _) in routes.items()
+        for change in (
+            plain_upsert(record, seq=1, created=True, contact_type=kind, subscribed=True),
+            plain_upsert(record, seq=2, contact_type=kind, subscribed=True, first_name="Ann"),
+            plain_delete(record, seq=3, email=f"{record}@example.com"),
+        )
+    ]
+    await harness.publish(changes)  # before the worker starts: each record's changes are read together
+    await harness.start(exits)
+    assert harness.sims is not None
+    urls = harness.sims.base_urls()
+    worker = f"http://127.0.0.1:{harness.workers[0].web_port}"
+    deleted = {record: changes[3 * n + 2].version for n, record in enumerate(routes)}
+
+    async with httpx.AsyncClient(timeout=30) as client:
+        async def all_settled() -> bool:
+            for record, (_, providers) in routes.items():
+                held = (await client.get(f"{worker}/records/{record}")).json().get("providers", {})
+                if any((held.get(p, {}).get("state"), held.get(p, {}).get("version")) != ("delivered", deleted[record])
+                       for p in providers):
+                    return False
+            return True
+
+        await until(all_settled, "the deletes settled", harness)
+        views = {(p, record): (await client.get(f"{urls[p]}/_sim/records/{record}")).status_code
+                 for record, (_, providers) in routes.items() for p in providers}
+
+    requests = {p: [(r["method"], r["path"]) for r in await sim_requests(harness, p)
+                    if not r["path"].endswith("/oauth2/token")] for p in PROVIDERS}
+    assert requests == {p: [] for p in PROVIDERS}, (requests, harness.logs())
+    assert set(views.values()) == {404}, views  # never written at any platform
+    by_version = {(o.record_id, o.provider, o.version): (o.state, o.attempts) for o in await outcomes(harness)}
+    for n, (record, (_, providers)) in enumerate(routes.items()):
+        for provider in providers:
+            states = [by_version.get((record, provider, change.version)) for change in changes[3 * n : 3 * n + 3]]
+            assert states == [("superseded", 0), ("superseded", 0), ("delivered", 0)], (record, provider, states)

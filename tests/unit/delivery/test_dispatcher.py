@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -90,9 +91,11 @@ def dispatcher(
     return Dispatcher(provider, provider.lane, CATALOG, table, write_ahead, linger_s=linger_s), write_ahead
 
 
-def pending(record_id: str, version: int = 1, *, offset: int = 0, op: str = "upsert") -> Pending[Event]:
+def pending(
+    record_id: str, version: int = 1, *, offset: int = 0, op: str = "upsert", created: bool = False
+) -> Pending[Event]:
     record = DispatchRecord(record_id=record_id, provider="hubspot", op=op, version=version,
-                            source_ts_ms=0, captured_at_ms=0, key=record_id, payload={})
+                            source_ts_ms=0, captured_at_ms=0, key=record_id, payload={}, created=created)
     value = record.model_dump_json().encode()
     event = Event(Message(DISPATCH, partition=3, offset=offset, key=record_id.encode(), value=value))
     return Pending(event=event, record=record, retry=RetryState())
@@ -319,3 +322,48 @@ async def test_a_short_request_on_a_saturated_lane_waits_for_the_next_batch_to_f
     at_once, _ = dispatcher(idle, linger_s=5.0)
     await at_once.dispatch([pending("d3", op="delete")])
     assert idle.calls == [["d3"]] and at_once.held() == []
+
+
+async def test_a_record_created_and_deleted_in_one_batch_is_settled_without_a_request() -> None:
+    """Its create, update and delete in one batch and no guard row: no call, the delete delivered
+    with 0 attempts, the older versions superseded, and a row that supersedes a late older version.
+    A delete of a record delivered before still goes to the provider."""
+    provider = ScriptedProvider(lane(), delivered)
+    guard = MemoryTable(CHANGELOG)
+    guard.data[b"old"] = Delivered(version=1, key="old", provider_ids=("9",)).model_dump_json().encode()
+    dispatch, _ = dispatcher(provider, guard)
+
+    outgoing = await dispatch.dispatch([
+        pending("new", 1, created=True), pending("new", 2), pending("new", 3, op="delete"),
+        pending("old", 2, op="delete"),
+    ])
+
+    assert provider.calls == [["old"]]
+    assert outcomes(outgoing) == {("new", 1): ("superseded", 0), ("new", 2): ("superseded", 0),
+                                  ("new", 3): ("delivered", 0), ("old", 2): ("delivered", 1)}
+    assert guard_rows(outgoing)["new"] == Delivered(version=3, key="new", provider_ids=())
+    late = await dispatch.dispatch([pending("new", 2)])  # back from a retry tier, say
+    assert outcomes(late) == {("new", 2): ("superseded", 0)} and provider.calls == [["old"]]
+
+
+async def test_a_carried_record_waits_its_linger_from_the_end_of_the_dispatch_that_carried_it() -> None:
+    """A dispatch on a saturated lane lasts longer than the linger (it waits for the lane); the
+    records it carried still wait the whole linger for the next batch to fill their request."""
+    saturated = ProviderLane("hubspot", HubSpotSettings(rate_per_second=0.001, burst=1, batch_size=2))
+    provider = SlowProvider(saturated, delivered, admitted=False)
+    dispatch, _ = dispatcher(provider, linger_s=0.2)
+    await saturated.admit_request()
+    await dispatch.dispatch([pending("a"), pending("b"), pending("c")])
+    ended = time.monotonic()
+    due = dispatch.due_at()
+    assert provider.calls == [["a", "b"]] and due is not None and due >= ended + 0.2 - 0.01
+    await dispatch.dispatch([])  # an empty batch at once: c has not waited its linger yet
+    assert provider.calls == [["a", "b"]] and len(dispatch.held()) == 1
+
+
+class SlowProvider(ScriptedProvider):
+    """A ScriptedProvider whose calls take 0.3 s, as if waiting for the lane."""
+
+    async def deliver(self, batch: Sequence[DispatchRecord]) -> list[DeliveryResult]:
+        await asyncio.sleep(0.3)
+        return await super().deliver(batch)

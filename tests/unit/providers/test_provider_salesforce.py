@@ -9,7 +9,7 @@ import httpx
 from pydantic import SecretStr
 
 from pipeline.errors import PermanentError, RetryableError
-from pipeline.providers.salesforce import SalesforceMapper, soql_quote
+from pipeline.providers.salesforce import SalesforceMapper, request_of, soql_quote
 from tests.unit.providers.wire import (
     DATA,
     SALESFORCE,
@@ -204,3 +204,11 @@ async def test_a_kept_id_whose_record_is_gone_for_good_counts_as_deleted() -> No
     results = await provider.deliver([deleted.model_copy(update={"provider_ids": ("00QL", "003C")})])
     await provider.aclose()
     assert [(r.ok, r.error) for r in results] == [(True, None)]
+
+
+def test_the_dispatcher_fills_requests_by_the_call_that_carries_them() -> None:
+    """Upserts are one call per SObject (a batch mixing Leads and Contacts is two requests), deletes
+    one call whatever they were: the dispatcher fills requests call by call."""
+    calls = [request_of(MAPPER(c)) for c in (change("r1", contact_type="lead"), change("r2", contact_type="customer"),
+                                             change("r3", "delete"))]
+    assert calls == ["upsert Lead", "upsert Contact", "delete"]

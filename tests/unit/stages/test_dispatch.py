@@ -6,11 +6,13 @@ from pipeline.delivery.outcomes import record_outcome
 from pipeline.errors import PermanentError, RetryableError, ThrottledError
 from pipeline.stages.dispatch import (
     Pending,
+    born_here,
     chunks,
     confirmed,
     failed_as_a_whole,
     guard_version,
     held_provider_ids,
+    never_sent,
     plan_retry,
     select_newest,
     sending,
@@ -26,9 +28,13 @@ from schemas.retry import RetryState
 TIERS = ("5s", "1m", "10m")
 
 
-def pending(record_id: str, version: int, op: str = "upsert", key: str = "") -> Pending[None]:
+def pending(
+    record_id: str, version: int, op: str = "upsert", key: str = "", *, created: bool = False,
+    replaces: str | None = None,
+) -> Pending[None]:
     record = DispatchRecord(record_id=record_id, provider="hubspot", op=op, version=version,
-                            source_ts_ms=0, captured_at_ms=0, key=key or record_id, payload={})
+                            source_ts_ms=0, captured_at_ms=0, key=key or record_id, payload={},
+                            created=created, replaces=replaces)
     return Pending(event=None, record=record, retry=RetryState())
 
 
@@ -186,6 +192,17 @@ def test_deletes_and_upserts_go_in_separate_requests() -> None:
     assert [[i.record.record_id for i in chunk] for chunk in chunks(items, 2)] == [["a", "c"], ["e"], ["b", "d"]]
 
 
+def test_requests_are_filled_call_by_call() -> None:
+    """Records that go in different calls of the provider (Salesforce's SObjects) are chunked and
+    carried apart, so a short request of one call does not go out because another call's was full."""
+    items = [pending(name, 1) for name in ("l1", "c1", "l2", "c2", "c3")]
+    call = lambda record: record.record_id[0]  # noqa: E731
+    assert [[i.record.record_id for i in chunk] for chunk in chunks(items, 2, call)] == [["l1", "l2"], ["c1", "c2"], ["c3"]]
+    send, carried = short_requests(items, 2, may_wait=True, request_of=call)
+    assert [i.record.record_id for i in carried] == ["c3"]
+    assert [i.record.record_id for i in send] == ["l1", "c1", "l2", "c2"]
+
+
 def test_every_outcome_of_a_record_names_the_fields_dropped_from_its_contact() -> None:
     """A dispatch record carries what the transform stage dropped into its outcome; an old dispatch
     message without the field decodes with none."""
@@ -235,3 +252,33 @@ def test_records_short_of_a_full_request_are_carried_while_the_lane_may_wait() -
     assert short_requests(items, 2, may_wait=False) == (items, [])
     shared = [pending("a", 1, key="k"), pending("b", 1, op="delete", key="k")]
     assert short_requests(shared, 100, may_wait=True) == (shared, [])
+
+
+def test_records_born_in_the_batch_are_those_whose_earliest_change_is_their_create() -> None:
+    """A record is born here when its earliest change in the batch is its create at the source, or
+    it was carried from the batch it was born in; not after an update, and not a create that
+    replaces another record (a primary-key update)."""
+    items = [
+        pending("a", 2, op="delete"), pending("a", 1, created=True),  # out of order: the earliest counts
+        pending("b", 1), pending("b", 2, created=True),  # an update came before the create
+        pending("c", 1, created=True, replaces="old"),
+        pending("d", 3, op="delete"),
+    ]
+    assert born_here(items) == {"a"}
+    assert born_here(items, carried_born={"d"}) == {"a", "d"}
+
+
+def test_a_delete_of_a_record_never_sent_needs_no_request() -> None:
+    """Only a delete of a record born here whose guard table has no row is settled without a
+    request: any row (an unanswered send, a delivered version, a stray key) keeps it a request."""
+    rows = {
+        "sent": Delivered(version=None, key=None, sent_version=1),
+        "delivered": Delivered(version=1, key="delivered", provider_ids=("9",)),
+        "stray": Delivered(version=None, key=None, stray_keys=("stray",)),
+    }
+    born = {"new", "sent", "delivered", "stray", "upsert"}
+    to_send = [pending(name, 2, op="delete") for name in ("new", "sent", "delivered", "stray", "elder")]
+    to_send.append(pending("upsert", 2))
+    send, settle = never_sent(to_send, lambda item: rows.get(item.record.record_id), born)
+    assert [item.record.record_id for item in settle] == ["new"]
+    assert [item.record.record_id for item in send] == ["sent", "delivered", "stray", "elder", "upsert"]

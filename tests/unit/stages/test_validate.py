@@ -40,6 +40,21 @@ def test_snapshot_read_is_an_upsert_and_delete_uses_before_image() -> None:
     assert deleted.contact is not None
 
 
+def test_only_an_insert_at_the_source_is_marked_created() -> None:
+    """Debezium's and the plain form's ``c`` say the row was inserted; a snapshot read or an update
+    (or an ``upsert`` of the plain form, which does not say) does not."""
+    def created(document: dict) -> bool:
+        change = decode_change(encode(document), 0, 0)
+        assert change is not None
+        return change.created
+
+    plain = {"id": "7", "ts": 1, "seq": 1, "data": {"email": "ann@example.com"}}
+    assert created(debezium("c", after=ROW)) and created({**plain, "op": "c"})
+    assert not any(created(document) for document in (
+        debezium("r", after=ROW), debezium("u", after=ROW), {**plain, "op": "u"}, {**plain, "op": "upsert"},
+    ))
+
+
 def test_delete_with_key_only_before_image_carries_no_contact() -> None:
     """A delete whose before-image holds only the key has no contact to route by."""
     deleted = decode_change(encode(debezium("d", before={"id": 7})), 0, 0)
