@@ -75,7 +75,7 @@ class Dispatcher:
     async def dispatch(self, pending: Sequence[Item]) -> list[Outgoing]:
         """Send what is newest, settle everything but the records carried to the next batch, and
         return the messages that record it."""
-        pending = [*self._carried, *pending]  # the carried first: they were read first
+        pending = [*self._still_ours(self._carried), *pending]  # the carried first: they were read first
         held = {item.record.record_id: self._held(item) for item in pending}  # one guard read per record
         to_send, superseded = select_newest(pending, lambda item: guard_version(held[item.record.record_id]))
         born = born_here(pending, self._carried_born)
@@ -95,6 +95,13 @@ class Dispatcher:
         free = time.monotonic()  # records carried by this dispatch wait from now: see _carry
         self._carried_since = {key: min(since, free) for key, since in self._carried_since.items()}
         return outgoing
+
+    @staticmethod
+    def _still_ours(carried: list[Item]) -> list[Item]:
+        """The carried records read since the last rebalance; the others are dropped unsent (and
+        never acknowledged, ``pipeline.kafka.batches``): their partition may be another worker's
+        now, which reads them again from its commit."""
+        return [item for item in carried if item.event.message.generation_id == item.event.app.consumer_generation_id]
 
     def _carry(self, to_send: list[Item]) -> list[Item]:
         """Carry the records that would make a short request to the next batch while the lane is

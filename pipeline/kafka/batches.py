@@ -89,9 +89,13 @@ def _taken(app: AppT, messages: list[Message]) -> list[EventT[bytes]]:
 
 
 def _acknowledge(app: AppT, events: list[EventT[bytes]]) -> None:
+    """Acknowledge what the stage is done with, except events taken before a rebalance: every
+    partition is read again from its commit after one (Faust's recovery seeks there), and a stage
+    may have let such an event go unhandled (the dispatcher drops the records it carried)."""
     on_message_out = app.sensors.on_message_out
+    generation = app.consumer_generation_id
     for event in events:
-        if event.ack():
+        if event.message.generation_id == generation and event.ack():
             message = event.message
             on_message_out(message.tp, message.offset, message)
 

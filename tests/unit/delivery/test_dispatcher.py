@@ -22,7 +22,7 @@ from schemas.dead_letter import DeadLetter
 from schemas.dispatch import Delivered, DispatchRecord, Outcome
 from schemas.headers import from_headers
 from schemas.retry import RetryState
-from tests.unit.kafka.doubles import Event, MemoryTable, Message
+from tests.unit.kafka.doubles import APP, Event, MemoryTable, Message
 
 pytestmark = pytest.mark.timeout(10)  # a dispatcher that never stops resending fails here, not at 300 s
 
@@ -322,6 +322,27 @@ async def test_a_short_request_on_a_saturated_lane_waits_for_the_next_batch_to_f
     at_once, _ = dispatcher(idle, linger_s=5.0)
     await at_once.dispatch([pending("d3", op="delete")])
     assert idle.calls == [["d3"]] and at_once.held() == []
+
+
+async def test_records_carried_across_a_rebalance_are_dropped_unsent() -> None:
+    """A record carried to the next batch, then a rebalance: its partition may be another worker's
+    now, so it is not sent by this one (batches leaves its event unacknowledged; it is read again)."""
+    saturated = ProviderLane("hubspot", HubSpotSettings(rate_per_second=0.001, burst=1, batch_size=2))
+    provider = ScriptedProvider(saturated, delivered, admitted=False)
+    dispatch, _ = dispatcher(provider, linger_s=5.0)
+    await saturated.admit_request()
+    await dispatch.dispatch([pending("a", offset=0), pending("b", offset=1), pending("d1", offset=2, op="delete")])
+    assert [event.message.offset for event in dispatch.held()] == [2]
+
+    read_after = pending("c", offset=3, op="delete")
+    read_after.event.message.generation_id = APP.consumer_generation_id = 1  # a rebalance, then c is read
+    dispatch.linger_s = 0.0
+    try:
+        after = await dispatch.dispatch([read_after])
+    finally:
+        APP.consumer_generation_id = 0
+    assert provider.calls == [["a", "b"], ["c"]]  # d1 never sent
+    assert outcomes(after) == {("c", 1): ("delivered", 1)} and dispatch.held() == []
 
 
 async def test_a_record_created_and_deleted_in_one_batch_is_settled_without_a_request() -> None:

@@ -21,6 +21,7 @@ class Message:
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, bytes]] = field(default_factory=list)
+    generation_id: int = 0  # the consumer generation it was read in; APP's is 0
 
 
 @dataclass(eq=False)  # an object of its own, as rows_of keeps a weak reference to it
