@@ -16,10 +16,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, Protocol, cast
+from typing import Protocol, cast
 
 from faust.events import Event
-from faust.types import AppT, ChannelT, EventT, Message, StreamT
+from faust.types import AppT, EventT, Message, StreamT, TopicT
 
 from pipeline.kafka.inbox import Inbox
 from pipeline.kafka.transport import Consumer
@@ -49,7 +49,7 @@ async def batches(
     except those the ``holder`` still holds. An empty batch when the holder's due time comes first."""
     app = stream.app
     consumer = cast(Consumer, app.consumer)
-    inbox = consumer.open_inbox(cast(ChannelT[Any], aiter(stream.channel)), maxsize=app.conf.stream_buffer_maxsize)
+    inbox = consumer.inbox(cast(TopicT, stream.channel).topics)
     loop = asyncio.get_running_loop()
     kept: list[EventT[bytes]] = []  # handed over, held by the holder, not acknowledged yet
     while not stream.should_stop:

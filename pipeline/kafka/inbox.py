@@ -4,7 +4,11 @@ Faust passes every fetched message on its own through the conductor, a channel q
 stream's iterator (a lock, a task race against flow control, an event, sensors and processors per
 message): on the four-hop relay that path alone cost ~5× the bare Kafka client (issue #12). Here the
 consumer (``pipeline.kafka.transport``) hands each fetch of a stage's partitions to the stage's inbox
-as one list, and the stage takes what is there (``pipeline.kafka.batches``).
+as one list, and the stage takes what is there (``pipeline.kafka.batches``). Every agent of the app
+has one, by the topics it reads, from the first fetch on: a stage that starts late (transform waits
+for the stored rules) finds what came meanwhile. A topic two agents read (``contacts.transformed``:
+route, and conflict when webhooks are received) goes to both, and a message is acknowledged once
+both acknowledged it.
 
 The inbox behaves as Faust's channel queue does where it matters: a message is tracked (counted as
 in flight, so the commit waits for it) only when the stage takes it, so what the inbox drops is read

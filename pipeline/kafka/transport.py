@@ -42,9 +42,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from faust.transport.conductor import Conductor
 from faust.transport.drivers import aiokafka
-from faust.types import TP, ChannelT, Message
+from faust.types import TP, Message
 from mode import Service
 
+from pipeline.errors import ConfigError
 from pipeline.kafka.inbox import Inbox
 
 log = structlog.get_logger(__name__)
@@ -58,19 +59,34 @@ class Consumer(aiokafka.Consumer):
         self._log_start: dict[TP, int] = {}  # where a partition with no commit yet starts
         self._stuck_since: dict[TP, tuple[int, float]] = {}  # commit offset held, and since when
         self._log_reader: AIOKafkaConsumer | None = None
-        self._inboxes: dict[ChannelT[Any], Inbox] = {}
+        self._inbox_routes: tuple[dict[str, list[Inbox]], dict[tuple[str, ...], Inbox]] | None = None
 
-    def open_inbox(self, channel: ChannelT[Any], maxsize: int) -> Inbox:
-        """The inbox of the stage that reads ``channel`` (an iterator of a topic, registered with
-        the conductor): from now on its partitions' fetched messages go there."""
-        inbox = Inbox(maxsize, pause=self.on_buffer_full, resume=self.on_buffer_drop)
-        self._inboxes[channel] = inbox
-        self.app.flow_control.manage_queue(cast(Any, inbox))  # cleared when flow resumes, as Faust's queues
-        return inbox
+    def inbox(self, topics: Iterable[str]) -> Inbox:
+        """The inbox of the agent that reads ``topics``: what the fetch got of them waits there,
+        from the first fetch on, whether or not the agent takes it yet."""
+        return self._routes()[1][tuple(topics)]
+
+    def _routes(self) -> tuple[dict[str, list[Inbox]], dict[tuple[str, ...], Inbox]]:
+        """Every agent of the app takes its input through an inbox (``pipeline.kafka.batches``):
+        one per agent, by the topics it reads; and the inboxes each topic's messages go to."""
+        if self._inbox_routes is None:
+            by_agent: dict[tuple[str, ...], Inbox] = {}
+            by_topic: dict[str, list[Inbox]] = {}
+            for agent in self.app.agents.values():
+                topics = tuple(cast(Any, agent.channel).topics)
+                if topics in by_agent:
+                    raise ConfigError(f"two agents read {', '.join(topics)}; each agent's topics must be its own")
+                inbox = by_agent[topics] = Inbox(self.app.conf.stream_buffer_maxsize, self.on_buffer_full,
+                                                 self.on_buffer_drop)
+                self.app.flow_control.manage_queue(cast(Any, inbox))  # cleared when flow resumes, as Faust's queues
+                for topic in topics:
+                    by_topic.setdefault(topic, []).append(inbox)
+            self._inbox_routes = (by_topic, by_agent)
+        return self._inbox_routes
 
     async def _wait_next_records(self, timeout: float) -> tuple[Mapping[TP, list[Any]] | None, set[TP] | None]:
         records, active = await super()._wait_next_records(timeout)
-        if records and self._inboxes and self.flow_active and not self.should_stop:
+        if records and self.flow_active and not self.should_stop:
             records = await self._hand_to_inboxes(records, active)
         return records, active
 
@@ -79,11 +95,11 @@ class Consumer(aiokafka.Consumer):
     ) -> dict[TP, list[Any]]:
         """Hand each stage partition's records to its stage's inbox; what no inbox reads is returned
         for Faust's own path. Read offsets as Faust's fetch loop keeps them (``_drain_messages``)."""
-        channels_of = cast(Conductor, self.app.topics)._tp_index
+        inboxes_of = self._routes()[0]
         rest: dict[TP, list[Any]] = {}
         for tp, tp_records in records.items():
-            inboxes = [self._inboxes.get(channel) for channel in channels_of.get(tp, ())]
-            if not inboxes or None in inboxes:
+            inboxes = inboxes_of.get(tp.topic)
+            if not inboxes:  # a topic no agent reads (a table's changelog while it recovers)
                 rest[tp] = tp_records
                 continue
             if active is not None and tp not in active and tp not in self._buffered_partitions:
@@ -94,7 +110,7 @@ class Consumer(aiokafka.Consumer):
             if len(inboxes) > 1:  # acknowledged once every stage reading the topic acknowledged it
                 for message in messages:
                     message.incref(len(inboxes))
-            for inbox in cast(list[Inbox], inboxes):
+            for inbox in inboxes:
                 inbox.put(TP(tp.topic, tp.partition), messages)  # the fetch keys by aiokafka's own class
         return rest
 
@@ -199,10 +215,10 @@ class Consumer(aiokafka.Consumer):
             ):
                 continue
             acked = self._acked.get(tp)
-            channels = cast(Conductor, self.app.topics)._tp_index.get(tp, ())
-            idle = tp not in busy and all(
-                channel.queue.empty() and not ((inbox := self._inboxes.get(channel)) and inbox.holds(tp))
-                for channel in channels
+            idle = (
+                tp not in busy
+                and all(channel.queue.empty() for channel in cast(Conductor, self.app.topics)._tp_index.get(tp, ()))
+                and not any(inbox.holds(tp) for inbox in self._routes()[0].get(tp.topic, ()))
             )
             if idle or (acked and min(acked) > base):
                 stuck[tp] = base
