@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import faust
 
 from pipeline.delivery.rate_limit import ProviderLane
+from pipeline.kafka.rocksdb_store import table_store_url
 from pipeline.kafka.tables import StageTables, create_tables
 from pipeline.kafka.topics import TopicCatalog
 from pipeline.kafka.worker_faults import FaultBook
@@ -42,7 +43,7 @@ def create_app(settings: Settings) -> tuple[faust.App, StageTopics, StageTables]
     app = faust.App(
         settings.app_id,
         broker=f"contactsync://{settings.bootstrap_servers}",  # Kafka, see pipeline/kafka/transport.py
-        store=settings.table_store,
+        store=table_store_url(settings.table_store),  # RocksDB: see pipeline/kafka/rocksdb_store.py
         datadir=str(settings.data_dir),
         autodiscover=["agents", "pipeline.web"],  # and no origin: Faust would scan all of pipeline/ too
         env={},  # Faust's own variables (WEB_BIND, WEB_PORT, APP_WEB_*_ENABLED, ...) do not apply: Settings does

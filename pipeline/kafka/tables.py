@@ -15,18 +15,26 @@ import faust
 from faust.streams import _current_event
 from faust.types import EventT
 
+from pipeline.kafka.rocksdb_store import MEMORY_OPTION, WorkerRocksDBMemory
 from pipeline.kafka.topics import TopicCatalog
 
 # Per RocksDB database, and a worker opens one per table and partition it holds (active or standby,
 # up to 36): Faust's defaults (64 MiB write buffers, up to 3, and a 2 GiB block cache each) let every
 # row of a large table stay in memory (RSS grew with the records held). Rows are small (< 1 KB).
-# 256 KiB buffers and a 1 MiB cache against 1 MiB and 2 MiB: a 100,000-record drain peaked at 191 MB
-# against 218 MB, and drained no slower (benchmarks/README.md, "Memory").
+# 256 KiB buffers and a 1 MiB cache per database against 1 MiB and 2 MiB: a 100,000-record drain
+# peaked at 191 MB against 218 MB, and drained no slower (benchmarks/README.md, "Memory"); the cache
+# is now the worker's (below).
 ROCKSDB_OPTIONS = {
     "write_buffer_size": 256 * 1024,
     "max_write_buffer_number": 2,
-    "block_cache_size": 1024**2,
 }
+# Per worker, shared by all its databases (pipeline.kafka.rocksdb_store), where a 1 MiB cache per
+# database could grow to 36 MiB and memtables to 18 MiB. 36 databases alone, 100,000 keys written and
+# read: 54 MB -> 26 MB. The 100,000-record drain: 190.8 MB peak before, 189.8 and 180.1 after, within
+# its run-to-run noise (the shared cache was full, 8 MiB); what else a worker holds is in
+# benchmarks/README.md, "Memory".
+BLOCK_CACHE_BYTES = 8 * 1024**2
+WRITE_BUFFER_BYTES = 8 * 1024**2
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,8 @@ class StageTables:
 
 
 def create_tables(app: faust.App, catalog: TopicCatalog) -> StageTables:
+    options = {**ROCKSDB_OPTIONS, MEMORY_OPTION: WorkerRocksDBMemory.of_size(BLOCK_CACHE_BYTES, WRITE_BUFFER_BYTES)}
+
     def table(name: str, changelog_topic: str) -> faust.Table[bytes, bytes]:
         changelog = app.topic(
             changelog_topic,
@@ -58,7 +68,7 @@ def create_tables(app: faust.App, catalog: TopicCatalog) -> StageTables:
             changelog_topic=changelog,  # declared in topics.yaml, created before any worker starts
             key_type=bytes,  # bytes means the raw codec: we encode rows with pydantic
             value_type=bytes,
-            options=ROCKSDB_OPTIONS,
+            options=dict(options),  # Faust's store pops keys from the dict it is given
         )
         return cast(faust.Table[bytes, bytes], table)
 
