@@ -91,12 +91,17 @@ def _taken(app: AppT, messages: list[Message]) -> list[EventT[bytes]]:
 def _acknowledge(app: AppT, events: list[EventT[bytes]]) -> None:
     """Acknowledge what the stage is done with, except events taken before a rebalance: every
     partition is read again from its commit after one (Faust's recovery seeks there), and a stage
-    may have let such an event go unhandled (the dispatcher drops the records it carried)."""
+    may have let such an event go unhandled (the dispatcher drops the records it carried). Those
+    are no longer counted in flight either, or a stopping worker would wait for them (Faust's
+    ``wait_empty``) until it is killed."""
     on_message_out = app.sensors.on_message_out
+    in_flight = app.consumer.unacked
     generation = app.consumer_generation_id
     for event in events:
-        if event.message.generation_id == generation and event.ack():
-            message = event.message
+        message = event.message
+        if message.generation_id != generation:
+            in_flight.discard(message)
+        elif event.ack():
             on_message_out(message.tp, message.offset, message)
 
 

@@ -177,6 +177,38 @@ async def test_events_a_stage_holds_are_committed_only_once_it_lets_them_go(
     assert keeper.sizes[-1] == 0  # the batch that let them go was an empty one, at their due time
 
 
+async def test_a_batch_taken_before_a_rebalance_is_neither_acknowledged_nor_waited_for(
+    kafka_bootstrap: str, catalog: TopicCatalog, tmp_path: Path
+) -> None:
+    """A batch handled while the consumer generation changed (a rebalance) is not acknowledged
+    (its partitions are read again from their commit) and no longer counts as in flight, so a
+    stopping worker does not wait for it; the app stops within seconds."""
+    app_id = f"batches-{uuid.uuid4().hex[:8]}"
+    app = _app(app_id, kafka_bootstrap, tmp_path)
+    taken: list[Any] = []
+
+    @app.agent(_topic(app, catalog))
+    async def consume(stream: Any) -> None:
+        async for events in batches(stream, 1000, WITHIN_S):
+            taken.extend(events)
+            app.consumer_generation_id += 1  # a rebalance while the batch is handled
+
+    async with _producer(kafka_bootstrap) as producer:
+        for n in range(5):
+            await producer.send(catalog.cdc, key=str(n).encode(), value=str(n).encode())
+        await producer.flush()
+    await app.start()
+    try:
+        await _until(lambda: len(taken) == 5, 60)
+        await _until(lambda: not app.consumer.unacked, 10)  # once the stage asked for its next batch
+        assert not any(event.message.acked for event in taken)
+    finally:
+        stopping = time.monotonic()
+        await app.stop()
+    assert time.monotonic() - stopping < 15
+    assert await _committed(kafka_bootstrap, app_id, catalog.cdc) == 0
+
+
 async def test_a_stopping_worker_takes_no_more_and_leaves_the_rest_for_the_next_reader(
     kafka_bootstrap: str, catalog: TopicCatalog, tmp_path: Path
 ) -> None:
