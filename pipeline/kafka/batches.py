@@ -24,7 +24,7 @@ from faust.types import AppT, EventT, Message, StreamT, TopicT
 from pipeline.kafka.inbox import Inbox
 from pipeline.kafka.transport import Consumer
 
-QUIET_S = 0.002  # a busy partition's next fetch answers within a millisecond or two of the last
+QUIET_S = 0.002  # how long a batch waits for more once its input pauses: short next to a hop's ~5–20 ms
 
 
 class Holder(Protocol):

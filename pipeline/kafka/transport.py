@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -53,20 +53,25 @@ log = structlog.get_logger(__name__)
 STUCK_AFTER_S = 10.0
 
 
+class InboxRoutes(NamedTuple):
+    by_agent: dict[tuple[str, ...], Inbox]  # the topics an agent reads -> its inbox
+    by_topic: dict[str, list[Inbox]]  # a topic -> the inboxes of the agents that read it
+
+
 class Consumer(aiokafka.Consumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._log_start: dict[TP, int] = {}  # where a partition with no commit yet starts
         self._stuck_since: dict[TP, tuple[int, float]] = {}  # commit offset held, and since when
         self._log_reader: AIOKafkaConsumer | None = None
-        self._inbox_routes: tuple[dict[str, list[Inbox]], dict[tuple[str, ...], Inbox]] | None = None
+        self._inbox_routes: InboxRoutes | None = None
 
     def inbox(self, topics: Iterable[str]) -> Inbox:
         """The inbox of the agent that reads ``topics``: what the fetch got of them waits there,
         from the first fetch on, whether or not the agent takes it yet."""
-        return self._routes()[1][tuple(topics)]
+        return self._routes().by_agent[tuple(topics)]
 
-    def _routes(self) -> tuple[dict[str, list[Inbox]], dict[tuple[str, ...], Inbox]]:
+    def _routes(self) -> InboxRoutes:
         """Every agent of the app takes its input through an inbox (``pipeline.kafka.batches``):
         one per agent, by the topics it reads; and the inboxes each topic's messages go to."""
         if self._inbox_routes is None:
@@ -81,7 +86,7 @@ class Consumer(aiokafka.Consumer):
                 self.app.flow_control.manage_queue(cast(Any, inbox))  # cleared when flow resumes, as Faust's queues
                 for topic in topics:
                     by_topic.setdefault(topic, []).append(inbox)
-            self._inbox_routes = (by_topic, by_agent)
+            self._inbox_routes = InboxRoutes(by_agent, by_topic)
         return self._inbox_routes
 
     async def _wait_next_records(self, timeout: float) -> tuple[Mapping[TP, list[Any]] | None, set[TP] | None]:
@@ -95,7 +100,7 @@ class Consumer(aiokafka.Consumer):
     ) -> dict[TP, list[Any]]:
         """Hand each stage partition's records to its stage's inbox; what no inbox reads is returned
         for Faust's own path. Read offsets as Faust's fetch loop keeps them (``_drain_messages``)."""
-        inboxes_of = self._routes()[0]
+        inboxes_of = self._routes().by_topic
         rest: dict[TP, list[Any]] = {}
         for tp, tp_records in records.items():
             inboxes = inboxes_of.get(tp.topic)
@@ -218,7 +223,7 @@ class Consumer(aiokafka.Consumer):
             idle = (
                 tp not in busy
                 and all(channel.queue.empty() for channel in cast(Conductor, self.app.topics)._tp_index.get(tp, ()))
-                and not any(inbox.holds(tp) for inbox in self._routes()[0].get(tp.topic, ()))
+                and not any(inbox.holds(tp) for inbox in self._routes().by_topic.get(tp.topic, ()))
             )
             if idle or (acked and min(acked) > base):
                 stuck[tp] = base

@@ -47,6 +47,14 @@ async def _producer(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
         await producer.stop()
 
 
+async def _publish(bootstrap: str, topic: str, count: int) -> None:
+    """``count`` messages, each its own key: ``0``, ``1``, ..."""
+    async with _producer(bootstrap) as producer:
+        for n in range(count):
+            await producer.send(topic, key=str(n).encode(), value=str(n).encode())
+        await producer.flush()
+
+
 async def _until(condition: Callable[[], bool], timeout_s: float) -> None:
     async with asyncio.timeout(timeout_s):
         while not condition():
@@ -157,10 +165,7 @@ async def test_events_a_stage_holds_are_committed_only_once_it_lets_them_go(
         async for events in batches(stream, 1000, WITHIN_S, keeper):
             keeper.take(events)
 
-    async with _producer(kafka_bootstrap) as producer:
-        for n in range(10):
-            await producer.send(catalog.cdc, key=str(n).encode(), value=str(n).encode())
-        await producer.flush()
+    await _publish(kafka_bootstrap, catalog.cdc, 10)
     await app.start()
     try:
         await _until(lambda: sum(keeper.sizes) == 10, 60)
@@ -193,10 +198,7 @@ async def test_a_batch_taken_before_a_rebalance_is_neither_acknowledged_nor_wait
             taken.extend(events)
             app.consumer_generation_id += 1  # a rebalance while the batch is handled
 
-    async with _producer(kafka_bootstrap) as producer:
-        for n in range(5):
-            await producer.send(catalog.cdc, key=str(n).encode(), value=str(n).encode())
-        await producer.flush()
+    await _publish(kafka_bootstrap, catalog.cdc, 5)
     await app.start()
     try:
         await _until(lambda: len(taken) == 5, 60)
