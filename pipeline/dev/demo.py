@@ -30,7 +30,7 @@ from aiokafka import ConsumerRecord
 from pipeline.dev.cdc_generator import INVALID_KINDS, GeneratedEvent, expected_state, generate_events
 from pipeline.dev.cdc_publisher import publish
 from pipeline.dev.local_kafka import LocalKafka
-from pipeline.dev.local_stack import StackConfig, WorkerProcess, read_topic, wait_until_consuming
+from pipeline.dev.local_stack import StackConfig, WorkerProcess, poll_until, read_topic, wait_until_consuming
 from pipeline.dev.reconcile import Held, Reconciliation, reconcile
 from pipeline.dev.simulators.runner import run_simulators
 from pipeline.errors import ConfigError
@@ -139,19 +139,17 @@ async def wait_until_settled(
     """Poll the simulators until every record is where it belongs (or ``timeout_s`` passes)."""
     expected = expected_state(generated)
     providers = tuple(base_urls)
-    deadline = time.monotonic() + timeout_s
     invalid_sent = sum(1 for event in generated if event.kind in INVALID_KINDS)
-    while True:
+
+    async def look() -> tuple[Reconciliation, bool]:
         letters = await read_topic(bootstrap, catalog.dlq)
         verdict = reconcile(
             expected, await held_records(base_urls), settings.routing, providers,
             dead_lettered_deliveries(letters),
         )
-        if verdict.settled and invalid_letters(letters) >= invalid_sent:
-            return verdict
-        if time.monotonic() > deadline or (worker is not None and not worker.running):
-            return verdict
-        await asyncio.sleep(1.0)
+        return verdict, verdict.settled and invalid_letters(letters) >= invalid_sent
+
+    return await poll_until(look, timeout_s, worker)
 
 
 async def held_records(base_urls: Mapping[str, str]) -> Held:

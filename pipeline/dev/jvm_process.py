@@ -65,9 +65,14 @@ def check_port_free(host: str, port: int) -> None:
             raise ConfigError(f"port {host}:{port} is in use: free it, set another port or use --free-ports") from None
 
 
-def stop_pid(pid: int, timeout_s: float) -> None:
-    """SIGTERM (a controlled shutdown), SIGKILL if it is still there after ``timeout_s``."""
-    os.kill(pid, signal.SIGTERM)
+def stop_recorded(pid_file: Path, pid: int | None, timeout_s: float) -> bool:
+    """Forget ``pid_file`` and stop ``pid``, the service it recorded when that still runs (else
+    None): SIGTERM, SIGKILL after ``timeout_s``. False if nothing ran."""
+    pid_file.unlink(missing_ok=True)
+    if pid is None:
+        return False
+    os.kill(pid, signal.SIGTERM)  # a controlled shutdown
     if not wait_gone(pid, timeout_s):
         os.kill(pid, signal.SIGKILL)
         wait_gone(pid, 10.0)
+    return True

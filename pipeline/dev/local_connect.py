@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from pipeline.dev.jvm_process import check_port_free, cmdline, last_line, mvn_error, require_tool, stop_pid
+from pipeline.dev.jvm_process import check_port_free, cmdline, last_line, mvn_error, require_tool, stop_recorded
 from pipeline.errors import ConfigError
 from pipeline.kafka.topics import TopicCatalog
 from pipeline.settings import REPO_ROOT, LocalConnectSettings, LocalKafkaSettings
@@ -94,11 +94,7 @@ class LocalConnect:
     def stop(self, timeout_s: float = _STOP_TIMEOUT_S) -> bool:
         """SIGTERM, SIGKILL after ``timeout_s``; False if nothing ran."""
         state = self.status()
-        self._pid_file.unlink(missing_ok=True)
-        if state is None:
-            return False
-        stop_pid(state.pid, timeout_s)
-        return True
+        return stop_recorded(self._pid_file, state.pid if state else None, timeout_s)
 
     def fetch_jars(self) -> tuple[Path, Path]:
         """The worker's libs dir and the plugin path, fetched with mvn unless cached."""

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from aiokafka.errors import KafkaError
 
-from pipeline.dev.jvm_process import check_port_free, cmdline, last_line, mvn_error, require_tool, stop_pid
+from pipeline.dev.jvm_process import check_port_free, cmdline, last_line, mvn_error, require_tool, stop_recorded
 from pipeline.errors import ConfigError
 from pipeline.kafka import topic_admin
 from pipeline.settings import REPO_ROOT, LocalKafkaSettings
@@ -146,11 +146,7 @@ class LocalKafka:
     def stop(self, timeout_s: float = _STOP_TIMEOUT_S) -> bool:
         """SIGTERM (a controlled shutdown), SIGKILL after ``timeout_s``; False if nothing ran."""
         state = self.status()
-        self._pid_file.unlink(missing_ok=True)
-        if state is None:
-            return False
-        stop_pid(state.pid, timeout_s)
-        return True
+        return stop_recorded(self._pid_file, state.pid if state else None, timeout_s)
 
     def _format(self, java: str, libs: Path) -> None:
         # --cluster-id=ID with "=": an id starting with "-" is then never read as an option.

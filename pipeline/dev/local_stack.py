@@ -11,15 +11,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from pipeline.dev.simulators.config import SimulatorsConfig
+
+V = TypeVar("V")
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,19 @@ async def wait_until_consuming(
         return frozenset()
     finally:
         await admin.close()
+
+
+async def poll_until(
+    look: Callable[[], Awaitable[tuple[V, bool]]], timeout_s: float, worker: WorkerProcess | None = None
+) -> V:
+    """Look each second until ``look`` says its answer is final, ``timeout_s`` passes or the
+    worker stops; the last answer."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        answer, final = await look()
+        if final or time.monotonic() > deadline or (worker is not None and not worker.running):
+            return answer
+        await asyncio.sleep(1.0)
 
 
 async def read_topic(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:

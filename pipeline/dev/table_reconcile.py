@@ -12,8 +12,6 @@ delete for that), so only the providers a row routes to now are compared.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +20,7 @@ import psycopg
 from psycopg import sql
 
 from pipeline.dev.demo import held_records
-from pipeline.dev.local_stack import WorkerProcess
+from pipeline.dev.local_stack import WorkerProcess, poll_until
 from pipeline.dev.reconcile import Held
 from pipeline.providers import Mapper, build_mappers
 from pipeline.settings import RoutingSettings, Settings
@@ -58,15 +56,15 @@ async def until_table_settled(
 ) -> TableReconciliation:
     """Poll the table and the simulators until they agree (or ``timeout_s`` passes, or the worker stops)."""
     mappers, providers = build_mappers(settings.providers), tuple(base_urls)
-    deadline = time.monotonic() + timeout_s
-    while True:
+
+    async def look() -> tuple[TableReconciliation, bool]:
         rows = table_rows(dsn, table)
         expected = expected_at_providers(rows, mapping, settings.routing, providers)
         in_table = {str(row[mapping.key_column]) for row in rows}
         verdict = reconcile_table(expected, in_table, await held_records(base_urls), mappers)
-        if verdict.settled or time.monotonic() > deadline or (worker is not None and not worker.running):
-            return verdict
-        await asyncio.sleep(1.0)
+        return verdict, verdict.settled
+
+    return await poll_until(look, timeout_s, worker)
 
 
 def table_rows(dsn: str, table: str) -> list[dict[str, Any]]:
