@@ -280,6 +280,14 @@ class Consumer(aiokafka.Consumer):
         await super().on_stop()
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        """Commit what the stages handled before Faust forgets it. Faust drops a revoked
+        partition's acknowledgements first and waits for the stages after, committing nothing
+        (faust-streaming#502): the partition's next owner, and this worker after the rebalance
+        too (recovery seeks every partition to its commit), would handle all of it again. So the
+        stages stop taking batches, the ones in flight finish, and the commit goes out first."""
+        if self.assignment():
+            self.app.flow_control.suspend()
+            await self.wait_empty()
         for tp in revoked:
             self._log_start.pop(tp, None)
         await super().on_partitions_revoked(revoked)

@@ -24,10 +24,10 @@ pytestmark = pytest.mark.kafka
 WITHIN_S = 5.0  # a batch may wait this long for more events; none of these tests should see it
 
 
-def _app(app_id: str, bootstrap: str, tmp_path: Path) -> faust.App:
+def _app(app_id: str, bootstrap: str, tmp_path: Path, commit_interval_s: float = 0.2) -> faust.App:
     return faust.App(
         app_id, broker=f"contactsync://{bootstrap}", store="memory://", datadir=str(tmp_path / app_id),
-        web_enabled=False, consumer_auto_offset_reset="earliest", broker_commit_interval=0.2,
+        web_enabled=False, consumer_auto_offset_reset="earliest", broker_commit_interval=commit_interval_s,
         topic_disable_leader=True,
     )
 
@@ -209,6 +209,47 @@ async def test_a_batch_taken_before_a_rebalance_is_neither_acknowledged_nor_wait
         await app.stop()
     assert time.monotonic() - stopping < 15
     assert await _committed(kafka_bootstrap, app_id, catalog.cdc) == 0
+
+
+async def test_a_rebalance_commits_what_was_handled_before_it_so_nothing_is_handled_twice(
+    kafka_bootstrap: str, catalog: TopicCatalog, tmp_path: Path
+) -> None:
+    """A second worker joins while the first is handling a batch: the first finishes it and commits
+    before giving up its partitions, so neither worker handles a message twice. Without commits
+    of their own (a commit interval of an hour), what was handled is committed only by the rebalance."""
+    app_id = f"batches-{uuid.uuid4().hex[:8]}"
+    handled: list[bytes] = []
+    taken = asyncio.Event()
+
+    def stage_app(seconds_a_batch: float) -> faust.App:
+        app = _app(app_id, kafka_bootstrap, tmp_path, commit_interval_s=3600.0)
+
+        @app.agent(_topic(app, catalog))
+        async def consume(stream: Any) -> None:
+            async for events in batches(stream, 1000, WITHIN_S):
+                taken.set()
+                await asyncio.sleep(seconds_a_batch)
+                handled.extend(event.value for event in events)
+
+        return app
+
+    await _publish(kafka_bootstrap, catalog.cdc, 50)
+    first, second = stage_app(2.0), stage_app(0.0)
+    await first.start()
+    try:
+        await asyncio.wait_for(taken.wait(), 60)
+        handled_before = len(handled)
+        await second.start()  # joins while the first worker is in its batch
+        try:
+            await _until(lambda: bool(second.consumer.assignment()) and len(handled) >= 50, 120)
+            await _until(lambda: not first.consumer.unacked and not second.consumer.unacked, 30)
+            await asyncio.sleep(1.0)  # a repeat would come in the second after the rebalance
+        finally:
+            await second.stop()
+    finally:
+        await first.stop()
+    assert handled_before == 0  # the rebalance began while the first batch was in hand
+    assert sorted(handled, key=int) == [str(n).encode() for n in range(50)]  # each once
 
 
 async def test_a_stopping_worker_takes_no_more_and_leaves_the_rest_for_the_next_reader(
