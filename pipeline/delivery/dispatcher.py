@@ -91,15 +91,16 @@ class Dispatcher:
         """How long ``item`` may wait to fill its request: a delete the longer of the two lingers."""
         return max(self.linger_s, self.delete_linger_s) if item.record.op == "delete" else self.linger_s
 
-    async def dispatch(self, pending: Sequence[Item]) -> list[Outgoing]:
+    async def dispatch(self, pending: Sequence[Item], *, more_waiting: bool = False) -> list[Outgoing]:
         """Send what is newest, settle everything but the records carried to the next batch, and
-        return the messages that record it."""
+        return the messages that record it. ``more_waiting``: the batch was cut at its size, more
+        events are ready, so a short request may wait for them even if the lane has room this moment."""
         pending = [*self._still_ours(self._carried), *pending]  # the carried first: they were read first
         held = {item.record.record_id: self._held(item) for item in pending}  # one guard read per record
         to_send, superseded = select_newest(pending, lambda item: guard_version(held[item.record.record_id]))
         born = born_here(pending, self._carried_born)
         to_send, unsent = never_sent(to_send, lambda item: held[item.record.record_id], born)
-        to_send = self._carry(to_send)
+        to_send = self._carry(to_send, may_wait=(self.lane.saturated or more_waiting) and not self.flushing())
         self._carried_born = {item.record.record_id for item in self._carried} & born
         to_send = [replace(item, record=with_held_keys(item.record, held[item.record.record_id])) for item in to_send]
         await self.write_ahead(
@@ -122,17 +123,16 @@ class Dispatcher:
         now, which reads them again from its commit."""
         return [item for item in carried if item.event.message.generation_id == item.event.app.consumer_generation_id]
 
-    def _carry(self, to_send: list[Item]) -> list[Item]:
-        """Carry the records that would make a short request to the next batch while the lane is
-        saturated (a request would wait for the lane anyway) and no rebalance or stop is under way,
-        each for at most its linger (``_linger``) from the end of the dispatch that first carried it
-        (that dispatch waits for the lane, often longer than ``linger_s``, and no batch can fill the
-        request meanwhile): a call whose short request holds a record that waited that long goes
-        now. What to send now."""
+    def _carry(self, to_send: list[Item], *, may_wait: bool) -> list[Item]:
+        """Carry the records that would make a short request to the next batch while they ``may_wait``
+        (the lane is saturated, so a request would wait for it anyway, or more events are ready,
+        and no rebalance or stop is under way), each for at most its linger (``_linger``) from the
+        end of the dispatch that first carried it (that dispatch waits for the lane, often longer
+        than ``linger_s``, and no batch can fill the request meanwhile): a call whose short request
+        holds a record that waited that long goes now. What to send now."""
         now = time.monotonic()
         _, carried = short_requests(
-            to_send, self.lane.settings.batch_size, may_wait=self.lane.saturated and not self.flushing(),
-            request_of=self.request_of,
+            to_send, self.lane.settings.batch_size, may_wait=may_wait, request_of=self.request_of,
         )
         carried = [item for item in carried if self._linger(item) > 0]
         since = {id(item): self._carried_since.get(id(item), math.inf) for item in carried}  # inf: this dispatch's
