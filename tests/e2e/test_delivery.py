@@ -326,3 +326,39 @@ async def test_a_record_created_and_deleted_before_it_was_delivered_costs_no_req
         for provider in providers:
             states = [by_version.get((record, provider, change.version)) for change in changes[3 * n : 3 * n + 3]]
             assert states == [("superseded", 0), ("superseded", 0), ("delivered", 0)], (record, provider, states)
+
+
+async def test_deletes_under_a_limited_lane_are_gathered_into_one_full_archive(pipeline) -> None:
+    """With HubSpot's lane used up by a backlog of upserts, deletes that reach the dispatcher in
+    different batches wait for each other (longer than an upsert's 1 s linger): ten deletes spread
+    over 200 upserts go in one full batch/archive of ten by the kept ids, with no read first, and
+    every change ends where it should (0 lost, 0 stale)."""
+    harness, exits = pipeline
+    batch = 10
+    everyone_to_hubspot = {contact_type: ["hubspot"] for contact_type in RoutingSettings().by_contact_type}
+    env = {
+        "CONTACTSYNC_PROVIDERS__HUBSPOT__RATE_PER_SECOND": "2",
+        "CONTACTSYNC_PROVIDERS__HUBSPOT__BURST": "1",
+        "CONTACTSYNC_PROVIDERS__HUBSPOT__BATCH_SIZE": str(batch),
+        "CONTACTSYNC_ROUTING__BY_CONTACT_TYPE": json.dumps(everyone_to_hubspot),
+    }
+    await harness.start(exits, env=env)
+    doomed = [plain_upsert(f"gone-{n}", seq=1) for n in range(batch)]
+    await harness.publish(doomed)
+    assert (await harness.settle(doomed)).settled
+    seen = max(r["seq"] for r in await sim_requests(harness, "hubspot"))
+
+    # 100 upserts first, so the lane is used up before the first delete comes; then a delete
+    # after every 20 upserts, so that each comes in another dispatch batch (40 events each).
+    busy = [plain_upsert(f"busy-{n}", seq=1) for n in range(100 + 20 * batch)]
+    deletes = [plain_delete(f"gone-{n}", seq=2, email=f"gone-{n}@example.com") for n in range(batch)]
+    mixed = busy[:100] + [e for n, d in enumerate(deletes) for e in (*busy[100 + 20 * n : 120 + 20 * n], d)]
+    await harness.publish(mixed)
+    settled = await harness.settle(doomed + mixed)
+
+    assert settled.settled and settled.version_regressions == 0, settled
+    after = [r for r in await sim_requests(harness, "hubspot") if r["seq"] > seen]
+    calls = Counter(r["path"].rsplit("/", 1)[-1] for r in after)
+    archives = [r["record_count"] for r in after if r["path"].endswith("/batch/archive")]
+    assert archives == [batch] and calls["read"] == 0, (calls, archives, harness.logs())
+    assert not [r for r in after if r["status"] == 429]
