@@ -331,8 +331,9 @@ async def test_a_record_created_and_deleted_before_it_was_delivered_costs_no_req
 async def test_deletes_under_a_limited_lane_are_gathered_into_one_full_archive(pipeline) -> None:
     """With HubSpot's lane used up by a backlog of upserts, deletes that reach the dispatcher in
     different batches wait for each other (longer than an upsert's 1 s linger): ten deletes spread
-    over 200 upserts go in one full batch/archive of ten by the kept ids, with no read first, and
-    every change ends where it should (0 lost, 0 stale)."""
+    over 200 upserts go in one full batch/archive of ten by the kept ids, with no read first; every
+    change is delivered and the deleted contacts are archived at HubSpot. (With the deletes'
+    linger at the upserts' 1 s, the same run made archives of 1, 5 and 4.)"""
     harness, exits = pipeline
     batch = 10
     everyone_to_hubspot = {contact_type: ["hubspot"] for contact_type in RoutingSettings().by_contact_type}
@@ -343,9 +344,10 @@ async def test_deletes_under_a_limited_lane_are_gathered_into_one_full_archive(p
         "CONTACTSYNC_ROUTING__BY_CONTACT_TYPE": json.dumps(everyone_to_hubspot),
     }
     await harness.start(exits, env=env)
+    assert harness.sims is not None
     doomed = [plain_upsert(f"gone-{n}", seq=1) for n in range(batch)]
     await harness.publish(doomed)
-    assert (await harness.settle(doomed)).settled
+    await until(lambda: all_delivered(harness, doomed), "the first upserts delivered", harness)
     seen = max(r["seq"] for r in await sim_requests(harness, "hubspot"))
 
     # 100 upserts first, so the lane is used up before the first delete comes; then a delete
@@ -354,11 +356,20 @@ async def test_deletes_under_a_limited_lane_are_gathered_into_one_full_archive(p
     deletes = [plain_delete(f"gone-{n}", seq=2, email=f"gone-{n}@example.com") for n in range(batch)]
     mixed = busy[:100] + [e for n, d in enumerate(deletes) for e in (*busy[100 + 20 * n : 120 + 20 * n], d)]
     await harness.publish(mixed)
-    settled = await harness.settle(doomed + mixed)
+    await until(lambda: all_delivered(harness, mixed), "every change delivered", harness, timeout_s=180)
 
-    assert settled.settled and settled.version_regressions == 0, settled
     after = [r for r in await sim_requests(harness, "hubspot") if r["seq"] > seen]
     calls = Counter(r["path"].rsplit("/", 1)[-1] for r in after)
     archives = [r["record_count"] for r in after if r["path"].endswith("/batch/archive")]
     assert archives == [batch] and calls["read"] == 0, (calls, archives, harness.logs())
     assert not [r for r in after if r["status"] == 429]
+    async with httpx.AsyncClient(timeout=30) as client:
+        base = harness.sims.base_urls()["hubspot"]
+        views = [(await client.get(f"{base}/_sim/records/gone-{n}")).json()["record"] for n in range(batch)]
+    assert all(view["archived"] for view in views), views
+
+
+async def all_delivered(harness: Pipeline, changes: list[Any]) -> bool:
+    """Whether each change has a delivered outcome at HubSpot."""
+    done = {(o.record_id, o.version) for o in await outcomes(harness) if o.state == "delivered"}
+    return all((change.record_id, change.version) in done for change in changes)
