@@ -15,7 +15,8 @@ provider's dispatch topic never runs dry while measuring (the backlog left at th
 records/s ÷ (L × batch size), deletes included, counting the records requests carried (a delete of
 a record never sent is settled without a request: counted apart, ``deletes_without_request``);
 throttled answers are counted from the simulator's request log, in the window and over the run.
-Also per window: records delivered per request, requests per change settled (any terminal
+Also per window: records delivered per request (and ÷ batch size, ``request_fill``: the efficiency
+had every request slot been used), requests per change settled (any terminal
 outcome), the share of the quota (L × seconds) used, and what a delete costs: requests that delete
 or look a record up first, per delete settled. ``summary`` says per provider what to read first.
 """
@@ -81,12 +82,16 @@ async def run(bench: Bench, options: Options) -> Results:
 
 
 def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """What to read first, per provider: the median efficiency and cost of a delete, lookups and
-    throttled answers summed over the runs, and whether the lane was ever starved (a run that left
-    no backlog: its efficiency is a lower bound)."""
+    """What to read first, per provider: the median efficiency, and its two factors: how full the
+    requests were (``request_fill``: records per request ÷ batch size) and how much of the quota
+    was used (a worker short of CPU leaves the lane idle between its batches); the cost of a
+    delete, lookups and throttled answers summed over the runs, and whether the lane was ever
+    starved (a run that left no backlog: its efficiency is a lower bound)."""
     medians = medians_of(runs)
     return {
         "efficiency": medians["efficiency"],
+        "request_fill": medians.get("request_fill"),
+        "quota_used_pct": medians["quota_used_pct"],
         "requests_per_delete": medians.get("requests_per_delete"),
         "lookups_for_deletes": sum(run["lookups_for_deletes"] for run in runs),
         "deletes_without_request": sum(run["deletes_without_request"] for run in runs),
@@ -131,6 +136,7 @@ async def one_run(bench: Bench, provider: str, options: Options) -> dict[str, An
         "requests_per_s": round(len(in_window) / options.seconds, 2),
         "quota_used_pct": round(100 * len(in_window) / (limit * options.seconds), 1),
         "records_per_request": _ratio(len(delivered), len(in_window)),
+        "request_fill": _ratio(len(delivered), len(in_window) * batch),
         "requests_per_change": _ratio(len(in_window), len(settled)),
         "deletes_delivered": deleted,
         "deletes_without_request": len(unsent),
