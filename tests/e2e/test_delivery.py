@@ -331,9 +331,9 @@ async def test_a_record_created_and_deleted_before_it_was_delivered_costs_no_req
 async def test_deletes_under_a_limited_lane_are_gathered_into_one_full_archive(pipeline) -> None:
     """With HubSpot's lane used up by a backlog of upserts, deletes that reach the dispatcher in
     different batches wait for each other (longer than an upsert's 1 s linger): ten deletes spread
-    over 200 upserts go in one full batch/archive of ten by the kept ids, with no read first; every
+    over 200 upserts, behind 200 more, go in one full batch/archive of ten by the kept ids, with no read first; every
     change is delivered and the deleted contacts are archived at HubSpot. (With the deletes'
-    linger at the upserts' 1 s, the same run made archives of 1, 5 and 4.)"""
+    linger at the upserts' 1 s, the same run made archives of 6 and 4.)"""
     harness, exits = pipeline
     batch = 10
     everyone_to_hubspot = {contact_type: ["hubspot"] for contact_type in RoutingSettings().by_contact_type}
@@ -341,6 +341,9 @@ async def test_deletes_under_a_limited_lane_are_gathered_into_one_full_archive(p
         "CONTACTSYNC_PROVIDERS__HUBSPOT__RATE_PER_SECOND": "2",
         "CONTACTSYNC_PROVIDERS__HUBSPOT__BURST": "1",
         "CONTACTSYNC_PROVIDERS__HUBSPOT__BATCH_SIZE": str(batch),
+        # 50 s rather than the default's 20 s at this rate: the ten deletes come over about ten
+        # seconds of the lane, and a worker short of CPU must not let the first one's time run out.
+        "CONTACTSYNC_PROVIDERS__HUBSPOT__DELETE_LINGER_REQUESTS": "100",
         "CONTACTSYNC_ROUTING__BY_CONTACT_TYPE": json.dumps(everyone_to_hubspot),
     }
     await harness.start(exits, env=env)
@@ -350,12 +353,17 @@ async def test_deletes_under_a_limited_lane_are_gathered_into_one_full_archive(p
     await until(lambda: all_delivered(harness, doomed), "the first upserts delivered", harness)
     seen = max(r["seq"] for r in await sim_requests(harness, "hubspot"))
 
-    # 100 upserts first, so the lane is used up before the first delete comes; then a delete
-    # after every 20 upserts, so that each comes in another dispatch batch (40 events each).
-    busy = [plain_upsert(f"busy-{n}", seq=1) for n in range(100 + 20 * batch)]
+    # 200 upserts first (10 s of the lane), and only once HubSpot has their first request, a delete
+    # after every 20 upserts: the lane is used up and the dispatch batches (40 events) full when the
+    # deletes come, each in another batch. (Published together, a delete could come in the first,
+    # short batch: the topic's partitions interleave, and a short batch on a free lane waits for nothing.)
+    busy = [plain_upsert(f"busy-{n}", seq=1) for n in range(200 + 20 * batch)]
     deletes = [plain_delete(f"gone-{n}", seq=2, email=f"gone-{n}@example.com") for n in range(batch)]
-    mixed = busy[:100] + [e for n, d in enumerate(deletes) for e in (*busy[100 + 20 * n : 120 + 20 * n], d)]
-    await harness.publish(mixed)
+    await harness.publish(busy[:200])
+    await until(lambda: requests_after(harness, seen), "a first request of the upserts", harness)
+    rest = [e for n, d in enumerate(deletes) for e in (*busy[200 + 20 * n : 220 + 20 * n], d)]
+    await harness.publish(rest)
+    mixed = busy[:200] + rest
     await until(lambda: all_delivered(harness, mixed), "every change delivered", harness, timeout_s=180)
 
     after = [r for r in await sim_requests(harness, "hubspot") if r["seq"] > seen]
@@ -367,6 +375,10 @@ async def test_deletes_under_a_limited_lane_are_gathered_into_one_full_archive(p
         base = harness.sims.base_urls()["hubspot"]
         views = [(await client.get(f"{base}/_sim/records/gone-{n}")).json()["record"] for n in range(batch)]
     assert all(view["archived"] for view in views), views
+
+
+async def requests_after(harness: Pipeline, seq: int) -> bool:
+    return any(r["seq"] > seq for r in await sim_requests(harness, "hubspot"))
 
 
 async def all_delivered(harness: Pipeline, changes: list[Any]) -> bool:
