@@ -1,12 +1,14 @@
 """Stage 4, ``contacts.dispatch.<provider>`` → the provider: one dispatcher agent per provider.
 
 Each provider has its own agent, lane (rate limit share, throttle pause, breaker) and HTTP client,
-so a slow, throttled or failing provider never holds up the others. While the lane is saturated,
-the records that would make a short request wait for the next batches to fill it, unacknowledged
-meanwhile; once they have waited the lane's ``linger_s`` they go with the next batch, an empty one if
-nothing else comes. Settings changed at run time
-reach the lane at once; the next batch is chunked by the new batch size and, after any change, sent
-through a new client. (How many events a batch takes from Kafka stays as it was at the start.)
+so a slow, throttled or failing provider never holds up the others. While the lane is saturated
+(or the batch was full: more is waiting in Kafka), the records that would make a short request wait
+for the next batches to fill it, unacknowledged meanwhile; once they have waited the lane's
+``linger_s`` (deletes: ``delete_linger_requests`` of the lane's requests) they go with the next
+batch, an empty one if nothing else comes; at once when a rebalance or a stop begins. Settings
+changed at run time reach the lane at once; the next batch is chunked by the new batch size and,
+after any change, sent through a new client. (How many events a batch takes from Kafka stays as it
+was at the start.)
 """
 
 from __future__ import annotations
@@ -58,8 +60,10 @@ def dispatcher_agent(name: str) -> None:
         dispatcher = Dispatcher(
             new_client(lane), lane, context.topics.catalog, context.tables.delivered_version[name],
             write_ahead=lambda rows: produce_all(app, rows), request_of=request_grouping(name, lane.settings),
+            flushing=lambda: not app.flow_control.is_active(),
         )
         built_for = lane.generation
+        batch_max = lane.settings.batch_size * lane.settings.max_in_flight
 
         async def handle(events: Sequence[EventT[bytes]]) -> list[Outgoing]:
             nonlocal built_for
@@ -68,13 +72,14 @@ def dispatcher_agent(name: str) -> None:
                 dispatcher.provider, built_for = new_client(lane), lane.generation
             lane.set_share(assigned_share(topic))
             dispatcher.linger_s = lane.settings.linger_s
+            dispatcher.delete_linger_s = lane.seconds_for(lane.settings.delete_linger_requests)
             pending, dead = decode_each(events, f"{STAGE}-{name}", decode_pending, context.topics.catalog.dlq)
-            return dead + await dispatcher.dispatch(pending)
+            return dead + await dispatcher.dispatch(pending, more_waiting=len(events) >= batch_max)
 
         try:
             await run_stage(
                 app, stream, f"{STAGE}-{name}", handle,
-                faults=context.faults, batch_max=lane.settings.batch_size * lane.settings.max_in_flight,
+                faults=context.faults, batch_max=batch_max,
                 within_s=context.settings.batch_within_s, holder=dispatcher,
             )
         finally:

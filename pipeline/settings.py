@@ -149,8 +149,16 @@ class ProviderSettings(_Section):
     )
     linger_s: float = Field(
         default=1.0, ge=0, le=60,
-        description="While the lane's rate is used up (a request would wait for it anyway), longest the "
-        "records of a short request wait for the next batches to fill it (0: never).",
+        description="While the lane's rate is used up (a request would wait for it anyway) or a dispatch "
+        "batch came full (more is waiting), longest the records of a short request wait for the next "
+        "batches to fill it (0: never).",
+    )
+    delete_linger_requests: int = Field(
+        default=40, ge=0, le=10_000,
+        description="The same for a short request of deletes (and the lookup it may need), counted in the "
+        "lane's requests (40 at 9.5/s: 4.2 s). Deletes are a few in a hundred changes; a request of them "
+        "costs as much of the rate as a full one, so they go at most once in this many requests (0: as "
+        "linger_s).",
     )
 
 
@@ -186,6 +194,7 @@ class MailchimpSettings(ProviderSettings):
     )
     batch_size: int = Field(default=500, gt=0, le=500)
     max_in_flight: int = Field(default=4, gt=0, le=10)  # Mailchimp refuses an 11th connection
+    delete_linger_requests: int = Field(default=0, ge=0, le=10_000)  # one request per member: nothing to fill
     api_key: SecretStr = SecretStr("")
     list_id: str = "contacts"
 

@@ -49,6 +49,15 @@ from schemas.headers import to_headers
 log = structlog.get_logger(__name__)
 
 Item = Pending[EventT[bytes]]
+# While it carries records, how often the dispatcher asks for a batch (an empty one if nothing came)
+# to see whether a rebalance or a stop began: then it sends them at once (Faust waits for every event
+# in flight before it gives partitions up), so a delete's longer linger holds a rebalance no longer
+# than this.
+FLUSH_CHECK_S = 1.0
+
+
+def _never() -> bool:
+    return False
 
 
 @dataclass
@@ -59,7 +68,9 @@ class Dispatcher:
     delivered_version: faust.Table[bytes, bytes]  # record id (bytes) -> Delivered JSON: the version guard
     write_ahead: Callable[[list[Outgoing]], Awaitable[object]]  # produces rows before their requests
     linger_s: float = 0.0  # how long a record may wait for more to fill its request on a saturated lane
+    delete_linger_s: float = 0.0  # the same for a delete, when longer (a few in a hundred changes)
     request_of: RequestOf = by_operation  # which of the provider's calls carries a record
+    flushing: Callable[[], bool] = _never  # True while a rebalance or a stop is under way: nothing waits
     _carried: list[Item] = field(default_factory=list)  # records carried to the next batch, unacknowledged
     _carried_since: dict[int, float] = field(default_factory=dict)  # id(item) -> when it was first carried
     _carried_born: set[str] = field(default_factory=set)  # carried records born in the batch they came in
@@ -69,18 +80,27 @@ class Dispatcher:
         return [item.event for item in self._carried]
 
     def due_at(self) -> float | None:
-        """When the carried records go even if no other event comes (monotonic); None: none carried."""
-        return min(self._carried_since.values()) + self.linger_s if self._carried else None
+        """When the carried records go even if no other event comes (monotonic), or the next look
+        at ``flushing``, whichever is first; None: none carried."""
+        if not self._carried:
+            return None
+        due = min(self._carried_since[id(item)] + self._linger(item) for item in self._carried)
+        return min(due, time.monotonic() + FLUSH_CHECK_S)
 
-    async def dispatch(self, pending: Sequence[Item]) -> list[Outgoing]:
+    def _linger(self, item: Item) -> float:
+        """How long ``item`` may wait to fill its request: a delete the longer of the two lingers."""
+        return max(self.linger_s, self.delete_linger_s) if item.record.op == "delete" else self.linger_s
+
+    async def dispatch(self, pending: Sequence[Item], *, more_waiting: bool = False) -> list[Outgoing]:
         """Send what is newest, settle everything but the records carried to the next batch, and
-        return the messages that record it."""
+        return the messages that record it. ``more_waiting``: the batch was cut at its size, more
+        events are ready, so a short request may wait for them even if the lane has room this moment."""
         pending = [*self._still_ours(self._carried), *pending]  # the carried first: they were read first
         held = {item.record.record_id: self._held(item) for item in pending}  # one guard read per record
         to_send, superseded = select_newest(pending, lambda item: guard_version(held[item.record.record_id]))
         born = born_here(pending, self._carried_born)
         to_send, unsent = never_sent(to_send, lambda item: held[item.record.record_id], born)
-        to_send = self._carry(to_send)
+        to_send = self._carry(to_send, may_wait=(self.lane.saturated or more_waiting) and not self.flushing())
         self._carried_born = {item.record.record_id for item in self._carried} & born
         to_send = [replace(item, record=with_held_keys(item.record, held[item.record.record_id])) for item in to_send]
         await self.write_ahead(
@@ -103,19 +123,20 @@ class Dispatcher:
         now, which reads them again from its commit."""
         return [item for item in carried if item.event.message.generation_id == item.event.app.consumer_generation_id]
 
-    def _carry(self, to_send: list[Item]) -> list[Item]:
-        """Carry the records that would make a short request to the next batch while the lane is
-        saturated (a request would wait for the lane anyway), each for at most ``linger_s`` from the
+    def _carry(self, to_send: list[Item], *, may_wait: bool) -> list[Item]:
+        """Carry the records that would make a short request to the next batch while they ``may_wait``
+        (the lane is saturated, so a request would wait for it anyway, or more events are ready,
+        and no rebalance or stop is under way), each for at most its linger (``_linger``) from the
         end of the dispatch that first carried it (that dispatch waits for the lane, often longer
         than ``linger_s``, and no batch can fill the request meanwhile): a call whose short request
         holds a record that waited that long goes now. What to send now."""
         now = time.monotonic()
         _, carried = short_requests(
-            to_send, self.lane.settings.batch_size, may_wait=self.lane.saturated and self.linger_s > 0,
-            request_of=self.request_of,
+            to_send, self.lane.settings.batch_size, may_wait=may_wait, request_of=self.request_of,
         )
+        carried = [item for item in carried if self._linger(item) > 0]
         since = {id(item): self._carried_since.get(id(item), math.inf) for item in carried}  # inf: this dispatch's
-        due = {self.request_of(item.record) for item in carried if now - since[id(item)] >= self.linger_s}
+        due = {self.request_of(item.record) for item in carried if now - since[id(item)] >= self._linger(item)}
         self._carried = [item for item in carried if self.request_of(item.record) not in due]
         self._carried_since = {id(item): since[id(item)] for item in self._carried}
         return [item for item in to_send if id(item) not in self._carried_since]

@@ -131,6 +131,10 @@ class ProviderLane:
     def paused_for(self) -> float:
         return max(0.0, self._paused_until - time.monotonic())
 
+    def seconds_for(self, requests: int) -> float:
+        """How long this worker's share of the rate takes to start ``requests`` requests."""
+        return requests / (self.settings.rate_per_second * self.share)
+
     @property
     def saturated(self) -> bool:
         """Whether a request started now would have to wait: the lane is paused, or its share of the

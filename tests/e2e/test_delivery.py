@@ -326,3 +326,62 @@ async def test_a_record_created_and_deleted_before_it_was_delivered_costs_no_req
         for provider in providers:
             states = [by_version.get((record, provider, change.version)) for change in changes[3 * n : 3 * n + 3]]
             assert states == [("superseded", 0), ("superseded", 0), ("delivered", 0)], (record, provider, states)
+
+
+async def test_deletes_under_a_limited_lane_are_gathered_into_one_full_archive(pipeline) -> None:
+    """With HubSpot's lane used up by a backlog of upserts, deletes that reach the dispatcher in
+    different batches wait for each other (longer than an upsert's 1 s linger): ten deletes spread
+    over 200 upserts, behind 200 more, go in one full batch/archive of ten by the kept ids, with no read first; every
+    change is delivered and the deleted contacts are archived at HubSpot. (With the deletes'
+    linger at the upserts' 1 s, the same run made archives of 6 and 4.)"""
+    harness, exits = pipeline
+    batch = 10
+    everyone_to_hubspot = {contact_type: ["hubspot"] for contact_type in RoutingSettings().by_contact_type}
+    env = {
+        "CONTACTSYNC_PROVIDERS__HUBSPOT__RATE_PER_SECOND": "2",
+        "CONTACTSYNC_PROVIDERS__HUBSPOT__BURST": "1",
+        "CONTACTSYNC_PROVIDERS__HUBSPOT__BATCH_SIZE": str(batch),
+        # 50 s rather than the default's 20 s at this rate: the ten deletes come over about ten
+        # seconds of the lane, and a worker short of CPU must not let the first one's time run out.
+        "CONTACTSYNC_PROVIDERS__HUBSPOT__DELETE_LINGER_REQUESTS": "100",
+        "CONTACTSYNC_ROUTING__BY_CONTACT_TYPE": json.dumps(everyone_to_hubspot),
+    }
+    await harness.start(exits, env=env)
+    assert harness.sims is not None
+    doomed = [plain_upsert(f"gone-{n}", seq=1) for n in range(batch)]
+    await harness.publish(doomed)
+    await until(lambda: all_delivered(harness, doomed), "the first upserts delivered", harness)
+    seen = max(r["seq"] for r in await sim_requests(harness, "hubspot"))
+
+    # 200 upserts first (10 s of the lane), and only once HubSpot has their first request, a delete
+    # after every 20 upserts: the lane is used up and the dispatch batches (40 events) full when the
+    # deletes come, each in another batch. (Published together, a delete could come in the first,
+    # short batch: the topic's partitions interleave, and a short batch on a free lane waits for nothing.)
+    busy = [plain_upsert(f"busy-{n}", seq=1) for n in range(200 + 20 * batch)]
+    deletes = [plain_delete(f"gone-{n}", seq=2, email=f"gone-{n}@example.com") for n in range(batch)]
+    await harness.publish(busy[:200])
+    await until(lambda: requests_after(harness, seen), "a first request of the upserts", harness)
+    rest = [e for n, d in enumerate(deletes) for e in (*busy[200 + 20 * n : 220 + 20 * n], d)]
+    await harness.publish(rest)
+    mixed = busy[:200] + rest
+    await until(lambda: all_delivered(harness, mixed), "every change delivered", harness, timeout_s=180)
+
+    after = [r for r in await sim_requests(harness, "hubspot") if r["seq"] > seen]
+    calls = Counter(r["path"].rsplit("/", 1)[-1] for r in after)
+    archives = [r["record_count"] for r in after if r["path"].endswith("/batch/archive")]
+    assert archives == [batch] and calls["read"] == 0, (calls, archives, harness.logs())
+    assert not [r for r in after if r["status"] == 429]
+    async with httpx.AsyncClient(timeout=30) as client:
+        base = harness.sims.base_urls()["hubspot"]
+        views = [(await client.get(f"{base}/_sim/records/gone-{n}")).json()["record"] for n in range(batch)]
+    assert all(view["archived"] for view in views), views
+
+
+async def requests_after(harness: Pipeline, seq: int) -> bool:
+    return any(r["seq"] > seq for r in await sim_requests(harness, "hubspot"))
+
+
+async def all_delivered(harness: Pipeline, changes: list[Any]) -> bool:
+    """Whether each change has a delivered outcome at HubSpot."""
+    done = {(o.record_id, o.version) for o in await outcomes(harness) if o.state == "delivered"}
+    return all((change.record_id, change.version) in done for change in changes)

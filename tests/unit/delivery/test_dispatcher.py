@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.delivery.dispatcher import Dispatcher
+from pipeline.delivery.dispatcher import FLUSH_CHECK_S, Dispatcher
 from pipeline.delivery.rate_limit import ProviderLane
 from pipeline.errors import DeliveryError, PermanentError, RetryableError, ThrottledError
 from pipeline.kafka.dead_letters import now_ms
@@ -380,6 +380,67 @@ async def test_a_carried_record_waits_its_linger_from_the_end_of_the_dispatch_th
     assert provider.calls == [["a", "b"]] and due is not None and due >= ended + 0.2 - 0.01
     await dispatch.dispatch([])  # an empty batch at once: c has not waited its linger yet
     assert provider.calls == [["a", "b"]] and len(dispatch.held()) == 1
+
+
+async def test_a_short_request_of_deletes_waits_longer_than_one_of_upserts() -> None:
+    """On a saturated lane, a short request of upserts goes once ``linger_s`` passed (here at once),
+    while the deletes of the batch wait their longer linger for more deletes, their events held
+    back; the due time asked for is never further than the next look for a rebalance."""
+    saturated = ProviderLane("hubspot", HubSpotSettings(rate_per_second=0.001, burst=1, batch_size=2))
+    provider = ScriptedProvider(saturated, delivered, admitted=False)
+    dispatch, _ = dispatcher(provider, linger_s=0.0)
+    dispatch.delete_linger_s = 60.0
+    await saturated.admit_request()
+    first = await dispatch.dispatch([pending("a", offset=0), pending("b", offset=1), pending("c", offset=2),
+                                     pending("d1", offset=3, op="delete")])
+    assert provider.calls == [["a", "b"], ["c"]] and ("d1", 1) not in outcomes(first)
+    assert [event.message.offset for event in dispatch.held()] == [3]
+    due = dispatch.due_at()
+    assert due is not None and due <= time.monotonic() + FLUSH_CHECK_S
+
+    await dispatch.dispatch([])  # the poll: d1 has not waited its linger yet
+    assert provider.calls == [["a", "b"], ["c"]]
+    second = await dispatch.dispatch([pending("d2", offset=4, op="delete")])
+    assert provider.calls[-1] == ["d1", "d2"] and dispatch.held() == []  # a full request of deletes
+    assert outcomes(second) == {("d1", 1): ("delivered", 1), ("d2", 1): ("delivered", 1)}
+
+    await dispatch.dispatch([pending("d3", offset=5, op="delete")])
+    dispatch.delete_linger_s = 0.0  # the linger has passed
+    await dispatch.dispatch([])
+    assert provider.calls[-1] == ["d3"] and dispatch.held() == []
+
+
+async def test_a_short_request_of_a_full_batch_waits_even_when_the_lane_has_room() -> None:
+    """A batch cut at its size means more events are ready: its short request waits for them (a
+    worker slower than its lane must not spend the room on short requests); a batch that was not
+    full, on a lane with room, sends everything at once."""
+    provider = ScriptedProvider(lane(batch_size=2), delivered)
+    dispatch, _ = dispatcher(provider, linger_s=5.0)
+    await dispatch.dispatch([pending("a", offset=0), pending("b", offset=1), pending("c", offset=2)],
+                            more_waiting=True)
+    assert provider.calls == [["a", "b"]] and [event.message.offset for event in dispatch.held()] == [2]
+    await dispatch.dispatch([pending("d", offset=3)])
+    assert provider.calls == [["a", "b"], ["c", "d"]] and dispatch.held() == []
+    await dispatch.dispatch([pending("e", offset=4)])
+    assert provider.calls[-1] == ["e"] and dispatch.held() == []
+
+
+async def test_carried_records_go_at_once_when_a_rebalance_or_a_stop_begins() -> None:
+    """Faust waits for every event in flight before it gives partitions up: once a rebalance or a
+    stop is under way, carried deletes are sent with the next (empty) batch, their linger or not."""
+    saturated = ProviderLane("hubspot", HubSpotSettings(rate_per_second=0.001, burst=1, batch_size=2))
+    provider = ScriptedProvider(saturated, delivered, admitted=False)
+    stopping = False
+    dispatch, _ = dispatcher(provider, linger_s=60.0)
+    dispatch.delete_linger_s, dispatch.flushing = 600.0, lambda: stopping
+    await saturated.admit_request()
+    await dispatch.dispatch([pending("a", offset=0), pending("b", offset=1), pending("d1", offset=2, op="delete")])
+    assert [event.message.offset for event in dispatch.held()] == [2]
+
+    stopping = True
+    last = await dispatch.dispatch([])
+    assert provider.calls == [["a", "b"], ["d1"]] and dispatch.held() == [] and dispatch.due_at() is None
+    assert outcomes(last) == {("d1", 1): ("delivered", 1)}
 
 
 class SlowProvider(ScriptedProvider):

@@ -70,6 +70,14 @@ async def test_half_share_halves_the_rate() -> None:
     assert time.monotonic() - began >= 0.9
 
 
+def test_a_number_of_requests_takes_the_workers_share_of_the_rate() -> None:
+    """How long a lane takes to start N requests: N ÷ (rate × this worker's share)."""
+    lane = ProviderLane("hubspot", HubSpotSettings(rate_per_second=2))
+    assert lane.seconds_for(40) == 20.0
+    lane.set_share(0.5)
+    assert lane.seconds_for(40) == 40.0
+
+
 async def test_pause_holds_calls_until_it_is_over() -> None:
     """After a throttling answer no call starts before the pause ends."""
     lane = ProviderLane("hubspot", HubSpotSettings(rate_per_second=100, burst=10))
