@@ -28,7 +28,10 @@ from pipeline.kafka.tables import rows_of
 def get_row(table: faust.Table[bytes, bytes], event: EventT[bytes], key: bytes) -> bytes | None:
     """The value under ``key`` in ``event``'s partition, if any."""
     with rows_of(event), _store_of(table):
-        value: bytes | None = table.get(key)
+        try:  # the store itself: the table's get() looks the key up twice (is it there, then its value)
+            value: bytes = table.data[key]
+        except KeyError:
+            return None
     return value
 
 

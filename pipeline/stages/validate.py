@@ -61,6 +61,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+import pydantic_core
 from pydantic import ValidationError
 
 from pipeline.errors import InvalidEventError, invalid_event
@@ -109,11 +110,7 @@ def replaced_record(headers: Sequence[tuple[str, bytes | None]], mapping: Source
 def _decode(value: bytes | None, captured_at_ms: int, offset: int, mapping: SourceMapping) -> ContactChange | None:
     if value is None:
         return None
-    text = limited_text(value)
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidEventError(f"undecodable JSON: {exc}") from None
+    document = _parsed(limited_text(value))
     if not isinstance(document, dict):
         raise InvalidEventError(f"expected a JSON object, got {type(document).__name__}")
     payload = document.get("payload", document)
@@ -128,6 +125,20 @@ def _decode(value: bytes | None, captured_at_ms: int, offset: int, mapping: Sour
         return _from_plain(PlainChange.model_validate(document), captured_at_ms, mapping)
     except ValidationError as exc:
         raise invalid_event(exc) from None
+
+
+def _parsed(text: str) -> Any:
+    """``text`` parsed as JSON, as ``json.loads`` parses it. pydantic's parser first, at half the cost;
+    what it refuses goes to ``json.loads``, which either takes it (a lone surrogate escape, refused
+    later with its own reason) or says why not."""
+    try:
+        return pydantic_core.from_json(text)
+    except ValueError:
+        pass
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidEventError(f"undecodable JSON: {exc}") from None
 
 
 def _not_a_change(payload: dict[str, Any]) -> bool:
