@@ -24,9 +24,10 @@ log = structlog.get_logger(__name__)
 EXIT_PRODUCE_FAILED = 75  # EX_TEMPFAIL: a supervisor restarts the worker, which resumes from its last commit
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass is built at twice the cost, ~9 times per change
 class Outgoing:
-    """One message to produce; the partition is the key's unless set (table changelogs set it)."""
+    """One message to produce; the partition is the key's unless set (table changelogs set it).
+    Never changed once built."""
 
     topic: str
     key: bytes | None

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import faust
+from faust.stores import rocksdb
 from faust.types import TP, EventT, RecordMetadata
 
 from pipeline.errors import WorkerFaultError
@@ -27,12 +28,13 @@ from pipeline.kafka.tables import rows_of
 
 def get_row(table: faust.Table[bytes, bytes], event: EventT[bytes], key: bytes) -> bytes | None:
     """The value under ``key`` in ``event``'s partition, if any."""
-    with rows_of(event), _store_of(table):
-        try:  # the store itself: the table's get() looks the key up twice (is it there, then its value)
-            value: bytes = table.data[key]
-        except KeyError:
-            return None
-    return value
+    with _store_of(table):
+        store = table.data
+        if isinstance(store, rocksdb.Store):
+            value: bytes | None = store._db_for_partition(event.message.partition).get(key)
+            return value
+        with rows_of(event):
+            return store.get(key)
 
 
 def set_row(table: faust.Table[bytes, bytes], event: EventT[bytes], key: bytes, value: bytes) -> Outgoing:
@@ -40,8 +42,15 @@ def set_row(table: faust.Table[bytes, bytes], event: EventT[bytes], key: bytes, 
     (OutputTooLargeError, before storing anything, if the producer could not send it)."""
     changelog = _changelog(table, event, key, value)
     require_fit([changelog], request_limit(table.app))
-    with rows_of(event), _store_of(table):
-        table.data[key] = value
+    with _store_of(table):
+        store = table.data
+        partition = event.message.partition
+        if isinstance(store, rocksdb.Store):
+            store._db_for_partition(partition).put(key, value)
+            store._key_index[key] = partition  # where the web views, outside any event, look the key up
+        else:
+            with rows_of(event):
+                store[key] = value
     return changelog
 
 
