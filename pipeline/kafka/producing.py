@@ -74,10 +74,17 @@ async def produce_all(app: faust.App, messages: Sequence[Outgoing]) -> list[Reco
         return []
     producer = app.producer._ensure_producer()  # type: ignore[attr-defined]  # Faust's aiokafka producer
     by_partition: dict[tuple[str, int], list[int]] = {}
+    partitions_of: dict[str, tuple[list[int], list[int]]] = {}  # all, available: read once per topic
+    cluster = producer.client.cluster
     for topic in {message.topic for message in messages}:
         await producer.client._wait_on_metadata(topic)
+        partitions_of[topic] = (
+            list(cluster.partitions_for_topic(topic)), list(cluster.available_partitions_for_topic(topic))
+        )
     for index, message in enumerate(messages):
-        partition = producer._partition(message.topic, message.partition, message.key, None, message.key, None)
+        partition = message.partition
+        if partition is None:  # as send() picks it (the producer's _partition), the topic's partitions read once
+            partition = producer._partitioner(message.key, *partitions_of[message.topic])
         by_partition.setdefault((message.topic, partition), []).append(index)
     sent: list[tuple[asyncio.Future[RecordMetadata], list[int]]] = []
     for (topic, partition), indices in by_partition.items():
