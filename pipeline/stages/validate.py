@@ -67,7 +67,7 @@ from pydantic import ValidationError
 from pipeline.errors import InvalidEventError, invalid_event
 from pipeline.stages.event_limits import limited_text
 from pipeline.stages.source_mapping import IDENTITY, TEXT_FIELDS, SourceMapping
-from schemas.cdc import ContactRow, DebeziumChange, DebeziumEnvelope, DebeziumSource, PlainChange
+from schemas.cdc import ContactFields, ContactRow, DebeziumChange, DebeziumEnvelope, DebeziumSource, PlainChange
 from schemas.contact import Contact, ContactChange
 
 UNAVAILABLE = "__debezium_unavailable_value"  # Debezium's unavailable.value.placeholder default
@@ -234,5 +234,5 @@ def _change(
 def _contact(row: ContactRow) -> Contact:
     if row.email is not None and row.email.strip() and not _EMAIL.match(row.email.strip()):
         raise InvalidEventError(f"record {row.id}: email is not a valid address")
-    return Contact(**row.model_dump(exclude={"id"}), id=str(row.id))
+    return Contact(**{name: getattr(row, name) for name in ContactFields.model_fields}, id=str(row.id))
 
