@@ -30,7 +30,9 @@ def route_event(event: EventT[bytes]) -> list[Outgoing]:
     outgoing: list[Outgoing] = []
     for provider in transformed.targets:
         try:
-            record = MAPPERS[provider](change).model_copy(update={"dropped_fields": dropped})
+            record = MAPPERS[provider](change)
+            if dropped:
+                record = record.model_copy(update={"dropped_fields": dropped})
         except PermanentError as exc:
             outgoing += [
                 dead_letter(context.topics.catalog.dlq, event, STAGE, exc, provider=provider),

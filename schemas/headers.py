@@ -5,8 +5,9 @@ Metadata travels in headers so that a dead-lettered or retried message keeps its
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from pydantic import BaseModel
 
@@ -30,4 +31,13 @@ def from_headers(cls: type[M], headers: Sequence[tuple[str, bytes]] | None) -> M
         for name, value in headers or ()
         if name.startswith(HEADER_PREFIX)
     }
+    if not fields:  # most messages carry none (a first delivery has no retry state)
+        return cast(M, _defaults(cls))  # functools.cache loses the type
     return cls.model_validate({k: v for k, v in fields.items() if k in cls.model_fields})
+
+
+@functools.cache
+def _defaults(cls: type[BaseModel]) -> BaseModel:
+    """``cls`` with every field at its default (a ValidationError if some field has none): one instance
+    per class, shared, as our models are frozen."""
+    return cls.model_validate({})

@@ -2,6 +2,7 @@
 
 ``pipeline.kafka.transport`` overrides private hooks of Faust's consumer and reads its private
 bookkeeping to keep commits safe; ``pipeline.kafka.tables`` sets Faust's current-event variable;
+``pipeline.kafka.table_rows`` reads and writes the RocksDB database of a table's partition itself;
 ``pipeline.kafka.transport`` also takes a stage's fetched records before Faust's fetch loop sees them.
 All of them live in this package and nowhere else. If a Faust upgrade renamed one of them, Faust
 would silently stop calling our override and the message loss it prevents would return, so a worker
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import faust
 import faust.streams
+from faust.stores import rocksdb
 from faust.transport import conductor, consumer
 
 from pipeline.errors import ConfigError
@@ -31,6 +33,8 @@ def missing_internals() -> list[str]:
         missing.append("Conductor._tp_index")
     if not hasattr(faust.streams, "_current_event"):
         missing.append("faust.streams._current_event")
+    if not _defines(rocksdb.Store, "_db_for_partition"):
+        missing.append("faust.stores.rocksdb.Store._db_for_partition")
     return missing
 
 

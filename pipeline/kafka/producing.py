@@ -24,9 +24,10 @@ log = structlog.get_logger(__name__)
 EXIT_PRODUCE_FAILED = 75  # EX_TEMPFAIL: a supervisor restarts the worker, which resumes from its last commit
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass is built at twice the cost, ~9 times per change
 class Outgoing:
-    """One message to produce; the partition is the key's unless set (table changelogs set it)."""
+    """One message to produce; the partition is the key's unless set (table changelogs set it).
+    Never changed once built."""
 
     topic: str
     key: bytes | None
@@ -46,9 +47,16 @@ def message_size(message: Outgoing) -> int:
     return int(DefaultRecordBatchBuilder.estimate_size_in_bytes(message.key, message.value, message.headers))
 
 
+# What a record batch of one record adds to its key and value, at most (each length a varint of at most
+# 5 bytes): a message whose key and value leave this much room fits without adding its size up.
+_MOST_OVERHEAD = DefaultRecordBatchBuilder.estimate_size_in_bytes(None, None, []) + 8
+
+
 def require_fit(messages: Iterable[Outgoing], limit: int) -> None:
     """OutputTooLargeError if any message is larger than ``limit`` bytes, which the producer would refuse."""
     for message in messages:
+        if not message.headers and len(message.key or b"") + len(message.value or b"") + _MOST_OVERHEAD <= limit:
+            continue
         size = message_size(message)
         if size > limit:
             raise OutputTooLargeError(
@@ -73,10 +81,17 @@ async def produce_all(app: faust.App, messages: Sequence[Outgoing]) -> list[Reco
         return []
     producer = app.producer._ensure_producer()  # type: ignore[attr-defined]  # Faust's aiokafka producer
     by_partition: dict[tuple[str, int], list[int]] = {}
+    partitions_of: dict[str, tuple[list[int], list[int]]] = {}  # all, available: read once per topic
+    cluster = producer.client.cluster
     for topic in {message.topic for message in messages}:
         await producer.client._wait_on_metadata(topic)
+        partitions_of[topic] = (
+            list(cluster.partitions_for_topic(topic)), list(cluster.available_partitions_for_topic(topic))
+        )
     for index, message in enumerate(messages):
-        partition = producer._partition(message.topic, message.partition, message.key, None, message.key, None)
+        partition = message.partition
+        if partition is None:  # as send() picks it (the producer's _partition), the topic's partitions read once
+            partition = producer._partitioner(message.key, *partitions_of[message.topic])
         by_partition.setdefault((message.topic, partition), []).append(index)
     sent: list[tuple[asyncio.Future[RecordMetadata], list[int]]] = []
     for (topic, partition), indices in by_partition.items():
@@ -91,8 +106,12 @@ async def produce_all(app: faust.App, messages: Sequence[Outgoing]) -> list[Reco
     acked = await asyncio.gather(*(future for future, _ in sent))
     metadata: list[RecordMetadata] = [None] * len(messages)  # type: ignore[list-item]  # every slot is set below
     for batch_metadata, (_, indices) in zip(acked, sent, strict=True):
+        # aiokafka's RecordMetadata (Faust's type names six of its seven fields), built whole: twice as
+        # fast as _replace, which was 1.7 % of a worker's CPU
+        topic, partition, tp, first, *rest = batch_metadata
+        of_message = type(batch_metadata)
         for position, index in enumerate(indices):
-            metadata[index] = batch_metadata._replace(offset=batch_metadata.offset + position)
+            metadata[index] = of_message(topic, partition, tp, first + position, *rest)  # type: ignore[arg-type]
     return metadata
 
 

@@ -33,7 +33,6 @@ from pipeline.kafka.batches import Holder, batches
 from pipeline.kafka.dead_letters import dead_letter, error_text
 from pipeline.kafka.producing import Outgoing, fail_stop, produce_all, request_limit, require_fit
 from pipeline.kafka.table_rows import remember_changelog_offsets
-from pipeline.kafka.tables import rows_of
 from pipeline.kafka.worker_faults import FaultBook, Segment
 
 log = structlog.get_logger(__name__)
@@ -100,13 +99,13 @@ def is_worker_fault(error: BaseException) -> bool:
 def decode_each(
     events: Sequence[EventT[bytes]], stage: str, decode: Callable[[EventT[bytes]], T], dlq_topic: str
 ) -> tuple[list[T], list[Outgoing]]:
-    """``decode`` every event (inside its own table partition); dead-letter those that fail."""
+    """``decode`` every event; dead-letter those that fail. (A table row is read and written in its
+    event's partition by ``pipeline.kafka.table_rows``.)"""
     decoded: list[T] = []
     dead: list[Outgoing] = []
     for event in events:
         try:
-            with rows_of(event):
-                decoded.append(decode(event))
+            decoded.append(decode(event))
         except Exception as error:
             if is_worker_fault(error):
                 raise

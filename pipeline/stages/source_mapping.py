@@ -10,6 +10,7 @@ a table's own columns, wherever a command knows the table (``problems_with_table
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -48,8 +49,12 @@ class SourceMapping(BaseModel):
     columns: SourceColumns = SourceColumns()
     contact_types: Annotated[dict[str, str], BeforeValidator(_keys_as_text)] = {}
 
-    def column_of(self) -> dict[str, str]:
+    def column_of(self) -> Mapping[str, str]:
         """Field name -> column, for the fields the table has."""
+        return self._column_of
+
+    @functools.cached_property  # read for every CDC event; the mapping is frozen
+    def _column_of(self) -> dict[str, str]:
         return {name: column for name, column in self.columns.model_dump().items() if column is not None}
 
     @property

@@ -35,7 +35,7 @@ def transform(
     A platform's unsubscribe holds against the source's changes that leave the subscription alone.
     """
     filled, unknown = _with_known_values(change, known)
-    if change.contact is not None:
+    if change.contact is not None and filled is not change.contact:
         change = change.model_copy(update={"contact": filled})
     change, unsubscribed_by, source_subscribed = keep_unsubscribed(change, known)
     contact = change.contact or (known.contact if known else None)

@@ -61,12 +61,13 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+import pydantic_core
 from pydantic import ValidationError
 
 from pipeline.errors import InvalidEventError, invalid_event
 from pipeline.stages.event_limits import limited_text
 from pipeline.stages.source_mapping import IDENTITY, TEXT_FIELDS, SourceMapping
-from schemas.cdc import ContactRow, DebeziumChange, DebeziumEnvelope, DebeziumSource, PlainChange
+from schemas.cdc import ContactFields, ContactRow, DebeziumChange, DebeziumEnvelope, DebeziumSource, PlainChange
 from schemas.contact import Contact, ContactChange
 
 UNAVAILABLE = "__debezium_unavailable_value"  # Debezium's unavailable.value.placeholder default
@@ -109,11 +110,7 @@ def replaced_record(headers: Sequence[tuple[str, bytes | None]], mapping: Source
 def _decode(value: bytes | None, captured_at_ms: int, offset: int, mapping: SourceMapping) -> ContactChange | None:
     if value is None:
         return None
-    text = limited_text(value)
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidEventError(f"undecodable JSON: {exc}") from None
+    document = _parsed(limited_text(value))
     if not isinstance(document, dict):
         raise InvalidEventError(f"expected a JSON object, got {type(document).__name__}")
     payload = document.get("payload", document)
@@ -128,6 +125,20 @@ def _decode(value: bytes | None, captured_at_ms: int, offset: int, mapping: Sour
         return _from_plain(PlainChange.model_validate(document), captured_at_ms, mapping)
     except ValidationError as exc:
         raise invalid_event(exc) from None
+
+
+def _parsed(text: str) -> Any:
+    """``text`` parsed as JSON, as ``json.loads`` parses it. pydantic's parser first, at half the cost;
+    what it refuses goes to ``json.loads``, which either takes it (a lone surrogate escape, refused
+    later with its own reason) or says why not."""
+    try:
+        return pydantic_core.from_json(text)
+    except ValueError:
+        pass
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidEventError(f"undecodable JSON: {exc}") from None
 
 
 def _not_a_change(payload: dict[str, Any]) -> bool:
@@ -223,5 +234,5 @@ def _change(
 def _contact(row: ContactRow) -> Contact:
     if row.email is not None and row.email.strip() and not _EMAIL.match(row.email.strip()):
         raise InvalidEventError(f"record {row.id}: email is not a valid address")
-    return Contact(**row.model_dump(exclude={"id"}), id=str(row.id))
+    return Contact(**{name: getattr(row, name) for name in ContactFields.model_fields}, id=str(row.id))
 

@@ -62,3 +62,14 @@ def test_require_fit_names_the_topic_and_both_sizes() -> None:
     require_fit([Outgoing("t", b"k", b"x" * 100)], 1_000)
     with pytest.raises(OutputTooLargeError, match=r"its output to t would be 2\d{3} bytes, .*max_request_size 1000\)"):
         require_fit([Outgoing("t", b"k", b"x" * 100), Outgoing("t", b"k", b"x" * 2_000)], 1_000)
+
+
+@pytest.mark.parametrize("headers", [[], [("contactsync.attempts", b"1")]])
+def test_require_fit_takes_a_message_of_exactly_the_limit_and_refuses_one_byte_more(
+    headers: list[tuple[str, bytes]],
+) -> None:
+    """The limit is the producer's own size of the message, to the byte, with or without headers."""
+    exact = message_size(Outgoing("t", b"key", b"x" * 5_000, headers))
+    require_fit([Outgoing("t", b"key", b"x" * 5_000, headers)], exact)
+    with pytest.raises(OutputTooLargeError):
+        require_fit([Outgoing("t", b"key", b"x" * 5_000, headers)], exact - 1)

@@ -3,11 +3,14 @@ recovery resumes reading the changelog."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from faust.types import TP, RecordMetadata
 
 from pipeline.kafka.producing import Outgoing
-from pipeline.kafka.table_rows import delete_row, remember_changelog_offsets, set_row
+from pipeline.kafka.table_rows import delete_row, get_row, remember_changelog_offsets, set_row
 from tests.unit.kafka.doubles import Event, MemoryTable, Message
+from tests.unit.kafka.test_rocksdb_store import worker_tables
 
 CHANGELOG = "t.contactsync-delivered-version.hubspot-changelog"
 
@@ -70,3 +73,20 @@ def test_remember_changelog_offsets_keeps_the_newest_offset_per_changelog_partit
     assert guard.data.persisted == {TP(CHANGELOG, 0): 12, TP(CHANGELOG, 1): 3}
     assert status.data.persisted == {TP("t.contactsync-record-status-changelog", 0): 7}
     assert (guard.data.persist_calls, status.data.persist_calls) == (2, 1)
+
+
+def test_rows_of_a_rocksdb_table_live_in_the_database_of_their_events_partition(tmp_path: Path) -> None:
+    """A row is written to and read from the RocksDB database of its event's partition (the one Faust
+    recovers from that partition's changelog), and Faust finds it outside any event, as the web views
+    read it."""
+    table = worker_tables(tmp_path).status
+
+    set_row(table, event(partition=4), b"r1", b"row-1")
+
+    assert get_row(table, event(partition=4), b"r1") == b"row-1"
+    assert get_row(table, event(partition=4), b"r2") is None
+    assert table.data._db_for_partition(4).get(b"r1") == b"row-1"
+    assert table.data._db_for_partition(3).get(b"r1") is None
+    assert table.get(b"r1") == b"row-1"
+    delete_row(table, event(partition=4), b"r1")
+    assert get_row(table, event(partition=4), b"r1") is None
