@@ -8,7 +8,9 @@ by name (``contactsync worker`` runs ``pipeline.app:app``). It builds the worker
 from __future__ import annotations
 
 from pipeline.context import build_context
+from pipeline.freed_memory import RELEASE_INTERVAL_S, release_freed_memory
 from pipeline.settings import Settings
 
 context = build_context(Settings())
 app = context.app
+app.timer(interval=RELEASE_INTERVAL_S)(release_freed_memory)

@@ -65,6 +65,9 @@ def create_app(settings: Settings) -> tuple[faust.App, StageTopics, StageTables]
         # it was (214 against 213 MB): the inbox is not what holds a worker's memory.
         stream_buffer_maxsize=8192,
         broker_max_poll_records=500,
+        # What one fetch may bring of each partition (Faust's default 1 MiB), held until the stages
+        # take it; a larger message still comes whole. 256 KiB: see benchmarks/README.md, "Memory".
+        consumer_max_fetch_size=256 * 1024,
     )
 
     def raw_topic(*names: str) -> faust.TopicT:

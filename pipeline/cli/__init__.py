@@ -46,6 +46,9 @@ def load_catalog(settings: Settings) -> TopicCatalog:
 
 def main() -> None:
     """Entry point: run the command; a ConfigError or KafkaError is one line on stderr and exit code 2."""
+    # Every command's module is imported, `worker` too, and a worker keeps what they import for its
+    # lifetime: what only one command needs and weighs (psycopg 9 MB, the simulators' jsonschema 3 MB)
+    # is imported inside that command.
     from pipeline.cli import (  # noqa: F401  (registers the command groups)
         admin,
         apply,

@@ -11,7 +11,6 @@ from pipeline.cli import app, load_catalog, load_settings
 from pipeline.dev.local_connect import LocalConnect
 from pipeline.errors import ConfigError
 from pipeline.kafka.topic_admin import require_topics
-from pipeline.ops import cdc_connector
 from pipeline.stages.source_mapping import load_source_mapping
 
 connect_app = typer.Typer(
@@ -58,6 +57,8 @@ def register(
 ) -> None:
     """Register (or update) the connector for TABLE: its columns are checked against the source mapping
     first, one line per problem; registering again changes nothing."""
+    from pipeline.ops import cdc_connector  # here, not at the top: psycopg (see main)
+
     settings = load_settings()
     mapping = load_source_mapping(settings.source.mapping)
     problems = cdc_connector.table_problems(dsn, table, mapping)
@@ -78,6 +79,8 @@ def status(
     url: str = typer.Option(None, help="The Connect REST API (default: the local worker's)."),
 ) -> None:
     """The worker, the connector's and its tasks' states, and the slot's lag; exit 1 unless all run."""
+    from pipeline.ops import cdc_connector  # here, not at the top: psycopg (see main)
+
     settings = load_settings()
     worker = LocalConnect(settings.local_connect, settings.local_kafka)
     state = worker.status()

@@ -10,7 +10,6 @@ from typing import Any
 import typer
 
 from pipeline.cli import app, load_settings
-from pipeline.dev.demo import DemoOptions, run_demo
 from pipeline.errors import ConfigError
 from pipeline.logging import configure_logging
 from pipeline.settings import Settings
@@ -45,6 +44,8 @@ def demo(
     if source is Source.postgres:
         summary = _postgres_demo(settings, rows, changes, rate, seed, timeout)
     else:
+        from pipeline.dev.demo import DemoOptions, run_demo  # here, not at the top: jsonschema (see main)
+
         options = DemoOptions(events, records, invalid_ratio, seed, timeout, steady_rate, steady_seconds)
         summary = asyncio.run(run_demo(settings, options))
     if as_json:

@@ -11,15 +11,16 @@ import asyncio
 import json
 import signal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
 
 from pipeline.cli import app
-from pipeline.dev.simulators.config import PROVIDERS, SimulatorsConfig, merged
-from pipeline.dev.simulators.runner import run_simulators
 from pipeline.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pipeline.dev.simulators.config import SimulatorsConfig
 
 
 @app.command()
@@ -39,6 +40,8 @@ def simulate(
     ] = None,
 ) -> None:
     """Run local simulators of HubSpot, Salesforce and Mailchimp."""
+    from pipeline.dev.simulators.config import PROVIDERS  # here, not at the top: jsonschema (see main)
+
     chosen = only or list(PROVIDERS)
     unknown = sorted(set(chosen) - set(PROVIDERS))
     if unknown:
@@ -52,6 +55,8 @@ def build_config(
     path: Path | None, *, seed: int | None, latency_ms: float | None, jitter_ms: float | None, assignments: list[str]
 ) -> SimulatorsConfig:
     """The config file (or defaults) with the command-line overrides applied; ConfigError if wrong."""
+    from pipeline.dev.simulators.config import PROVIDERS, SimulatorsConfig, merged
+
     changes: dict[str, Any] = {}
     for name in PROVIDERS:
         provider: dict[str, Any] = {}
@@ -87,6 +92,8 @@ def _assign(changes: dict[str, Any], assignment: str) -> None:
 
 
 async def _serve(config: SimulatorsConfig, only: list[str], host: str, ports: dict[str, int]) -> None:
+    from pipeline.dev.simulators.runner import run_simulators
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -15,6 +15,7 @@ from pydantic import TypeAdapter, ValidationError
 from pipeline.cli import app, load_catalog, load_settings
 from pipeline.cli.worker_claims import check_web_port, data_dir_lock
 from pipeline.errors import ConfigError
+from pipeline.freed_memory import map_large_blocks_apart
 from pipeline.kafka import faust_internals, topic_admin
 from pipeline.logging import configure_logging
 from pipeline.providers import check_credentials
@@ -70,6 +71,7 @@ def worker(
                 "no admin API key: the /admin endpoints and record retries refuse every request",
                 setting="CONTACTSYNC_ADMIN__API_KEYS",
             )
+        map_large_blocks_apart()
         from pipeline.app import app as faust_app  # the app reads settings at import: only now
 
         _Worker(
