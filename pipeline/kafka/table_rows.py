@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import faust
+import rocksdict
 from faust.stores import rocksdb
 from faust.types import TP, EventT, RecordMetadata
 
@@ -32,12 +33,12 @@ from pipeline.kafka.tables import rows_of
 def get_row(table: faust.Table[bytes, bytes], event: EventT[bytes], key: bytes) -> bytes | None:
     """The value under ``key`` in ``event``'s partition, if any."""
     with _store_of(table):
-        store = table.data
-        if isinstance(store, rocksdb.Store):
-            value: bytes | None = store._db_for_partition(event.message.partition).get(key)
+        database = _partition_database(table, event)
+        if database is not None:
+            value: bytes | None = database.get(key)
             return value
         with rows_of(event):
-            return store.get(key)
+            return table.data.get(key)
 
 
 def set_row(table: faust.Table[bytes, bytes], event: EventT[bytes], key: bytes, value: bytes) -> Outgoing:
@@ -46,16 +47,22 @@ def set_row(table: faust.Table[bytes, bytes], event: EventT[bytes], key: bytes, 
     changelog = _changelog(table, event, key, value)
     require_fit([changelog], request_limit(table.app))
     with _store_of(table):
-        store = table.data
-        partition = event.message.partition
-        if isinstance(store, rocksdb.Store):
+        database = _partition_database(table, event)
+        if database is not None:
             # (Faust's own writes also note the key's partition in a small cache, ``_key_index``; a read
             # outside any event, such as a web view's, looks in every partition's database without it)
-            store._db_for_partition(partition).put(key, value)
+            database.put(key, value)
         else:
             with rows_of(event):
-                store[key] = value
+                table.data[key] = value
     return changelog
+
+
+def _partition_database(table: faust.Table[bytes, bytes], event: EventT[bytes]) -> rocksdict.Rdict | None:
+    """The RocksDB database of ``event``'s partition, when ``table`` keeps its rows in RocksDB; None
+    for another store (the in-memory one of tests), read through Faust."""
+    store = table.data
+    return store._db_for_partition(event.message.partition) if isinstance(store, rocksdb.Store) else None
 
 
 def delete_row(table: faust.Table[bytes, bytes], event: EventT[bytes], key: bytes) -> Outgoing:
