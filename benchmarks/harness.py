@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
@@ -26,6 +28,7 @@ from benchmarks.offsets import delete_topics, edge_timestamps, group_lag
 from benchmarks.report import environment, kafka_version
 from pipeline.dev.cdc_generator import GeneratedEvent
 from pipeline.dev.demo import free_port, wait_until_settled
+from pipeline.dev.jvm_process import stop_process
 from pipeline.dev.local_kafka import LocalKafka, with_free_ports
 from pipeline.dev.local_stack import StackConfig, WorkerProcess, wait_until_consuming
 from pipeline.dev.simulators.config import PROVIDERS, LatencyConfig, SimulatorsConfig
@@ -39,6 +42,8 @@ UNLIMITED = 1_000_000_000
 WORKER_JOIN_TIMEOUT_S = 120.0
 COMMIT_WAIT_S = 10.0
 STALL_S = 30.0  # no new outcome for this long, and nothing uncommitted: the rest is lost
+CHILD_STOP_S = 30.0  # a process asked to stop (SIGTERM) is killed after this long
+STOPPING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # what stops a benchmark
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,50 @@ class Bench:
 @contextlib.contextmanager
 def open_bench(name: str) -> Iterator[Bench]:
     """A broker for one benchmark (started fresh, full JIT, and stopped after, unless external)."""
+    with _broker_of(name) as bench, _stopped_with_its_processes():
+        yield bench
+
+
+@contextlib.contextmanager
+def _stopped_with_its_processes() -> Iterator[None]:
+    """Ctrl-C, ``kill`` (SIGTERM) or a closed terminal (SIGHUP) stop the benchmark and every process
+    it started: the broker, simulators, workers and baselines run in sessions of their own, so no
+    signal reaches them otherwise, and they would hold the machine's cores and ports. Stopped here
+    rather than by the blocks that stop them after a run: a cancellation of the run was seen lost on
+    its way there (the benchmark went on to its next run). The last started stops first: workers
+    finish their requests to the simulators and leave the group while the broker is still there.
+    The run's files stay in ``var/bench``."""
+
+    def stop_children_and_exit(signum: int, _frame: object) -> None:
+        for stopping in STOPPING:
+            signal.signal(stopping, signal.SIG_IGN)
+        print(f"\n{signal.Signals(signum).name}: stopping the benchmark's processes", file=sys.stderr, flush=True)
+        threads = Path("/proc/self/task").iterdir()  # a child is listed under the thread that started it
+        children = [int(pid) for thread in threads for pid in (thread / "children").read_text().split()]
+        for pid in sorted(children, key=_started_at, reverse=True):
+            with contextlib.suppress(ProcessLookupError):
+                stop_process(pid, CHILD_STOP_S)
+        os._exit(128 + signum)
+
+    previous = {signum: signal.signal(signum, stop_children_and_exit) for signum in STOPPING}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _started_at(pid: int) -> int:
+    """When the process started, in clock ticks since boot (``/proc/PID/stat``'s 22nd field)."""
+    try:
+        after_name = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(after_name[19])
+
+
+@contextlib.contextmanager
+def _broker_of(name: str) -> Iterator[Bench]:
     work_dir = REPO_ROOT / "var" / "bench" / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
     if external:

@@ -71,8 +71,13 @@ def stop_recorded(pid_file: Path, pid: int | None, timeout_s: float) -> bool:
     pid_file.unlink(missing_ok=True)
     if pid is None:
         return False
-    os.kill(pid, signal.SIGTERM)  # a controlled shutdown
+    stop_process(pid, timeout_s)
+    return True
+
+
+def stop_process(pid: int, timeout_s: float) -> None:
+    """SIGTERM (a controlled shutdown), SIGKILL if it is still there ``timeout_s`` later."""
+    os.kill(pid, signal.SIGTERM)
     if not wait_gone(pid, timeout_s):
         os.kill(pid, signal.SIGKILL)
         wait_gone(pid, 10.0)
-    return True
