@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import faust
 
 from pipeline.delivery.rate_limit import ProviderLane
-from pipeline.kafka.rocksdb_store import table_store_url
+from pipeline.kafka.rocksdb_store import WorkerRocksDBMemory, table_store_url
 from pipeline.kafka.tables import StageTables, create_tables
 from pipeline.kafka.topics import TopicCatalog
 from pipeline.kafka.worker_faults import FaultBook
@@ -94,7 +94,8 @@ def create_app(settings: Settings) -> tuple[faust.App, StageTopics, StageTables]
             for name in providers
         },
     )
-    return app, topics, create_tables(app, catalog)
+    memory = WorkerRocksDBMemory.of_mib(settings.table_block_cache_mib, settings.table_write_buffers_mib)
+    return app, topics, create_tables(app, catalog, memory)
 
 
 

@@ -331,6 +331,15 @@ class Settings(BaseSettings):
     )
     log_level: LogLevel = "INFO"
     table_store: TableStore = "rocksdb://"
+    table_block_cache_mib: int = Field(
+        default=4, ge=1, le=4096,
+        description="RocksDB block cache all of a worker's tables share, MiB (benchmarks/README.md, \"Memory\").",
+    )
+    table_write_buffers_mib: int = Field(
+        default=8, ge=1, le=4096,
+        description="RocksDB write buffers (memtables) all of a worker's tables share, MiB; past it the "
+        "largest is flushed. Less costs CPU per write (4 MiB: about a third more per put).",
+    )
     batch_max: int = Field(default=1000, gt=0, le=100_000, description="Events a stage takes at once.")
     batch_within_s: float = Field(
         default=0.2, gt=0, le=60,

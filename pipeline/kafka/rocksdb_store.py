@@ -3,10 +3,10 @@
 A worker opens one RocksDB database per table and partition it holds, active and standby (up to 36),
 and Faust's store gives each its own block cache and its own memtables, so a worker's memory grew
 with the number of databases times their caps. Here every database of a worker draws on the same two
-budgets (``WorkerRocksDBMemory``, made once per app by ``pipeline.kafka.tables.create_tables`` and
-handed to each table in its ``options``). Used through the ``faust.stores`` entry point
-(pyproject.toml) as the ``contactsync-rocksdb://`` scheme; ``settings.table_store`` "rocksdb://"
-means this store (``table_store_url``).
+budgets (``WorkerRocksDBMemory``, made once per app from ``settings.table_block_cache_mib`` and
+``table_write_buffers_mib`` and handed to each table in its ``options``). Used through the
+``faust.stores`` entry point (pyproject.toml) as the ``contactsync-rocksdb://`` scheme;
+``settings.table_store`` "rocksdb://" means this store (``table_store_url``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from faust.stores import rocksdb
 STORE_SCHEME = "contactsync-rocksdb"
 # What a table's options carry the worker's budgets under (Faust passes unknown options through).
 MEMORY_OPTION = "worker_memory"
+_MIB = 1024**2
 
 
 @dataclass(frozen=True)
@@ -31,10 +32,12 @@ class WorkerRocksDBMemory:
     write_buffers: rocksdict.WriteBufferManager
 
     @classmethod
-    def of_size(cls, block_cache_bytes: int, write_buffer_bytes: int) -> WorkerRocksDBMemory:
+    def of_mib(cls, block_cache_mib: int, write_buffers_mib: int) -> WorkerRocksDBMemory:
         # allow_stall=False: near the budget, RocksDB flushes the memtable being written to; it never
         # blocks a write
-        return cls(rocksdict.Cache(block_cache_bytes), rocksdict.WriteBufferManager(write_buffer_bytes, False))
+        return cls(
+            rocksdict.Cache(block_cache_mib * _MIB), rocksdict.WriteBufferManager(write_buffers_mib * _MIB, False)
+        )
 
 
 def table_store_url(table_store: str) -> str:

@@ -23,18 +23,11 @@ from pipeline.kafka.topics import TopicCatalog
 # row of a large table stay in memory (RSS grew with the records held). Rows are small (< 1 KB).
 # 256 KiB buffers and a 1 MiB cache per database against 1 MiB and 2 MiB: a 100,000-record drain
 # peaked at 191 MB against 218 MB, and drained no slower (benchmarks/README.md, "Memory"); the cache
-# is now the worker's (below).
+# and the write buffers are now the worker's (settings.table_block_cache_mib, table_write_buffers_mib).
 ROCKSDB_OPTIONS = {
     "write_buffer_size": 256 * 1024,
     "max_write_buffer_number": 2,
 }
-# Per worker, shared by all its databases (pipeline.kafka.rocksdb_store), where a 1 MiB cache per
-# database could grow to 36 MiB and memtables to 18 MiB. 36 databases alone, 100,000 keys written and
-# read: 54 MB -> 26 MB. The 100,000-record drain: 190.8 MB peak before, 189.8 and 180.1 after, within
-# its run-to-run noise (the shared cache was full, 8 MiB); what else a worker holds is in
-# benchmarks/README.md, "Memory".
-BLOCK_CACHE_BYTES = 8 * 1024**2
-WRITE_BUFFER_BYTES = 8 * 1024**2
 
 
 @dataclass(frozen=True)
@@ -45,8 +38,9 @@ class StageTables:
     field_clock: faust.Table[bytes, bytes]  # record id -> RecordClock JSON (pipeline.stages.conflict)
 
 
-def create_tables(app: faust.App, catalog: TopicCatalog) -> StageTables:
-    options = {**ROCKSDB_OPTIONS, MEMORY_OPTION: WorkerRocksDBMemory.of_size(BLOCK_CACHE_BYTES, WRITE_BUFFER_BYTES)}
+def create_tables(app: faust.App, catalog: TopicCatalog, memory: WorkerRocksDBMemory) -> StageTables:
+    """The stage tables; their RocksDB databases draw on ``memory`` (the worker's shared budgets)."""
+    options = {**ROCKSDB_OPTIONS, MEMORY_OPTION: memory}
 
     def table(name: str, changelog_topic: str) -> faust.Table[bytes, bytes]:
         changelog = app.topic(

@@ -11,19 +11,20 @@ import faust
 from faust.types import TP
 
 from pipeline.kafka.rocksdb_store import MEMORY_OPTION, WorkerRocksDBMemory, table_store_url
-from pipeline.kafka.tables import BLOCK_CACHE_BYTES, StageTables, create_tables
+from pipeline.kafka.tables import StageTables, create_tables
 from pipeline.kafka.topics import TopicCatalog
 from pipeline.settings import Settings
 
 
-def worker_tables(data_dir: Path) -> StageTables:
-    settings = Settings()
+def worker_tables(data_dir: Path, settings: Settings | None = None) -> StageTables:
+    settings = settings or Settings()
     app = faust.App("rocksdb-store-test", store=table_store_url(settings.table_store), datadir=str(data_dir))
-    return create_tables(app, TopicCatalog.load(settings.kafka.topics_file))
+    memory = WorkerRocksDBMemory.of_mib(settings.table_block_cache_mib, settings.table_write_buffers_mib)
+    return create_tables(app, TopicCatalog.load(settings.kafka.topics_file), memory)
 
 
 def test_every_database_of_a_worker_shares_one_block_cache_and_one_write_buffer_budget(tmp_path: Path) -> None:
-    tables = worker_tables(tmp_path)
+    tables = worker_tables(tmp_path, Settings(table_block_cache_mib=3, table_write_buffers_mib=5))
     databases = [table.data._db_for_partition(partition) for table in (tables.status, tables.last_known) for partition in (0, 1)]
     memory = tables.status.options[MEMORY_OPTION]
     assert isinstance(memory, WorkerRocksDBMemory)
@@ -34,7 +35,8 @@ def test_every_database_of_a_worker_shares_one_block_cache_and_one_write_buffer_
         database.flush()
         assert database.get(b"record-%d" % number) == b"x" * 100_000  # read through the block cache
 
-    assert {database.property_int_value("rocksdb.block-cache-capacity") for database in databases} == {BLOCK_CACHE_BYTES}
+    assert {database.property_int_value("rocksdb.block-cache-capacity") for database in databases} == {3 * 1024**2}
+    assert memory.write_buffers.get_buffer_size() == 5 * 1024**2
     usage = {database.property_int_value("rocksdb.block-cache-usage") for database in databases}
     assert len(usage) == 1 and usage.pop() >= len(databases) * 100_000  # one cache holds every database's blocks
     databases[0].put(b"one-more", b"y" * 100_000)
