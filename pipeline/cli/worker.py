@@ -16,6 +16,7 @@ from pipeline.cli import app, load_catalog, load_settings
 from pipeline.cli.worker_claims import check_web_port, data_dir_lock
 from pipeline.errors import ConfigError
 from pipeline.freed_memory import map_large_blocks_apart
+from pipeline.garbage_collection import spare_startup_objects
 from pipeline.kafka import faust_internals, topic_admin
 from pipeline.logging import configure_logging
 from pipeline.providers import check_credentials
@@ -73,6 +74,8 @@ def worker(
             )
         map_large_blocks_apart()
         from pipeline.app import app as faust_app  # the app reads settings at import: only now
+
+        spare_startup_objects()
 
         _Worker(
             faust_app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False

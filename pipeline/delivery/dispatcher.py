@@ -74,6 +74,9 @@ class Dispatcher:
     _carried: list[Item] = field(default_factory=list)  # records carried to the next batch, unacknowledged
     _carried_since: dict[int, float] = field(default_factory=dict)  # id(item) -> when it was first carried
     _carried_born: set[str] = field(default_factory=set)  # carried records born in the batch they came in
+    # the guard rows this dispatch wrote ahead of its requests, by record id: what the table holds for
+    # each record sent until it is settled (so settling it reads no row back)
+    _written_ahead: dict[str, Delivered] = field(default_factory=dict)
 
     def held(self) -> list[EventT[bytes]]:
         """The events of the records carried to the next batch: not to be acknowledged yet."""
@@ -103,9 +106,10 @@ class Dispatcher:
         to_send = self._carry(to_send, may_wait=(self.lane.saturated or more_waiting) and not self.flushing())
         self._carried_born = {item.record.record_id for item in self._carried} & born
         to_send = [replace(item, record=with_held_keys(item.record, held[item.record.record_id])) for item in to_send]
-        await self.write_ahead(
-            [self._hold(item, sending(held[item.record.record_id], item.record)) for item in to_send]
-        )
+        ahead = self._written_ahead = {
+            item.record.record_id: sending(held[item.record.record_id], item.record) for item in to_send
+        }
+        await self.write_ahead([self._hold(item, ahead[item.record.record_id]) for item in to_send])
         outgoing = [self._superseded(item) for item in superseded]
         outgoing += [message for item in unsent for message in self._nothing_to_delete(item)]
         for wave in waves(to_send):
@@ -203,7 +207,7 @@ class Dispatcher:
 
     def _delivered(self, item: Item, result: DeliveryResult) -> list[Outgoing]:
         record = item.record
-        row = confirmed(self._held(item), record, result.provider_ids)
+        row = confirmed(self._written_ahead[record.record_id], record, result.provider_ids)
         return [self._hold(item, row), record_outcome(
             self.catalog.outcomes, record, "delivered", attempts=item.retry.attempts + 1,
             provider_id=result.provider_id,
@@ -225,7 +229,7 @@ class Dispatcher:
     def _failed(self, item: Item, error: DeliveryError | None, *, counts: bool = True) -> list[Outgoing]:
         assert error is not None
         record, message = item.record, item.event.message
-        row = unconfirmed(self._held(item), record, error) if counts else None  # counts: it was sent
+        row = unconfirmed(self._written_ahead[record.record_id], record, error) if counts else None  # counts: sent
         held = [] if row is None else [self._hold(item, row)]
         plan = plan_retry(item.retry, error, self.catalog.retry_tiers, now_ms(), counts=counts)
         log.info("delivery failed", provider=record.provider, record_id=record.record_id,
