@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,10 +19,12 @@ from aiokafka import AIOKafkaProducer
 from pipeline.kafka.batches import batches
 from pipeline.kafka.clients import admin_client
 from pipeline.kafka.topics import TopicCatalog
+from pipeline.kafka.transport import STUCK_AFTER_S
 
 pytestmark = pytest.mark.kafka
 
 WITHIN_S = 5.0  # a batch may wait this long for more events; none of these tests should see it
+BACKLOG_PER_TOPIC = 150
 
 
 def _app(app_id: str, bootstrap: str, tmp_path: Path, commit_interval_s: float = 0.2) -> faust.App:
@@ -250,6 +253,52 @@ async def test_a_rebalance_commits_what_was_handled_before_it_so_nothing_is_hand
         await first.stop()
     assert handled_before == 0  # the rebalance began while the first batch was in hand
     assert sorted(handled, key=int) == [str(n).encode() for n in range(50)]  # each once
+
+
+async def test_workers_that_start_together_on_a_backlog_of_many_partitions_handle_each_message_once(
+    kafka_bootstrap: str, catalog: TopicCatalog, tmp_path: Path
+) -> None:
+    """The first worker reads a backlog of ~100 partitions alone; a second joins and the first keeps
+    half. After the assignment Faust's recovery seeks each partition to its commit, one round trip
+    at a time: a fetch of a stage's partition during those seeks was handled, then fetched and
+    handled again from the commit, or read as a jump that the stuck-partition check read again
+    10 s later (issue 12). Here every message is handled exactly once."""
+    app_id = f"batches-{uuid.uuid4().hex[:8]}"
+    topics = [spec.name for spec in catalog.specs() if spec.partitions == catalog.partitions][:16]
+    handled: Counter[tuple[str, int, int]] = Counter()
+
+    def stage_app() -> faust.App:
+        app = _app(app_id, kafka_bootstrap, tmp_path)
+        source = app.topic(*topics, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+        @app.agent(source)
+        async def consume(stream: Any) -> None:
+            async for events in batches(stream, 50, WITHIN_S):
+                await asyncio.sleep(0.05)  # slower than the fetch: the first worker reads far ahead of its commit
+                handled.update((e.message.topic, e.message.partition, e.message.offset) for e in events)
+
+        return app
+
+    async with _producer(kafka_bootstrap) as producer:
+        for topic in topics:
+            for n in range(BACKLOG_PER_TOPIC):
+                await producer.send(topic, key=str(n).encode(), value=str(n).encode())
+        await producer.flush()
+    expected = BACKLOG_PER_TOPIC * len(topics)
+    first, second = stage_app(), stage_app()
+    await first.start()
+    try:
+        await _until(lambda: sum(handled.values()) >= expected // 10, 120)
+        await second.start()
+        try:
+            await _until(lambda: bool(second.consumer.assignment()) and len(handled) >= expected, 240)
+            await asyncio.sleep(STUCK_AFTER_S + 5)  # a partition read again would come back by then
+        finally:
+            await second.stop()
+    finally:
+        await first.stop()
+    assert len(handled) == expected
+    assert [key for key, times in handled.items() if times > 1] == []
 
 
 async def test_a_stopping_worker_takes_no_more_and_leaves_the_rest_for_the_next_reader(
