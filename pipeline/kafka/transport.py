@@ -143,8 +143,17 @@ class Consumer(aiokafka.Consumer):
         return {tp: tp_records for tp, tp_records in records.items() if tp not in unsettled}
 
     async def perform_seek(self) -> None:
+        """Seek every partition to its commit, and learn where the never-committed ones start: the
+        commit of what is handled from now on needs that base, and one learned only by the next
+        stuck-partition round (up to ``STUCK_AFTER_S / 4`` later) left the work of a worker's first
+        seconds uncommitted when a second worker joined then, so all of it was handled again."""
         async with self._positions:
             await super().perform_seek()
+            try:
+                await self._learn_log_starts()
+            except (KafkaError, TimeoutError) as exc:  # the stuck-partition round tries again
+                log.warning("log starts not learned: Kafka did not answer", error_class=type(exc).__name__,
+                            error=str(exc))
 
     def _read_by_stage(self, tp: TP) -> bool:
         return tp.topic in self._routes().by_topic
