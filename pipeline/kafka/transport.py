@@ -18,6 +18,9 @@ Here:
   offset (for a partition never committed, at its log start): a message nobody handled holds it;
 * an offset counts as missing from the log (a transaction marker, a compacted record) only when a
   read straight from the broker shows it is not there;
+* while the app rebalances no stage partition is fetched, and a fetch never overlaps a seek
+  (``_getmany``): a fetch during recovery's seeks was handled twice; a never-committed partition's
+  log start is learned when recovery seeks (``perform_seek``), so its work commits from the start;
 * a partition whose commit is held that way, at the same offset for ``STUCK_AFTER_S``, is read again
   from its commit. Held means: the message at the commit is not acknowledged (so the next commit is
   not about to pass it), and is neither queued nor in flight. What was handled after it is handled
@@ -128,18 +131,20 @@ class Consumer(aiokafka.Consumer):
         """``records`` without those of a stage partition that is being set up by a rebalance, or
         paused since the fetch began; the fetch of those is sought back to the first of them, so
         nothing is skipped (Faust's own getmany drops them with the fetch moved past them)."""
-        assigned = self.assignment()
+        rebalancing = self.app.rebalancing
         unsettled = {
             tp: tp_records[0].offset for tp, tp_records in records.items()
-            if tp_records and tp in assigned and self._read_by_stage(tp) and (
-                self.app.rebalancing
-                or (active is not None and tp not in active and tp not in self._buffered_partitions)
+            if tp_records and self._read_by_stage(tp) and (
+                rebalancing or (active is not None and tp not in active and tp not in self._buffered_partitions)
             )
         }  # fmt: skip
         if not unsettled:
             return records
-        # Through the consumer's own thread, as in _unstick.
-        await self.seek_wait(unsettled)
+        assigned = self.assignment()
+        put_back = {tp: offset for tp, offset in unsettled.items() if tp in assigned}  # the rest is no longer ours
+        if put_back:
+            log.info("fetched records put back until the partitions settle", partitions=len(put_back))
+            await self.seek_wait(put_back)  # through the consumer's own thread, as in _unstick
         return {tp: tp_records for tp, tp_records in records.items() if tp not in unsettled}
 
     async def perform_seek(self) -> None:
