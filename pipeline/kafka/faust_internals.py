@@ -19,7 +19,8 @@ from faust.transport import conductor, consumer
 from pipeline.errors import ConfigError
 
 # Methods of Faust's consumer that pipeline.kafka.transport.Consumer overrides.
-CONSUMER_HOOKS = ("ack", "_add_gap", "_new_offset", "_wait_next_records", "on_partitions_revoked", "on_stop")
+CONSUMER_HOOKS = ("ack", "_add_gap", "_new_offset", "_wait_next_records", "_getmany", "perform_seek",
+                  "on_partitions_revoked", "on_stop")
 # Bookkeeping of Faust's consumer that the overrides read.
 CONSUMER_STATE = ("_acked", "_gap", "_acked_index", "_committed_offset", "_unacked_messages", "_paused_partitions",
                   "_buffered_partitions", "_read_offset")

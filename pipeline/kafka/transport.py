@@ -18,6 +18,9 @@ Here:
   offset (for a partition never committed, at its log start): a message nobody handled holds it;
 * an offset counts as missing from the log (a transaction marker, a compacted record) only when a
   read straight from the broker shows it is not there;
+* while the app rebalances no stage partition is fetched, and a fetch never overlaps a seek
+  (``_getmany``): a fetch during recovery's seeks was handled twice; a never-committed partition's
+  log start is learned when recovery seeks (``perform_seek``), so its work commits from the start;
 * a partition whose commit is held that way, at the same offset for ``STUCK_AFTER_S``, is read again
   from its commit. Held means: the message at the commit is not acknowledged (so the next commit is
   not about to pass it), and is neither queued nor in flight. What was handled after it is handled
@@ -33,6 +36,7 @@ Used through the ``faust.transports`` entry point (pyproject.toml) as the ``cont
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple, cast
@@ -51,6 +55,7 @@ from pipeline.kafka.inbox import Inbox
 log = structlog.get_logger(__name__)
 
 STUCK_AFTER_S = 10.0
+SETTLING_POLL_S = 0.1  # how often a fetch with nothing it may ask for looks again while a rebalance settles
 
 
 class InboxRoutes(NamedTuple):
@@ -65,6 +70,7 @@ class Consumer(aiokafka.Consumer):
         self._stuck_since: dict[TP, tuple[int, float]] = {}  # commit offset held, and since when
         self._log_reader: AIOKafkaConsumer | None = None
         self._inbox_routes: InboxRoutes | None = None
+        self._positions = asyncio.Lock()  # held by a fetch and by a seek: they never overlap (see _getmany)
 
     def inbox(self, topics: Iterable[str]) -> Inbox:
         """The inbox of the agent that reads ``topics``: what the fetch got of them waits there,
@@ -92,12 +98,72 @@ class Consumer(aiokafka.Consumer):
     async def _wait_next_records(self, timeout: float) -> tuple[Mapping[TP, list[Any]] | None, set[TP] | None]:
         records, active = await super()._wait_next_records(timeout)
         if records and self.flow_active and not self.should_stop:
-            records = await self._hand_to_inboxes(records, active)
+            records = await self._hand_to_inboxes(records)
         return records, active
 
-    async def _hand_to_inboxes(
+    async def _getmany(self, active_partitions: set[TP] | None, timeout: float) -> Mapping[TP, list[Any]]:
+        """Fetch, but never while a seek moves the positions, and nothing of the stages' partitions
+        while a rebalance sets them.
+
+        After an assignment Faust's recovery resumes the stages' partitions, then seeks each to its
+        commit (``perform_seek``: a round trip per partition, the read offsets set after the last),
+        and only then clears the stages' queues; Faust's getmany also seeks when it fetched while
+        flow was stopped, so two seeks can run at once. A fetch in between moved a partition past
+        records whose read offset the seek then set back (the next fetch looked like a jump, and the
+        stuck-partition check read everything after it again), or handed the stages records that
+        were fetched again after the seek, or that the clearing dropped after the fetch had moved
+        past them: each handled twice (issue 12). So while the app rebalances the stages'
+        partitions are not asked for, what a fetch begun before brought of them is put back, and
+        a fetch and a seek take turns."""
+        asked = active_partitions
+        if active_partitions is not None and self.app.rebalancing:
+            asked = {tp for tp in active_partitions if not self._read_by_stage(tp)}
+            if not asked:  # an empty set would fetch every partition
+                await self.sleep(min(timeout, SETTLING_POLL_S))
+                return {}
+        async with self._positions:
+            records = await super()._getmany(asked, timeout)
+            return await self._put_back_unsettled(records, active_partitions)
+
+    async def _put_back_unsettled(
         self, records: Mapping[TP, list[Any]], active: set[TP] | None
-    ) -> dict[TP, list[Any]]:
+    ) -> Mapping[TP, list[Any]]:
+        """``records`` without those of a stage partition that is being set up by a rebalance, or
+        paused since the fetch began; the fetch of those is sought back to the first of them, so
+        nothing is skipped (Faust's own getmany drops them with the fetch moved past them)."""
+        rebalancing = self.app.rebalancing
+        unsettled = {
+            tp: tp_records[0].offset for tp, tp_records in records.items()
+            if tp_records and self._read_by_stage(tp) and (
+                rebalancing or (active is not None and tp not in active and tp not in self._buffered_partitions)
+            )
+        }  # fmt: skip
+        if not unsettled:
+            return records
+        assigned = self.assignment()
+        put_back = {tp: offset for tp, offset in unsettled.items() if tp in assigned}  # the rest is no longer ours
+        if put_back:
+            log.info("fetched records put back until the partitions settle", partitions=len(put_back))
+            await self.seek_wait(put_back)  # through the consumer's own thread, as in _unstick
+        return {tp: tp_records for tp, tp_records in records.items() if tp not in unsettled}
+
+    async def perform_seek(self) -> None:
+        """Seek every partition to its commit, and learn where the never-committed ones start: the
+        commit of what is handled from now on needs that base, and one learned only by the next
+        stuck-partition round (up to ``STUCK_AFTER_S / 4`` later) left the work of a worker's first
+        seconds uncommitted when a second worker joined then, so all of it was handled again."""
+        async with self._positions:
+            await super().perform_seek()
+            try:
+                await self._learn_log_starts()
+            except (KafkaError, TimeoutError) as exc:  # the stuck-partition round tries again
+                log.warning("log starts not learned: Kafka did not answer", error_class=type(exc).__name__,
+                            error=str(exc))
+
+    def _read_by_stage(self, tp: TP) -> bool:
+        return tp.topic in self._routes().by_topic
+
+    async def _hand_to_inboxes(self, records: Mapping[TP, list[Any]]) -> dict[TP, list[Any]]:
         """Hand each stage partition's records to its stage's inbox; what no inbox reads is returned
         for Faust's own path. Read offsets as Faust's fetch loop keeps them (``_drain_messages``)."""
         inboxes_of = self._routes().by_topic
@@ -107,8 +173,6 @@ class Consumer(aiokafka.Consumer):
             if not inboxes:  # a topic no agent reads (a table's changelog while it recovers)
                 rest[tp] = tp_records
                 continue
-            if active is not None and tp not in active and tp not in self._buffered_partitions:
-                continue  # paused since the fetch: Faust's getmany drops these too
             messages = await self._new_messages(tp, tp_records)
             if not messages:
                 continue
@@ -248,7 +312,8 @@ class Consumer(aiokafka.Consumer):
         # Through the consumer's own thread: aiokafka's fetcher is not thread-safe, and ``seek``
         # changes it from this one (a two-worker drain crashed its fetcher with a KeyError in
         # ``fetched_records`` 13 ms after such a seek).
-        await self.seek_wait({tp: base})
+        async with self._positions:
+            await self.seek_wait({tp: base})
 
     async def _first_offset_from(self, tp: TP, offset: int) -> int | None:
         """The offset of the first record at or after ``offset``, read straight from the broker."""

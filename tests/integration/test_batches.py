@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,15 +14,17 @@ from typing import Any
 
 import faust
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from pipeline.kafka.batches import batches
 from pipeline.kafka.clients import admin_client
 from pipeline.kafka.topics import TopicCatalog
+from pipeline.kafka.transport import STUCK_AFTER_S
 
 pytestmark = pytest.mark.kafka
 
 WITHIN_S = 5.0  # a batch may wait this long for more events; none of these tests should see it
+BACKLOG_PER_TOPIC = 60
 
 
 def _app(app_id: str, bootstrap: str, tmp_path: Path, commit_interval_s: float = 0.2) -> faust.App:
@@ -250,6 +253,101 @@ async def test_a_rebalance_commits_what_was_handled_before_it_so_nothing_is_hand
         await first.stop()
     assert handled_before == 0  # the rebalance began while the first batch was in hand
     assert sorted(handled, key=int) == [str(n).encode() for n in range(50)]  # each once
+
+
+async def test_workers_that_start_together_on_a_backlog_of_many_partitions_handle_each_message_once(
+    kafka_bootstrap: str, catalog: TopicCatalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first worker reads a backlog of ~190 partitions alone; a second joins seconds later and
+    the first keeps half. Each answer about a partition's commit takes 20 ms, as on a loaded
+    machine, so the first worker's start-up seeks take seconds, as in the drain benchmark. A
+    partition never committed could commit only once the stuck-partition round had learned where
+    its log starts (every 2.5 s, not while rebalancing): the first worker's work before the second
+    joined was not committed and both handled it again (issue 12). Here every message is handled
+    exactly once."""
+    committed = AIOKafkaConsumer.committed
+
+    async def slow_committed(self: AIOKafkaConsumer, partition: TopicPartition) -> int | None:
+        await asyncio.sleep(0.02)
+        return await committed(self, partition)
+
+    monkeypatch.setattr(AIOKafkaConsumer, "committed", slow_committed)
+    app_id = f"batches-{uuid.uuid4().hex[:8]}"
+    topics = [spec.name for spec in catalog.specs() if spec.partitions == catalog.partitions]
+    handled: Counter[tuple[str, int, int]] = Counter()
+
+    def stage_app() -> faust.App:
+        app = _app(app_id, kafka_bootstrap, tmp_path)
+        source = app.topic(*topics, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+        @app.agent(source)
+        async def consume(stream: Any) -> None:
+            async for events in batches(stream, 50, WITHIN_S):
+                await asyncio.sleep(0.05)  # slower than the fetch: the first worker reads far ahead of its commit
+                handled.update((e.message.topic, e.message.partition, e.message.offset) for e in events)
+
+        return app
+
+    async with _producer(kafka_bootstrap) as producer:
+        for topic in topics:
+            for n in range(BACKLOG_PER_TOPIC):
+                await producer.send(topic, key=str(n).encode(), value=str(n).encode())
+        await producer.flush()
+    expected = BACKLOG_PER_TOPIC * len(topics)
+    first, second = stage_app(), stage_app()
+    await first.start()
+    try:
+        await _until(lambda: sum(handled.values()) >= expected // 10, 120)
+        await second.start()
+        try:
+            await _until(lambda: bool(second.consumer.assignment()) and len(handled) >= expected, 240)
+            await asyncio.sleep(STUCK_AFTER_S + 5)  # a partition read again would come back by then
+        finally:
+            await second.stop()
+    finally:
+        await first.stop()
+    assert len(handled) == expected
+    assert [key for key, times in handled.items() if times > 1] == []
+
+
+async def test_what_is_fetched_while_a_rebalance_sets_the_positions_is_handled_once(
+    kafka_bootstrap: str, catalog: TopicCatalog, tmp_path: Path
+) -> None:
+    """Recovery's last steps after an assignment, as Faust takes them: the stages' partitions are
+    resumed while the app still rebalances, then each is sought to its commit. Messages that came
+    meanwhile were fetched and handled, then fetched again from the commit and handled again (or,
+    when the seek came first, looked like a jump the stuck-partition check read again): every
+    two-worker drain repeated thousands of outcomes (issue 12). Now they are handled once, after
+    the seek. No commits of the worker's own (a commit interval of an hour), as in the moment
+    between a rebalance's commit and the next."""
+    app_id = f"batches-{uuid.uuid4().hex[:8]}"
+    app = _app(app_id, kafka_bootstrap, tmp_path, commit_interval_s=3600.0)
+    handled: Counter[int] = Counter()
+
+    @app.agent(_topic(app, catalog))
+    async def consume(stream: Any) -> None:
+        async for events in batches(stream, 1000, WITHIN_S):
+            handled.update(int(event.value) for event in events)
+
+    await _publish(kafka_bootstrap, catalog.cdc, 60)  # keys 0-59: every partition gets some
+    await app.start()
+    try:
+        await _until(lambda: len(handled) == 60 and not app.consumer.unacked and not app.rebalancing, 60)
+        while await _committed(kafka_bootstrap, app_id, catalog.cdc) < 60:  # as a rebalance commits first
+            await app.consumer.commit()
+            await asyncio.sleep(0.2)
+        app.rebalancing = True  # as from a rebalance's start until recovery ends
+        async with _producer(kafka_bootstrap) as producer:
+            for n in range(60, 120):
+                await producer.send(catalog.cdc, key=str(n).encode(), value=str(n).encode())
+        await asyncio.sleep(2.0)  # fetches go on meanwhile
+        await app.consumer.perform_seek()
+        app.rebalancing = False
+        await _until(lambda: len(handled) == 120, 60)
+        await asyncio.sleep(STUCK_AFTER_S + 5)  # a partition read again would come back by then
+    finally:
+        await app.stop()
+    assert handled == Counter(range(120))  # each once
 
 
 async def test_a_stopping_worker_takes_no_more_and_leaves_the_rest_for_the_next_reader(
