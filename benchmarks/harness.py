@@ -28,7 +28,7 @@ from benchmarks.offsets import delete_topics, edge_timestamps, group_lag
 from benchmarks.report import environment, kafka_version
 from pipeline.dev.cdc_generator import GeneratedEvent
 from pipeline.dev.demo import free_port, wait_until_settled
-from pipeline.dev.jvm_process import stop_process
+from pipeline.dev.jvm_process import child_pids, stop_process
 from pipeline.dev.local_kafka import LocalKafka, with_free_ports
 from pipeline.dev.local_stack import StackConfig, WorkerProcess, wait_until_consuming
 from pipeline.dev.simulators.config import PROVIDERS, LatencyConfig, SimulatorsConfig
@@ -81,9 +81,7 @@ def _stopped_with_its_processes() -> Iterator[None]:
         for stopping in STOPPING:
             signal.signal(stopping, signal.SIG_IGN)
         print(f"\n{signal.Signals(signum).name}: stopping the benchmark's processes", file=sys.stderr, flush=True)
-        threads = Path("/proc/self/task").iterdir()  # a child is listed under the thread that started it
-        children = [int(pid) for thread in threads for pid in (thread / "children").read_text().split()]
-        for pid in sorted(children, key=_started_at, reverse=True):
+        for pid in sorted(child_pids(os.getpid()), key=_started_at, reverse=True):
             with contextlib.suppress(ProcessLookupError):
                 stop_process(pid, CHILD_STOP_S)
         os._exit(128 + signum)

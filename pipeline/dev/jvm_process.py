@@ -43,6 +43,12 @@ def cmdline(pid: int) -> list[bytes]:
         return []
 
 
+def child_pids(pid: int) -> list[int]:
+    """The processes ``pid`` started that still run (each is listed under the thread that started it)."""
+    threads = Path(f"/proc/{pid}/task").glob("*/children")
+    return [int(child) for thread in threads for child in thread.read_text().split()]
+
+
 def wait_gone(pid: int, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

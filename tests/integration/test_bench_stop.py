@@ -7,15 +7,9 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-from pipeline.dev.jvm_process import cmdline
+from pipeline.dev.jvm_process import child_pids, cmdline
 from pipeline.settings import REPO_ROOT
-
-
-def _children(pid: int) -> set[int]:
-    threads = Path(f"/proc/{pid}/task").glob("*/children")
-    return {int(child) for thread in threads for child in thread.read_text().split()}
 
 
 def _running(pid: int) -> bool:
@@ -33,9 +27,9 @@ def test_a_benchmark_killed_while_its_workers_run_stops_every_process_it_started
         while not any(b"worker" in cmdline(pid) for pid in started):
             assert bench.poll() is None, bench.stderr.read().decode() if bench.stderr else ""
             assert time.monotonic() < deadline, "the benchmark started no worker in 300 s"
-            started |= _children(bench.pid)
+            started |= set(child_pids(bench.pid))
             time.sleep(0.2)
-        started |= _children(bench.pid)
+        started |= set(child_pids(bench.pid))
         assert len(started) >= 3  # the broker, the simulators, a worker
 
         bench.send_signal(signal.SIGTERM)
