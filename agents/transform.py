@@ -56,10 +56,12 @@ def transform_event(event: EventT[bytes]) -> list[Outgoing]:
             for provider in result.targets
         ]
     require_fit(outgoing, request_limit(app))  # before the row is stored: the event may be dead-lettered
-    if remember is not None:  # the row last: nothing after it can fail and drop its changelog message
-        outgoing.append(set_row(context.tables.last_known, event, key, remember.model_dump_json().encode()))
-    elif stored is not None:
+    # The row last: nothing after it can fail and drop its changelog message. An older change than
+    # the row's gets the row itself back (``transform``), and leaves it as it is.
+    if remember is None and stored is not None:
         outgoing.append(delete_row(context.tables.last_known, event, key))
+    elif remember is not None and remember is not known:
+        outgoing.append(set_row(context.tables.last_known, event, key, remember.model_dump_json().encode()))
     return outgoing
 
 

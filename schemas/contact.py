@@ -53,9 +53,11 @@ class ContactChange(_Message):
 class KnownContact(_Message):
     """What the transform stage remembers of a record: its newest contact and every provider it
     was ever routed to (a delete must reach all of them, even after the contact's type changed);
-    and what keeps a platform's unsubscribe (``pipeline.stages.transform.keep_unsubscribed``)."""
+    and what keeps a platform's unsubscribe (``pipeline.stages.transform.keep_unsubscribed``).
+    ``version`` is the change it was last set from, so that an older one read again leaves it be."""
 
     contact: Contact
+    version: int | None = None  # None in rows written before it was kept
     routed_to: list[str] = []
     source_subscribed: bool | None = None  # what the source's last change said (None: not seen)
     unsubscribed_by: str | None = None  # the platform whose unsubscribe holds until the source changes it

@@ -33,7 +33,21 @@ def transform(
     reaches Mailchimp. Rules stop upserts only. A field the CDC tool did not send (an unchanged
     TOASTed column) keeps its last known value. A field normalising drops is named in the result.
     A platform's unsubscribe holds against the source's changes that leave the subscription alone.
+    A change older than the last known one (a replay, a partition read again) is carried on, where
+    the version guards settle it, but leaves the last known row as it is: ``known`` is returned.
     """
+    result, remember = _transformed(change, known, routing, providers)
+    if known is not None and known.version is not None and change.version < known.version:
+        return result, known
+    return result, remember
+
+
+def _transformed(
+    change: ContactChange,
+    known: KnownContact | None,
+    routing: RoutingSettings,
+    providers: tuple[str, ...],
+) -> tuple[TransformedChange, KnownContact | None]:
     filled, unknown = _with_known_values(change, known)
     if change.contact is not None and filled is not change.contact:
         change = change.model_copy(update={"contact": filled})
@@ -57,8 +71,8 @@ def transform(
     )
     if result.stopped_by is None:
         routed_to = _union(routed_to, result.targets, providers)
-    remember = KnownContact(contact=normalised, routed_to=routed_to, source_subscribed=source_subscribed,
-                            unsubscribed_by=unsubscribed_by)
+    remember = KnownContact(contact=normalised, version=change.version, routed_to=routed_to,
+                            source_subscribed=source_subscribed, unsubscribed_by=unsubscribed_by)
     return result, remember
 
 

@@ -164,3 +164,21 @@ def test_a_change_routed_nowhere_has_a_reason() -> None:
     assert unrouted_reason(Contact(id="1", contact_type="lead"), ROUTING, ("hubspot",)) == (
         'no enabled provider for type "lead"'
     )
+
+
+def _versioned(version: int, op: str = "upsert", **fields: object) -> ContactChange:
+    contact = Contact(id="1", email="a@b.co", contact_type="customer", **fields) if op == "upsert" else None  # type: ignore[arg-type]
+    return ContactChange(record_id="1", op=op, version=version, source_ts_ms=version, captured_at_ms=version,  # type: ignore[arg-type]
+                         contact=contact, unavailable_fields=("title",) if "title" not in fields and op == "upsert" else ())
+
+
+def test_an_older_change_read_again_leaves_the_newer_last_known_row() -> None:
+    """A replay or a re-read brings version 1 (and an older delete) after version 2: the row stays
+    version 2's, so version 3's unsent (TOASTed) title comes from version 2, not from version 1."""
+    _, known = transform(_versioned(1, title="Old"), None, ROUTING, PROVIDERS)
+    _, known = transform(_versioned(2, title="New"), known, ROUTING, PROVIDERS)
+    for older in (_versioned(1, title="Old"), _versioned(1, op="delete")):
+        result, kept = transform(older, known, ROUTING, PROVIDERS)
+        assert kept is known and result.targets == ["hubspot"]
+    newest, _ = transform(_versioned(3), known, ROUTING, PROVIDERS)
+    assert newest.change.contact is not None and newest.change.contact.title == "New"
