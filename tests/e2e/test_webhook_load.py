@@ -9,17 +9,15 @@ import time
 from collections.abc import Collection
 from typing import Any
 
-import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.dev.simulators.config import PROVIDERS, HubSpotSimConfig, MailchimpSimConfig, SimulatorsConfig
 from pipeline.dev.webhook_burst import hubspot_request, send_burst
 from schemas.inbound import InboundChange
 from tests.e2e.conftest import Pipeline
 from tests.e2e.crafted import plain_upsert
-from tests.e2e.test_webhooks import HUBSPOT_SECRET, eventually, start_with_webhooks
+from tests.e2e.test_webhooks import HUBSPOT_SECRET, eventually, notified, start_with_webhooks, worker_counts
 
 # Neither the simulators nor the worker's lanes limit the rate: each HubSpot notification costs the
 # receiver one id lookup through the HubSpot lane, which would otherwise pace the test, not the receivers.
@@ -144,30 +142,6 @@ async def _echoes_judged(base: str, count: int) -> bool:
 
 def inbound_changes(messages: list[Any]) -> list[InboundChange]:
     return [InboundChange.model_validate_json(m.value) for m in messages]
-
-
-async def notified(harness: Pipeline) -> dict[str, dict[str, int]]:
-    """Each simulator's webhook counts (queued, delivered, attempts, given_up, pending)."""
-    assert harness.sims is not None
-    async with httpx.AsyncClient(timeout=30) as client:
-        answers = {p: await client.get(f"{url}/_sim/webhooks") for p, url in harness.sims.base_urls().items()}
-    return {p: {k: v for k, v in a.json().items() if k != "provider"} for p, a in answers.items()}
-
-
-async def worker_counts(base: str, metric: str) -> dict[tuple[str, str], float]:
-    """A counter of the worker's /metrics by (provider, its other label)."""
-    async with httpx.AsyncClient(timeout=30) as client:
-        text = (await client.get(f"{base}/metrics")).text
-    counts: dict[tuple[str, str], float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples if family.name == metric else ():
-            if not sample.name.endswith("_total"):
-                continue
-            labels = dict(sample.labels)
-            provider = labels.pop("provider")
-            (other,) = labels.values()
-            counts[(provider, other)] = sample.value
-    return counts
 
 
 async def end_offsets(bootstrap: str, topics: Collection[str]) -> dict[TopicPartition, int]:
