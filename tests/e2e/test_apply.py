@@ -28,7 +28,7 @@ from psycopg.rows import dict_row
 from pipeline.dev.cdc_generator import GeneratedEvent, Kind
 from tests.cli_runner import CONTACTSYNC, run_cli
 from tests.e2e.conftest import Pipeline
-from tests.e2e.test_webhooks import eventually, sim_edit, sim_record, start_with_webhooks
+from tests.e2e.test_webhooks import echoes_judged, eventually, sim_edit, sim_record, start_with_webhooks
 from tests.postgres_harness import fresh_table_name
 
 pytestmark = pytest.mark.kafka
@@ -126,7 +126,7 @@ async def test_platform_edits_reach_the_table_and_an_unsubscribe_survives_a_late
     db = contacts_db
     db.sql("INSERT INTO {} (person_no, mail, given, kind, opted_in) VALUES"
            " ('ap-1', 'ap-1@example.com', 'Ann', 'C', true), ('ap-2', 'ap-2@example.com', 'Ann', 'C', true)")
-    await start_with_webhooks(harness, exits, env=db.env)
+    base = await start_with_webhooks(harness, exits, env=db.env)
     running = applier()
     await db.capture(harness, "ap-1", "ap-2")
 
@@ -135,7 +135,7 @@ async def test_platform_edits_reach_the_table_and_an_unsubscribe_survives_a_late
         return all(r in held["hubspot"] and r in held["mailchimp"] for r in ("ap-1", "ap-2"))
 
     assert await eventually(everywhere), harness.logs()
-    await asyncio.sleep(5)  # the echoes of the first writes arrive and are dropped
+    assert await eventually(lambda: echoes_judged(harness, base)), harness.logs()  # the first writes' echoes, dropped
 
     started = time.monotonic()
     await sim_edit(harness, "hubspot", "ap-1", {"email": "new-ap-1@example.com"})
@@ -184,7 +184,7 @@ async def test_a_phone_edited_at_salesforce_while_the_table_changes_it_ends_with
     db.sql("INSERT INTO {} (person_no, mail, tel, given, family, kind, opted_in) VALUES"
            " ('ap-3', 'ap-3@example.com', '+14155550100', 'Cy', 'Lee', 'L', true),"
            " ('ap-4', 'ap-4@example.com', '+14155550100', 'Di', 'Lee', 'L', true)")
-    await start_with_webhooks(harness, exits, env=db.env)
+    base = await start_with_webhooks(harness, exits, env=db.env)
     applier()
     await db.capture(harness, "ap-3", "ap-4")
 
@@ -196,7 +196,7 @@ async def test_a_phone_edited_at_salesforce_while_the_table_changes_it_ends_with
 
     assert await eventually(lambda: phone_everywhere("ap-4", "+14155550100")), harness.logs()
     assert await phone_everywhere("ap-3", "+14155550100"), harness.logs()
-    await asyncio.sleep(5)  # the echoes of the first writes arrive and are dropped
+    assert await eventually(lambda: echoes_judged(harness, base)), harness.logs()  # the first writes' echoes, dropped
 
     await sim_edit(harness, "salesforce", "ap-3", {"Phone": "+14155550111"})
     db.sql("UPDATE {} SET tel = '(415) 555-0122' WHERE person_no = 'ap-3'")  # the later change, from our side

@@ -41,6 +41,9 @@ CHAOS = SimulatorsConfig(
 ENV = {
     **{f"CONTACTSYNC_PROVIDERS__{p}__TIMEOUT_S": "1.5" for p in ("HUBSPOT", "SALESFORCE", "MAILCHIMP")},
     "CONTACTSYNC_PROVIDERS__SALESFORCE__LIMIT_RETRY_AFTER_S": "2",
+    # The least a broker accepts: a SIGKILLed worker's partitions move to its successor 6 s after
+    # its last heartbeat, not 10 (the successor's join waits for that).
+    "CONTACTSYNC_SESSION_TIMEOUT_S": "6",
 }
 
 

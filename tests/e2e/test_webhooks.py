@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.dev.simulators.config import SimulatorsConfig
 from pipeline.dev.simulators.webhook_bodies import hubspot_signature
@@ -47,6 +48,40 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout_s: float = 60)
         if result or time.monotonic() > deadline:
             return result
         await asyncio.sleep(0.5)
+
+
+async def notified(harness: Pipeline) -> dict[str, dict[str, int]]:
+    """Each simulator's webhook counts (queued, delivered, attempts, given_up, pending)."""
+    assert harness.sims is not None
+    async with httpx.AsyncClient(timeout=30) as client:
+        answers = {p: await client.get(f"{url}/_sim/webhooks") for p, url in harness.sims.base_urls().items()}
+    return {p: {k: v for k, v in a.json().items() if k != "provider"} for p, a in answers.items()}
+
+
+async def worker_counts(base: str, metric: str) -> dict[tuple[str, str], float]:
+    """A counter of the worker's /metrics by (provider, its other label)."""
+    async with httpx.AsyncClient(timeout=30) as client:
+        text = (await client.get(f"{base}/metrics")).text
+    counts: dict[tuple[str, str], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples if family.name == metric else ():
+            if not sample.name.endswith("_total"):
+                continue
+            labels = dict(sample.labels)
+            provider = labels.pop("provider")
+            (other,) = labels.values()
+            counts[(provider, other)] = sample.value
+    return counts
+
+
+async def echoes_judged(harness: Pipeline, base: str) -> bool:
+    """Whether every notification the simulators queued was delivered and the worker at ``base``
+    judged each (its echoes of our own writes, before a test edits at a platform)."""
+    sent = await notified(harness)
+    judged = sum((await worker_counts(base, "contactsync_inbound_changes")).values())
+    return all(counts["pending"] == 0 for counts in sent.values()) and judged == sum(
+        counts["delivered"] for counts in sent.values()
+    )
 
 
 async def sim_record(harness: Pipeline, provider: str, record_id: str) -> dict[str, Any] | None:

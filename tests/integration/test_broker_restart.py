@@ -65,27 +65,27 @@ def log_events(stderr: str) -> list[str]:
 
 @pytest.mark.timeout(300)
 async def test_produce_rides_out_a_broker_restart_in_order(restartable_broker: SessionBroker, catalog: TopicCatalog) -> None:
-    """4,000 messages at 100/s with the broker stopped for 15 s in the middle: the command waits,
+    """2,500 messages at 100/s with the broker stopped for 15 s in the middle: the command waits,
     says so in a few lines, and ends with every message on the topic exactly once, each key's in
     the order generated."""
-    args = ["produce", "--count", "4000", "--records", "300", "--rate", "100", "--seed", "23"]
-    done, away_s = await through_outage(restartable_broker, catalog, args, after_s=10, down_s=15)
+    args = ["produce", "--count", "2500", "--records", "300", "--rate", "100", "--seed", "23"]
+    done, away_s = await through_outage(restartable_broker, catalog, args, after_s=6, down_s=15)
 
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.startswith("sent 4000 messages"), done.stdout
+    assert done.stdout.startswith("sent 2500 messages"), done.stdout
     events = log_events(done.stderr)
     assert WAITING in events and BACK in events, events
     assert len(done.stderr.splitlines()) < 40, f"{len(done.stderr.splitlines())} lines on stderr:\n{done.stderr[:3000]}"
 
     expected = defaultdict(list)  # the same seed makes the same changes, but the clock stamps them anew
-    for event in generate_events(4000, records=300, seed=23):
+    for event in generate_events(2500, records=300, seed=23):
         expected[event.key].append(without_times(event.value))
     written = defaultdict(list)
     lsns = defaultdict(list)
     for message in await read_topic(restartable_broker.bootstrap, catalog.cdc):
         written[message.key].append(without_times(message.value))
         lsns[message.key] += LSN.findall(message.value or b"")
-    assert sum(map(len, written.values())) == 4000
+    assert sum(map(len, written.values())) == 2500
     assert written == expected
     assert any(lsns.values()) and all(int(a) < int(b) for v in lsns.values() for a, b in itertools.pairwise(v))
     print(f"broker away {away_s:.1f}s; produce stderr: {len(done.stderr.splitlines())} lines: {events}")
@@ -95,11 +95,11 @@ async def test_produce_rides_out_a_broker_restart_in_order(restartable_broker: S
 async def test_produce_gives_up_in_one_line_past_the_retry_deadline(
     restartable_broker: SessionBroker, catalog: TopicCatalog
 ) -> None:
-    """With CONTACTSYNC_KAFKA__RETRY_DEADLINE_S=6 and the broker away for 20 s, produce stops with
+    """With CONTACTSYNC_KAFKA__RETRY_DEADLINE_S=6 and the broker away for 12 s, produce stops with
     exit code 2 and one line saying what happened and which setting waits longer; no traceback."""
     args = ["produce", "--count", "3000", "--rate", "100", "--seed", "5"]
     done, _ = await through_outage(
-        restartable_broker, catalog, args, after_s=5, down_s=20, CONTACTSYNC_KAFKA__RETRY_DEADLINE_S="6"
+        restartable_broker, catalog, args, after_s=5, down_s=12, CONTACTSYNC_KAFKA__RETRY_DEADLINE_S="6"
     )
 
     assert done.returncode == 2, done.stderr[-3000:]
@@ -119,7 +119,7 @@ async def test_backfill_rides_out_a_broker_restart(
     rows = tmp_path / "contacts.jsonl"
     rows.write_text("".join(json.dumps({"id": n, "email": f"p{n}@example.com"}) + "\n" for n in range(1, 2501)))
     args = ["backfill", "--from", str(rows), "--rate", "100"]
-    done, _ = await through_outage(restartable_broker, catalog, args, after_s=8, down_s=15)
+    done, _ = await through_outage(restartable_broker, catalog, args, after_s=6, down_s=15)
 
     assert done.returncode == 0, done.stderr[-3000:]
     assert WAITING in log_events(done.stderr)
