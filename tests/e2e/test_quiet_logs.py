@@ -25,23 +25,25 @@ def lines_from(log: Path, offset: int) -> list[dict[str, object]]:
 
 
 @pytest.mark.timeout(300)
-async def test_a_healthy_idle_worker_logs_no_error(pipeline) -> None:
-    """After its changes are delivered, a worker left idle past Faust's livelock timeout logs no
-    ERROR: its table changelogs, written by the stages and read by no stream, are not taken for
-    stalled streams ("Stream has not started processing")."""
+async def test_healthy_workers_log_no_error_while_busy_or_idle(pipeline) -> None:
+    """Two workers, past Faust's livelock timeout, busy with a steady stream of changes and then
+    idle, log no ERROR: no stage, lane or follower complains in a healthy run, and neither does
+    Faust's livelock check, which looks at every partition a worker holds, its table changelogs and
+    its standby copies of the other's included.
+
+    It does not isolate the changelogs' ``acks=False`` (``pipeline.kafka.tables``): with acks on it
+    passes too: the check only speaks for a partition whose high watermark runs past its position,
+    which no changelog partition showed in this run."""
     harness, exits = pipeline
-    await harness.start(exits, env=FAST_LIVELOCK_CHECK)
-    events = list(generate_events(300, records=100, seed=3))
-    await harness.publish(events)
+    await harness.start(exits, workers=2, env=FAST_LIVELOCK_CHECK)
+    events = list(generate_events(600, records=200, seed=3))
+    await harness.publish(events, rate=60)  # 10 s of writes: four rounds of the check, every 2.5 s
     verdict = await harness.settle(events)
     assert (verdict.lost, verdict.stale) == ([], [])
-    log = harness.workers[0].log_file
-    idle_from = log.stat().st_size
-    # Four rounds of the livelock check, every 2.5 s: it names a partition it takes for stalled at
-    # every round once that partition's stream has been idle 4 s (changelogs: since the worker started).
-    await asyncio.sleep(10)
+    await asyncio.sleep(10)  # idle: four more rounds
 
-    errors = [line for line in lines_from(log, idle_from) if line["level"] in ("error", "critical")]
+    errors = [line for worker in harness.workers for line in lines_from(worker.log_file, 0)
+              if line["level"] in ("error", "critical")]
     assert errors == [], errors[:3]
 
 
