@@ -15,7 +15,7 @@ from pydantic import TypeAdapter, ValidationError
 from pipeline.cli import app, load_catalog, load_settings
 from pipeline.cli.worker_claims import check_web_port, data_dir_lock
 from pipeline.errors import ConfigError
-from pipeline.freed_memory import map_large_blocks_apart
+from pipeline.freed_memory import set_up_malloc
 from pipeline.garbage_collection import spare_startup_objects
 from pipeline.kafka import faust_internals, topic_admin
 from pipeline.logging import configure_logging
@@ -51,6 +51,7 @@ def worker(
     source mapping (one line per problem), the data dir (locked for the worker's lifetime), the web
     port, and the topics against topics.yaml.
     """
+    set_up_malloc()  # before any thread allocates (the checks below resolve names in asyncio's threads)
     faust_internals.require_internals()
     if web_port is not None:
         try:
@@ -72,7 +73,6 @@ def worker(
                 "no admin API key: the /admin endpoints and record retries refuse every request",
                 setting="CONTACTSYNC_ADMIN__API_KEYS",
             )
-        map_large_blocks_apart()
         from pipeline.app import app as faust_app  # the app reads settings at import: only now
 
         spare_startup_objects()

@@ -301,7 +301,9 @@ class Consumer(aiokafka.Consumer):
         first = await self._first_offset_from(tp, base)
         if first is None or first > base:
             upto = self.highwater(tp) if first is None else first
-            if upto is None:  # the broker has not told this consumer its high watermark again yet
+            # the broker has not told this consumer its high watermark again yet, or it has nothing
+            # past the base (an empty interval crashed the consumer under load: IntervalTree refuses it)
+            if upto is None or upto <= base:
                 return
             log.warning("offsets missing from the log", topic=tp.topic, partition=tp.partition,
                         first=base, last=upto - 1)

@@ -110,3 +110,17 @@ def test_a_partition_whose_high_watermark_is_unknown_is_not_taken_for_stuck(tmp_
     consumer.ack(message(81))
     assert consumer._stuck_for_long(100.0) == []
     assert consumer._stuck_for_long(100.0 + STUCK_AFTER_S) == []
+
+
+async def test_a_partition_with_nothing_past_its_commit_counts_no_offset_missing(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The broker's read finds no record and the high watermark is the commit base: nothing is counted
+    missing, and the consumer goes on (an empty interval crashed it in a loaded drain)."""
+    consumer = consumer_of(tmp_path, committed=1)
+    consumer.highwater = lambda tp: 1
+
+    async def no_record(tp: TP, offset: int) -> None:
+        return None
+
+    consumer._first_offset_from = no_record
+    await consumer._unstick(PARTITION)
+    assert not consumer._gap[PARTITION]
