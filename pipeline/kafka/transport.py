@@ -16,8 +16,9 @@ Here:
   the consumer refuses to acknowledge untracked messages;
 * the commit is one past the unbroken run of acknowledged offsets that starts at the committed
   offset (for a partition never committed, at its log start): a message nobody handled holds it;
-* an offset counts as missing from the log (a transaction marker, a compacted record) only when a
-  read straight from the broker shows it is not there;
+* an offset counts as missing from the log (a transaction marker, a compacted or deleted record) only
+  when a read straight from the broker shows the log goes on past it; a read it does not answer in
+  time counts nothing;
 * while the app rebalances no stage partition is fetched, and a fetch never overlaps a seek
   (``_getmany``): a fetch during recovery's seeks was handled twice; a never-committed partition's
   log start is learned when recovery seeks (``perform_seek``), so its work commits from the start;
@@ -294,20 +295,18 @@ class Consumer(aiokafka.Consumer):
         return stuck
 
     async def _unstick(self, tp: TP) -> None:
-        """Read ``tp`` again from its commit base, or count the offsets from there to the next
-        record the broker holds as missing from the log."""
+        """Read ``tp`` again from its commit base, or count the offsets from there to where the log
+        goes on as missing from it. Nothing is counted on a read the broker did not answer in time:
+        that would let the commit pass records that are there."""
         base = self._commit_base(tp)
         assert base is not None
-        first = await self._first_offset_from(tp, base)
-        if first is None or first > base:
-            upto = self.highwater(tp) if first is None else first
-            # the broker has not told this consumer its high watermark again yet, or it has nothing
-            # past the base (an empty interval crashed the consumer under load: IntervalTree refuses it)
-            if upto is None or upto <= base:
-                return
+        goes_on = await next_offset_from(await self._reader(), TopicPartition(tp.topic, tp.partition), base)
+        if goes_on is None:  # the next round asks again
+            return
+        if goes_on > base:
             log.warning("offsets missing from the log", topic=tp.topic, partition=tp.partition,
-                        first=base, last=upto - 1)
-            self._gap[tp].addi(base, upto)
+                        first=base, last=goes_on - 1)
+            self._gap[tp].addi(base, goes_on)
             return
         log.warning("reading a stuck partition again", topic=tp.topic, partition=tp.partition,
                     offset=base, end=self.highwater(tp))
@@ -317,21 +316,12 @@ class Consumer(aiokafka.Consumer):
         async with self._positions:
             await self.seek_wait({tp: base})
 
-    async def _first_offset_from(self, tp: TP, offset: int) -> int | None:
-        """The offset of the first record at or after ``offset``, read straight from the broker."""
-        reader = await self._reader()
-        partition = TopicPartition(tp.topic, tp.partition)
-        reader.assign([partition])
-        reader.seek(partition, offset)
-        records = await reader.getmany(partition, timeout_ms=5000, max_records=1)
-        return min((record.offset for record in records.get(partition, [])), default=None)
-
     async def _reader(self) -> AIOKafkaConsumer:
         if self._log_reader is None:
             transport = self.transport
-            reader = AIOKafkaConsumer(
-                bootstrap_servers=aiokafka.server_list(transport.url, cast(Transport, transport).default_port),
-                enable_auto_commit=False, client_id=f"{self.app.conf.id}-log-reader",
+            reader = log_reader(
+                aiokafka.server_list(transport.url, cast(Transport, transport).default_port),
+                f"{self.app.conf.id}-log-reader",
             )
             try:
                 await reader.start()
@@ -362,3 +352,27 @@ class Consumer(aiokafka.Consumer):
 
 class Transport(aiokafka.Transport):
     Consumer = Consumer
+
+
+def log_reader(bootstrap_servers: str | list[str], client_id: str) -> AIOKafkaConsumer:
+    """A consumer of no group for ``next_offset_from`` (not started). An offset the log no longer
+    holds reads from where it starts now."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers, client_id=client_id, enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+
+
+async def next_offset_from(reader: AIOKafkaConsumer, partition: TopicPartition, offset: int) -> int | None:
+    """Where the log goes on at ``offset``: the first record at or after it; when a read brings no
+    record, how far it came (past a transaction's markers, which take offsets but are no records, or
+    from a deleted offset to where the log starts now); None when the broker gave nothing within 5 s."""
+    reader.assign([partition])
+    reader.seek(partition, offset)
+    records = await reader.getmany(partition, timeout_ms=5000, max_records=1)
+    first: int | None = min((record.offset for record in records.get(partition, [])), default=None)
+    if first is not None:
+        return first
+    reached: int = await asyncio.wait_for(reader.position(partition), 5)
+    return reached if reached > offset else None
+

@@ -112,15 +112,26 @@ def test_a_partition_whose_high_watermark_is_unknown_is_not_taken_for_stuck(tmp_
     assert consumer._stuck_for_long(100.0 + STUCK_AFTER_S) == []
 
 
-async def test_a_partition_with_nothing_past_its_commit_counts_no_offset_missing(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """The broker's read finds no record and the high watermark is the commit base: nothing is counted
-    missing, and the consumer goes on (an empty interval crashed it in a loaded drain)."""
+async def test_a_read_the_broker_does_not_answer_counts_no_offset_missing(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A stuck partition whose read of the log brings nothing in time (a loaded broker) is asked
+    again the next round: nothing is counted missing, though the high watermark lies past the
+    commit, so the commit never passes records that are there. Where the log goes on past the
+    commit (a transaction's marker, deleted records), the offsets up to there are counted missing."""
     consumer = consumer_of(tmp_path, committed=1)
-    consumer.highwater = lambda tp: 1
+    consumer.highwater = lambda tp: 50
+    goes_on: list[int | None] = [None]
 
-    async def no_record(tp: TP, offset: int) -> None:
+    async def read(reader: object, partition: object, offset: int) -> int | None:
+        return goes_on[0]
+
+    async def no_reader() -> None:
         return None
 
-    consumer._first_offset_from = no_record
+    monkeypatch.setattr("pipeline.kafka.transport.next_offset_from", read)
+    consumer._reader = no_reader
     await consumer._unstick(PARTITION)
     assert not consumer._gap[PARTITION]
+
+    goes_on[0] = 4
+    await consumer._unstick(PARTITION)
+    assert [(gap.begin, gap.end) for gap in consumer._gap[PARTITION]] == [(1, 4)]
