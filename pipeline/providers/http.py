@@ -1,8 +1,8 @@
 """HTTP plumbing every adapter shares: one client with a concurrency cap, and answers turned into errors.
 
-The client is httpx's, sending through aiohttp (``httpx_aiohttp``): the same requests and answers,
-at about a third of the CPU per request of httpx's own transport (httpcore and anyio), which made
-most of the HTTP share of a worker's CPU.
+Requests are httpx's, sent through aiohttp (:func:`http_transport`, ``httpx_aiohttp``): the same
+requests and answers at about a third of the CPU per request of httpx's own transport (httpcore and
+anyio), which made most of the HTTP share of a worker's CPU.
 
 An adapter supplies its own ``classify(response) -> DeliveryError`` (its one status-and-body table,
 which falls back on :func:`classify_status`); :meth:`ProviderClient.request` returns successful
@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 import httpx
-from httpx_aiohttp import HttpxAiohttpClient
+from httpx_aiohttp import AiohttpTransport
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from pipeline.errors import DeliveryError, PermanentError, RetryableError, ThrottledError
@@ -47,6 +47,22 @@ def _tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+def http_transport() -> httpx.AsyncBaseTransport:
+    """Where a provider's requests go: aiohttp, with the shared TLS context."""
+    return _AiohttpTransport(verify=_tls_context())
+
+
+class _AiohttpTransport(AiohttpTransport):
+    """``httpx_aiohttp``'s transport; an aiohttp error it leaves as it is (a malformed answer) is
+    raised as httpx's ``TransportError`` too, so a caller catches httpx's errors alone."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await super().handle_async_request(request)
+        except aiohttp.ClientError as exc:
+            raise httpx.TransportError(f"{type(exc).__name__}: {exc}") from exc
+
+
 class ProviderClient:
     """One ``httpx.AsyncClient`` for one adapter; at most ``settings.max_in_flight`` requests at once.
 
@@ -64,9 +80,9 @@ class ProviderClient:
         headers: Mapping[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._client = HttpxAiohttpClient(
-            base_url=base_url, auth=auth, headers=headers, timeout=settings.timeout_s, transport=transport,
-            verify=_tls_context(),
+        self._client = httpx.AsyncClient(
+            base_url=base_url, auth=auth, headers=headers, timeout=settings.timeout_s,
+            transport=transport or http_transport(),
         )
         self._slots = asyncio.Semaphore(settings.max_in_flight)
         self._classify = classify
@@ -87,8 +103,8 @@ class ProviderClient:
                 response = await self._client.request(
                     method, url, json=json, params=params, data=data, headers=headers
                 )
-            except (httpx.HTTPError, aiohttp.ClientError) as exc:
-                raise unanswered(method, url, exc) from exc
+            except httpx.HTTPError as exc:
+                raise _unanswered(method, url, exc) from exc
         if response.is_success:
             return response
         raise self._classify(response)
@@ -97,7 +113,7 @@ class ProviderClient:
         await self._client.aclose()
 
 
-def unanswered(method: str, url: str, exc: Exception) -> RetryableError:
+def _unanswered(method: str, url: str, exc: httpx.HTTPError) -> RetryableError:
     """A request that got no answer, retried, named after what went wrong: the aiohttp error under
     the httpx one, whose class ``httpx_aiohttp`` picks loosely (a closed connection becomes a
     ``ConnectTimeout``)."""
