@@ -3,7 +3,8 @@
 ``pipeline.kafka.transport`` overrides private hooks of Faust's consumer and reads its private
 bookkeeping to keep commits safe; ``pipeline.kafka.tables`` sets Faust's current-event variable;
 ``pipeline.kafka.table_rows`` reads and writes the RocksDB database of a table's partition itself;
-``pipeline.kafka.transport`` also takes a stage's fetched records before Faust's fetch loop sees them.
+``pipeline.kafka.transport`` also takes a stage's fetched records before Faust's fetch loop sees them,
+and caps what one fetch may bring where Faust builds aiokafka's consumer.
 All of them live in this package and nowhere else. If a Faust upgrade renamed one of them, Faust
 would silently stop calling our override and the message loss it prevents would return, so a worker
 refuses to start instead (pyproject.toml also bounds faust-streaming to the series checked here).
@@ -15,6 +16,7 @@ import faust
 import faust.streams
 from faust.stores import rocksdb
 from faust.transport import conductor, consumer
+from faust.transport.drivers import aiokafka
 
 from pipeline.errors import ConfigError
 
@@ -30,6 +32,10 @@ def missing_internals() -> list[str]:
     """What of the above the installed Faust lacks, as ``Class.name``; empty when all is there."""
     missing = [f"Consumer.{name}" for name in CONSUMER_HOOKS if not _defines(consumer.Consumer, name)]
     missing += [f"Consumer.{name}" for name in CONSUMER_STATE if not _declares(consumer.Consumer, name)]
+    if not _defines(aiokafka.Consumer, "_new_consumer_thread"):
+        missing.append("Consumer._new_consumer_thread")
+    if not _defines(aiokafka.AIOKafkaConsumerThread, "_create_worker_consumer"):
+        missing.append("AIOKafkaConsumerThread._create_worker_consumer")
     if not _declares(conductor.Conductor, "_tp_index"):
         missing.append("Conductor._tp_index")
     if not hasattr(faust.streams, "_current_event"):
