@@ -4,8 +4,9 @@
 bookkeeping to keep commits safe; ``pipeline.kafka.tables`` sets Faust's current-event variable;
 ``pipeline.kafka.table_rows`` reads and writes the RocksDB database of a table's partition itself;
 ``pipeline.kafka.transport`` also takes a stage's fetched records before Faust's fetch loop sees them,
-and seeks to the commits through its own consumer thread; ``pipeline.kafka.tables`` starts Faust's
-table manager without its fixed sleep.
+and, through its own consumer thread, caps what one fetch may bring where Faust builds aiokafka's
+consumer and seeks to the commits; ``pipeline.kafka.tables`` starts Faust's table manager without
+its fixed sleep.
 All of them live in this package and nowhere else. If a Faust upgrade renamed one of them, Faust
 would silently stop calling our override and the message loss it prevents would return, so a worker
 refuses to start instead (pyproject.toml also bounds faust-streaming to the series checked here).
@@ -27,7 +28,7 @@ CONSUMER_HOOKS = ("ack", "_add_gap", "_new_offset", "_wait_next_records", "_getm
                   "on_partitions_revoked", "on_stop")
 # What pipeline.kafka.transport.ConsumerThread overrides and calls of Faust's aiokafka consumer thread
 # (made by the consumer's ``_new_consumer_thread``, which the transport overrides too).
-CONSUMER_THREAD_HOOKS = ("seek_to_committed", "_ensure_consumer", "call_thread")
+CONSUMER_THREAD_HOOKS = ("seek_to_committed", "_ensure_consumer", "call_thread", "_create_worker_consumer")
 # What pipeline.kafka.tables.TableManager overrides and calls of Faust's table manager.
 TABLE_MANAGER_HOOKS = ("on_start", "_update_channels", "recovery")
 # Bookkeeping of Faust's consumer that the overrides read.

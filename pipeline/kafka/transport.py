@@ -56,6 +56,14 @@ from pipeline.kafka.inbox import Inbox
 log = structlog.get_logger(__name__)
 
 STUCK_AFTER_S = 10.0
+# What one fetch response may bring of all the partitions asked for together. aiokafka's default is
+# 50 MiB and Faust does not pass it: with ~40 partitions at 256 KiB each (``consumer_max_fetch_size``)
+# a response could be 10 MiB, held twice while it is parsed (the response, then each partition's
+# copy) on top of what the stages have not taken yet, and it is a worker's peak RSS that such a
+# moment sets. The broker still returns the first batch whatever its size, so a larger message
+# comes whole. Not a setting: nothing an operator sees depends on it (see benchmarks/README.md,
+# "A fetch capped at 1 MiB").
+FETCH_MAX_BYTES = 1024 * 1024
 SETTLING_POLL_S = 0.1  # how often a fetch with nothing it may ask for looks again while a rebalance settles
 
 
@@ -73,7 +81,7 @@ class Consumer(aiokafka.Consumer):
         self._inbox_routes: InboxRoutes | None = None
         self._positions = asyncio.Lock()  # held by a fetch and by a seek: they never overlap (see _getmany)
 
-    def _new_consumer_thread(self) -> aiokafka.AIOKafkaConsumerThread:
+    def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     def inbox(self, topics: Iterable[str]) -> Inbox:
@@ -354,6 +362,11 @@ class Consumer(aiokafka.Consumer):
 
 
 class ConsumerThread(aiokafka.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: aiokafka.Transport) -> AIOKafkaConsumer:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_bytes = FETCH_MAX_BYTES  # Faust passes no such argument; read when it starts
+        return consumer
+
     async def seek_to_committed(self) -> Mapping[TP, int]:
         """Seek every assigned partition to its commit, all commits asked for in one request:
         aiokafka's own ``seek_to_committed`` asks once per partition, one after the other, and a

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import faust
+from aiokafka import AIOKafkaConsumer
 from faust.types import TP, Message
 
-from pipeline.kafka.transport import STUCK_AFTER_S
+from pipeline.kafka.transport import FETCH_MAX_BYTES, STUCK_AFTER_S
 
 TOPIC = "contacts.cdc"
 PARTITION = TP(TOPIC, 0)
@@ -135,3 +136,12 @@ async def test_a_read_the_broker_does_not_answer_counts_no_offset_missing(tmp_pa
     goes_on[0] = 4
     await consumer._unstick(PARTITION)
     assert [(gap.begin, gap.end) for gap in consumer._gap[PARTITION]] == [(1, 4)]
+
+
+async def test_a_fetch_response_is_capped(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Faust builds aiokafka's consumer without ``fetch_max_bytes`` (50 MiB by default); ours caps it
+    where aiokafka keeps it until it starts its fetcher."""
+    consumer = consumer_of(tmp_path)
+    client = consumer._new_consumer_thread()._create_worker_consumer(consumer.transport)
+    assert client._fetch_max_bytes == FETCH_MAX_BYTES == 1024 * 1024
+    assert AIOKafkaConsumer(fetch_max_bytes=123)._fetch_max_bytes == 123  # the attribute aiokafka reads
