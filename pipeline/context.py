@@ -14,7 +14,7 @@ import faust
 
 from pipeline.delivery.rate_limit import ProviderLane
 from pipeline.kafka.rocksdb_store import WorkerRocksDBMemory, table_store_url
-from pipeline.kafka.tables import StageTables, create_tables
+from pipeline.kafka.tables import StageTables, TableManager, create_tables
 from pipeline.kafka.topics import TopicCatalog
 from pipeline.kafka.worker_faults import FaultBook
 from pipeline.ops.metrics import OutcomeCounts, WebhookCounts
@@ -67,6 +67,7 @@ def create_app(settings: Settings) -> tuple[faust.App, StageTopics, StageTables]
         # What one fetch may bring of each partition (Faust's default 1 MiB), held until the stages
         # take it; a larger message still comes whole. 256 KiB: see benchmarks/README.md, "Memory".
         consumer_max_fetch_size=256 * 1024,
+        TableManager=TableManager,  # without Faust's fixed second at start (pipeline/kafka/tables.py)
     )
 
     def raw_topic(*names: str) -> faust.TopicT:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import httpx
 from aiolimiter import AsyncLimiter
 
+from pipeline.providers.http import http_transport
 from pipeline.settings import ProviderSettings
 
 
@@ -151,7 +152,7 @@ class ProviderLane:
     def transport(self) -> httpx.AsyncBaseTransport:
         """An HTTP transport whose every request is admitted by this lane first. (How many requests
         are under way at once is capped by the adapter's client, ``pipeline.providers.http``.)"""
-        return _AdmittedTransport(self, httpx.AsyncHTTPTransport())
+        return _AdmittedTransport(self, http_transport())
 
 
 class _AdmittedTransport(httpx.AsyncBaseTransport):

@@ -3,7 +3,9 @@
 ``pipeline.kafka.transport`` overrides private hooks of Faust's consumer and reads its private
 bookkeeping to keep commits safe; ``pipeline.kafka.tables`` sets Faust's current-event variable;
 ``pipeline.kafka.table_rows`` reads and writes the RocksDB database of a table's partition itself;
-``pipeline.kafka.transport`` also takes a stage's fetched records before Faust's fetch loop sees them.
+``pipeline.kafka.transport`` also takes a stage's fetched records before Faust's fetch loop sees them,
+and seeks to the commits through its own consumer thread; ``pipeline.kafka.tables`` starts Faust's
+table manager without its fixed sleep.
 All of them live in this package and nowhere else. If a Faust upgrade renamed one of them, Faust
 would silently stop calling our override and the message loss it prevents would return, so a worker
 refuses to start instead (pyproject.toml also bounds faust-streaming to the series checked here).
@@ -13,14 +15,21 @@ from __future__ import annotations
 
 import faust
 import faust.streams
+import faust.tables
 from faust.stores import rocksdb
 from faust.transport import conductor, consumer
+from faust.transport.drivers import aiokafka
 
 from pipeline.errors import ConfigError
 
 # Methods of Faust's consumer that pipeline.kafka.transport.Consumer overrides.
 CONSUMER_HOOKS = ("ack", "_add_gap", "_new_offset", "_wait_next_records", "_getmany", "perform_seek",
                   "on_partitions_revoked", "on_stop")
+# What pipeline.kafka.transport.ConsumerThread overrides and calls of Faust's aiokafka consumer thread
+# (made by the consumer's ``_new_consumer_thread``, which the transport overrides too).
+CONSUMER_THREAD_HOOKS = ("seek_to_committed", "_ensure_consumer", "call_thread")
+# What pipeline.kafka.tables.TableManager overrides and calls of Faust's table manager.
+TABLE_MANAGER_HOOKS = ("on_start", "_update_channels", "recovery")
 # Bookkeeping of Faust's consumer that the overrides read.
 CONSUMER_STATE = ("_acked", "_gap", "_acked_index", "_committed_offset", "_unacked_messages", "_paused_partitions",
                   "_buffered_partitions", "_read_offset")
@@ -30,6 +39,11 @@ def missing_internals() -> list[str]:
     """What of the above the installed Faust lacks, as ``Class.name``; empty when all is there."""
     missing = [f"Consumer.{name}" for name in CONSUMER_HOOKS if not _defines(consumer.Consumer, name)]
     missing += [f"Consumer.{name}" for name in CONSUMER_STATE if not _declares(consumer.Consumer, name)]
+    if not _defines(aiokafka.Consumer, "_new_consumer_thread"):
+        missing.append("Consumer._new_consumer_thread")
+    missing += [f"AIOKafkaConsumerThread.{name}" for name in CONSUMER_THREAD_HOOKS
+                if not _defines(aiokafka.AIOKafkaConsumerThread, name)]
+    missing += [f"TableManager.{name}" for name in TABLE_MANAGER_HOOKS if not _defines(faust.tables.TableManager, name)]
     if not _declares(conductor.Conductor, "_tp_index"):
         missing.append("Conductor._tp_index")
     if not hasattr(faust.streams, "_current_event"):

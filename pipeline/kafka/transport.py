@@ -73,6 +73,9 @@ class Consumer(aiokafka.Consumer):
         self._inbox_routes: InboxRoutes | None = None
         self._positions = asyncio.Lock()  # held by a fetch and by a seek: they never overlap (see _getmany)
 
+    def _new_consumer_thread(self) -> aiokafka.AIOKafkaConsumerThread:
+        return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
     def inbox(self, topics: Iterable[str]) -> Inbox:
         """The inbox of the agent that reads ``topics``: what the fetch got of them waits there,
         from the first fetch on, whether or not the agent takes it yet."""
@@ -350,8 +353,32 @@ class Consumer(aiokafka.Consumer):
         await super().on_partitions_revoked(revoked)
 
 
+class ConsumerThread(aiokafka.AIOKafkaConsumerThread):
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        """Seek every assigned partition to its commit, all commits asked for in one request:
+        aiokafka's own ``seek_to_committed`` asks once per partition, one after the other, and a
+        worker holds about 100 (1.7 s of a worker's start on an idle machine, 2026-12-07)."""
+        return cast(Mapping[TP, int], await self.call_thread(seek_all_to_committed, self._ensure_consumer()))
+
+
 class Transport(aiokafka.Transport):
     Consumer = Consumer
+
+
+async def seek_all_to_committed(consumer: AIOKafkaConsumer) -> dict[TopicPartition, int | None]:
+    """What aiokafka's ``AIOKafkaConsumer.seek_to_committed()`` does for every assigned partition
+    (the commit, None for none; a partition with a commit above 0 sought to it), in one
+    OffsetFetch request instead of one per partition."""
+    partitions = consumer._subscription.assigned_partitions()
+    answers = await consumer._coordinator.fetch_committed_offsets(partitions)
+    committed: dict[TopicPartition, int | None] = {}
+    for tp in partitions:
+        answer = answers.get(tp)
+        offset = None if answer is None or answer.offset == -1 else answer.offset
+        committed[tp] = offset
+        if offset and offset > 0:
+            consumer._fetcher.seek_to(tp, offset)
+    return committed
 
 
 def log_reader(bootstrap_servers: str | list[str], client_id: str) -> AIOKafkaConsumer:

@@ -105,7 +105,7 @@ async def test_platform_edits_come_back_and_our_echoes_do_not(pipeline) -> None:
     a Mailchimp unsubscribe reaches contacts.changes.inbound and survives a later internal update of
     the name; every echo of our own writes is dropped, and nothing circulates once quiet."""
     harness, exits = pipeline
-    await start_with_webhooks(harness, exits)
+    base = await start_with_webhooks(harness, exits)
     records = [f"wh-{n}" for n in range(20)]
     await harness.publish([plain_upsert(r, first_name="Ann", subscribed=True) for r in records])
 
@@ -114,7 +114,7 @@ async def test_platform_edits_come_back_and_our_echoes_do_not(pipeline) -> None:
         return all(r in held["hubspot"] and r in held["mailchimp"] for r in records)
 
     assert await eventually(everywhere), harness.logs()
-    await asyncio.sleep(5)  # the echoes of the first writes arrive and are judged
+    assert await eventually(lambda: echoes_judged(harness, base)), harness.logs()  # the first writes' echoes
     assert await resolved(harness) == [], "our own writes came back as platform changes"
 
     started = time.monotonic()
