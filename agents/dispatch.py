@@ -19,6 +19,7 @@ from faust.types import EventT, StreamT
 
 from pipeline.app import app, context
 from pipeline.delivery.dispatcher import Dispatcher
+from pipeline.delivery.outcomes import OutcomeRecorder
 from pipeline.delivery.rate_limit import ProviderLane
 from pipeline.kafka.messages import headers_of, value_of
 from pipeline.kafka.producing import Outgoing, produce_all
@@ -59,7 +60,11 @@ def dispatcher_agent(name: str) -> None:
         await context.runtime.caught_up.wait()  # the provider settings stored before this worker started
         dispatcher = Dispatcher(
             new_client(lane), lane, context.topics.catalog, context.tables.delivered_version[name],
-            write_ahead=lambda rows: produce_all(app, rows), request_of=request_grouping(name, lane.settings),
+            write_ahead=lambda rows: produce_all(app, rows),
+            outcomes=OutcomeRecorder(
+                context.topics.catalog.outcomes, context.tables.status, "dispatch", context.outcome_counts,
+            ),
+            request_of=request_grouping(name, lane.settings),
             flushing=lambda: not app.flow_control.is_active(),
         )
         built_for = lane.generation

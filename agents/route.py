@@ -9,7 +9,7 @@ from __future__ import annotations
 from faust.types import EventT, StreamT
 
 from pipeline.app import app, context
-from pipeline.delivery.outcomes import outcome
+from pipeline.delivery.outcomes import OutcomeRecorder, outcome
 from pipeline.errors import PermanentError
 from pipeline.kafka.dead_letters import dead_letter
 from pipeline.kafka.messages import value_of
@@ -20,6 +20,7 @@ from schemas.contact import TransformedChange
 
 STAGE = "route"
 MAPPERS = build_mappers(context.settings.providers)
+OUTCOMES = OutcomeRecorder(context.topics.catalog.outcomes, context.tables.status, "route", context.outcome_counts)
 
 
 def route_event(event: EventT[bytes]) -> list[Outgoing]:
@@ -36,11 +37,11 @@ def route_event(event: EventT[bytes]) -> list[Outgoing]:
         except PermanentError as exc:
             outgoing += [
                 dead_letter(context.topics.catalog.dlq, event, STAGE, exc, provider=provider),
-                outcome(
-                    context.topics.catalog.outcomes, record_id=change.record_id, provider=provider,
+                OUTCOMES.record(event, outcome(
+                    record_id=change.record_id, provider=provider,
                     version=change.version, state="dead_lettered", source_ts_ms=change.source_ts_ms,
                     attempts=0, error=str(exc), dropped_fields=dropped,
-                ),
+                )),
             ]
             continue
         outgoing.append(
@@ -53,6 +54,6 @@ def route_event(event: EventT[bytes]) -> list[Outgoing]:
 @app.agent(context.topics.transformed, name=STAGE)
 async def route(stream: StreamT[bytes]) -> None:
     await run_stage(
-        app, stream, STAGE, per_event(STAGE, context.topics.catalog.dlq, route_event),
+        app, stream, STAGE, OUTCOMES.recording(per_event(STAGE, context.topics.catalog.dlq, route_event)),
         faults=context.faults, batch_max=context.settings.batch_max, within_s=context.settings.batch_within_s,
     )

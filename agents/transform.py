@@ -12,7 +12,7 @@ from __future__ import annotations
 from faust.types import EventT, StreamT
 
 from pipeline.app import app, context
-from pipeline.delivery.outcomes import outcome
+from pipeline.delivery.outcomes import OutcomeRecorder, outcome
 from pipeline.kafka.messages import value_of
 from pipeline.kafka.producing import Outgoing, request_limit, require_fit
 from pipeline.kafka.stage_loop import per_event, run_stage
@@ -23,6 +23,7 @@ from schemas.dispatch import NO_PROVIDER
 
 STAGE = "transform"
 PROVIDERS = tuple(context.settings.providers.enabled())
+OUTCOMES = OutcomeRecorder(context.topics.catalog.outcomes, context.tables.status, "transform", context.outcome_counts)
 
 
 def transform_event(event: EventT[bytes]) -> list[Outgoing]:
@@ -34,16 +35,15 @@ def transform_event(event: EventT[bytes]) -> list[Outgoing]:
     outgoing = [Outgoing(context.topics.catalog.transformed, key, result.model_dump_json().encode())]
     stopped = result.stopped_by
     if not result.targets:
-        outgoing.append(outcome(
-            context.topics.catalog.outcomes, record_id=change.record_id, provider=NO_PROVIDER, version=change.version,
+        outgoing.append(OUTCOMES.record(event, outcome(
+            record_id=change.record_id, provider=NO_PROVIDER, version=change.version,
             state="unrouted", source_ts_ms=change.source_ts_ms, attempts=0,
             error=unrouted_reason(result.change.contact, context.runtime.rules, PROVIDERS),
             dropped_fields=result.dropped_fields,
-        ))
+        )))
     elif stopped is not None:
         outgoing += [
-            outcome(
-                context.topics.catalog.outcomes,
+            OUTCOMES.record(event, outcome(
                 record_id=change.record_id,
                 provider=provider,
                 version=change.version,
@@ -52,7 +52,7 @@ def transform_event(event: EventT[bytes]) -> list[Outgoing]:
                 attempts=0,
                 error=f"{stopped.rule}: {stopped.reason}",
                 dropped_fields=result.dropped_fields,
-            )
+            ))
             for provider in result.targets
         ]
     require_fit(outgoing, request_limit(app))  # before the row is stored: the event may be dead-lettered
@@ -69,6 +69,6 @@ def transform_event(event: EventT[bytes]) -> list[Outgoing]:
 async def transform_stage(stream: StreamT[bytes]) -> None:
     await context.runtime.caught_up.wait()  # the rules stored before this worker started are in force
     await run_stage(
-        app, stream, STAGE, per_event(STAGE, context.topics.catalog.dlq, transform_event),
+        app, stream, STAGE, OUTCOMES.recording(per_event(STAGE, context.topics.catalog.dlq, transform_event)),
         faults=context.faults, batch_max=context.settings.batch_max, within_s=context.settings.batch_within_s,
     )

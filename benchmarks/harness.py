@@ -319,4 +319,4 @@ def consumed_topics(catalog: TopicCatalog) -> list[str]:
         for provider in catalog.providers
         for topic in (catalog.dispatch(provider), *(catalog.retry(provider, t) for t in catalog.retry_tiers))
     ]
-    return [catalog.cdc, catalog.validated, catalog.transformed, catalog.outcomes, *per_provider]
+    return [catalog.cdc, catalog.validated, catalog.transformed, *per_provider]

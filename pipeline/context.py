@@ -32,7 +32,6 @@ class StageTopics:
     cdc: faust.TopicT
     validated: faust.TopicT
     transformed: faust.TopicT
-    outcomes: faust.TopicT
     conflict: faust.TopicT  # contacts.transformed and contacts.inbound, read by one stage (agents/conflict.py)
     dispatch: dict[str, faust.TopicT]
     retry: dict[str, dict[str, faust.TopicT]]
@@ -87,7 +86,6 @@ def create_app(settings: Settings) -> tuple[faust.App, StageTopics, StageTables]
         cdc=raw_topic(catalog.cdc),
         validated=raw_topic(catalog.validated),
         transformed=raw_topic(catalog.transformed),
-        outcomes=raw_topic(catalog.outcomes),
         conflict=raw_topic(catalog.transformed, catalog.inbound),
         dispatch={name: raw_topic(catalog.dispatch(name)) for name in providers},
         retry={
@@ -109,7 +107,7 @@ class WorkerContext:
     lanes: dict[str, ProviderLane]  # per enabled provider: rate limit share, pauses, breaker
     runtime: RuntimeConfig  # rules and lane limits as changed at run time
     faults: FaultBook  # worker stops counted against messages (contacts.faults)
-    outcome_counts: OutcomeCounts  # filled by the status stage, shown by /metrics
+    outcome_counts: OutcomeCounts  # filled where outcomes are recorded (pipeline.delivery.outcomes), shown by /metrics
     webhook_counts: WebhookCounts  # filled by the webhook receivers and the conflict stage, shown by /metrics
 
 

@@ -27,7 +27,9 @@ def status(
     else:
         catalog = load_catalog(settings)
         changelog = catalog.record_status_changelog
-        found = asyncio.run(status_from_changelog(settings.bootstrap_servers, changelog, catalog.partitions, record_id))
+        found = asyncio.run(status_from_changelog(
+            settings.bootstrap_servers, changelog, catalog.providers, catalog.partitions, record_id,
+        ))
     if found is None:
         typer.echo(f"record {record_id}: no status yet (the pipeline has no outcome for it)", err=True)
         raise typer.Exit(1)

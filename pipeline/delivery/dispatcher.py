@@ -18,7 +18,7 @@ import faust
 import structlog
 from faust.types import EventT
 
-from pipeline.delivery.outcomes import record_outcome
+from pipeline.delivery.outcomes import OutcomeRecorder, record_outcome
 from pipeline.delivery.rate_limit import ProviderLane
 from pipeline.errors import DeliveryError, RetryableError, ThrottledError
 from pipeline.kafka.dead_letters import dead_letter, now_ms
@@ -67,6 +67,7 @@ class Dispatcher:
     catalog: TopicCatalog
     delivered_version: faust.Table[bytes, bytes]  # record id (bytes) -> Delivered JSON: the version guard
     write_ahead: Callable[[list[Outgoing]], Awaitable[object]]  # produces rows before their requests
+    outcomes: OutcomeRecorder  # the outcome messages, and this provider's dispatch status rows
     linger_s: float = 0.0  # how long a record may wait for more to fill its request on a saturated lane
     delete_linger_s: float = 0.0  # the same for a delete, when longer (a few in a hundred changes)
     request_of: RequestOf = by_operation  # which of the provider's calls carries a record
@@ -118,7 +119,7 @@ class Dispatcher:
                 outgoing += settled
         free = time.monotonic()  # records carried by this dispatch wait from now: see _carry
         self._carried_since = {key: min(since, free) for key, since in self._carried_since.items()}
-        return outgoing
+        return self.outcomes.with_rows(outgoing)
 
     @staticmethod
     def _still_ours(carried: list[Item]) -> list[Item]:
@@ -208,10 +209,9 @@ class Dispatcher:
     def _delivered(self, item: Item, result: DeliveryResult) -> list[Outgoing]:
         record = item.record
         row = confirmed(self._written_ahead[record.record_id], record, result.provider_ids)
-        return [self._hold(item, row), record_outcome(
-            self.catalog.outcomes, record, "delivered", attempts=item.retry.attempts + 1,
-            provider_id=result.provider_id,
-        )]
+        return [self._hold(item, row), self.outcomes.record(item.event, record_outcome(
+            record, "delivered", attempts=item.retry.attempts + 1, provider_id=result.provider_id,
+        ))]
 
     def _nothing_to_delete(self, item: Item) -> list[Outgoing]:
         """Settle a delete of a record never sent (``never_sent``) without a request. Its state is
@@ -219,12 +219,12 @@ class Dispatcher:
         confirmed delete, and its row says so too (no ids), so an older version still on its way (a
         retry) is superseded. ``attempts`` stays the record's: no request carried it."""
         row = confirmed(None, item.record, ())
-        return [self._hold(item, row), record_outcome(
-            self.catalog.outcomes, item.record, "delivered", attempts=item.retry.attempts,
-        )]
+        return [self._hold(item, row), self.outcomes.record(item.event, record_outcome(
+            item.record, "delivered", attempts=item.retry.attempts,
+        ))]
 
     def _superseded(self, item: Item) -> Outgoing:
-        return record_outcome(self.catalog.outcomes, item.record, "superseded", attempts=item.retry.attempts)
+        return self.outcomes.record(item.event, record_outcome(item.record, "superseded", attempts=item.retry.attempts))
 
     def _failed(self, item: Item, error: DeliveryError | None, *, counts: bool = True) -> list[Outgoing]:
         assert error is not None
@@ -245,7 +245,7 @@ class Dispatcher:
             topic = self.catalog.retry(record.provider, plan.tier)
             messages = [Outgoing(topic, message.key, message.value, to_headers(plan.state))]
             state = "retrying"
-        messages.append(record_outcome(
-            self.catalog.outcomes, record, state, attempts=plan.state.attempts, error=plan.state.last_error,
-        ))
+        messages.append(self.outcomes.record(item.event, record_outcome(
+            record, state, attempts=plan.state.attempts, error=plan.state.last_error,
+        )))
         return held + messages

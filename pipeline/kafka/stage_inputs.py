@@ -2,7 +2,7 @@
 
 The names are those the agents register under (``agents/``, which ``pipeline`` does not import):
 ``validate``, ``transform``, ``route``, ``dispatch-<provider>``, ``retry-<provider>-<delay>``,
-``status`` and ``conflict`` (which also reads ``contacts.transformed``, as ``route`` does).
+and ``conflict`` (which also reads ``contacts.transformed``, as ``route`` does).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def stage_inputs(catalog: TopicCatalog, providers: Iterable[str]) -> list[StageI
     named += [
         (f"retry-{name}-{tier}", catalog.retry(name, tier)) for name in enabled for tier in catalog.retry_tiers
     ]
-    named += [("status", catalog.outcomes), ("conflict", catalog.inbound)]
+    named += [("conflict", catalog.inbound)]
     return [StageInput(stage, topic, catalog.partitions) for stage, topic in named]
 
 

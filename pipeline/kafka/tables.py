@@ -48,7 +48,7 @@ class TableManager(faust.tables.TableManager):
 class StageTables:
     last_known: faust.Table[bytes, bytes]  # record id -> KnownContact JSON, to route and map deletes
     delivered_version: dict[str, faust.Table[bytes, bytes]]  # per provider: record id -> Delivered (version, key)
-    status: faust.Table[bytes, bytes]  # record id -> RecordStatus JSON
+    status: faust.Table[bytes, bytes]  # per record, provider and writing stage -> ProviderStatus JSON
     field_clock: faust.Table[bytes, bytes]  # record id -> RecordClock JSON (pipeline.stages.conflict)
 
 

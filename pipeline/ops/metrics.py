@@ -31,7 +31,7 @@ CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # the text format generate_latest write
 
 
 class OutcomeCounts:
-    """Delivery outcomes seen by this worker (the status stage counts them), per provider and state."""
+    """Outcomes this worker recorded (``pipeline.delivery.outcomes`` counts them), per provider and state."""
 
     def __init__(self) -> None:
         self.by_provider_state: Counter[tuple[str, str]] = Counter()

@@ -1,4 +1,4 @@
-"""``GET /metrics`` (Prometheus); the status stage counts the delivery outcomes it shows."""
+"""``GET /metrics`` (Prometheus); the stages that record outcomes count the ones it shows."""
 
 from __future__ import annotations
 

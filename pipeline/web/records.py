@@ -2,7 +2,7 @@
 newest change through the pipeline again (see ``pipeline.ops.resend``).
 
 Any worker answers: Faust forwards the request to the worker holding the record's partition of the
-record-status table.
+record-status table, which merges the record's rows there (``pipeline.ops.record_status``).
 """
 
 from __future__ import annotations
@@ -10,18 +10,17 @@ from __future__ import annotations
 from faust.web import Request, Response, View
 
 from pipeline.app import app, context
-from pipeline.ops.record_status import status_document
+from pipeline.ops.record_status import status_document, status_from_table
 from pipeline.ops.resend import resend_newest_change
-from schemas.status import RecordStatus
 
 
 @app.page("/records/{id}")
 @app.table_route(table=context.tables.status, match_info="id")
 async def record_status(view: View, request: Request, id: str) -> Response:  # noqa: A002  (the route's name)
-    stored = context.tables.status.get(id.encode())
-    if stored is None:
+    status = status_from_table(context.tables.status, context.topics.catalog.providers, id)
+    if status is None:
         return view.json({"error": "no status for this record", "record_id": id}, status=404)
-    return view.json(status_document(id, RecordStatus.model_validate_json(stored)))
+    return view.json(status_document(id, status))
 
 
 @app.table_route(table=context.tables.status, match_info="id")

@@ -20,9 +20,11 @@ from pipeline.dev.simulators.config import (
     SalesforceSimConfig,
     SimulatorsConfig,
 )
+from pipeline.stages.status import apply_entry, entry_of
 from schemas.dead_letter import DeadLetter
 from schemas.dispatch import Outcome
 from schemas.headers import from_headers
+from schemas.status import RecordStatus
 from tests.kafka_harness import SessionBroker
 
 
@@ -53,9 +55,10 @@ async def test_no_loss_and_no_stale_overwrite_under_faults_and_crashes(pipeline,
     provider, with the broker stopped for 20 s while changes are published and processed (the
     worker and the publisher wait for it), then the worker SIGKILLed twice (the second restart on an
     empty data dir, so its tables come back from their changelogs): every provider ends with the
-    newest version of every record, no platform ever saw a version go backwards, and every poison
-    event is dead-lettered. The broker restart needs the local broker of the test harness; against
-    another one it is left out with a warning."""
+    newest version of every record, no platform ever saw a version go backwards, every poison
+    event is dead-lettered, and the restarted worker shows each record's status (state and version
+    per provider) as the outcomes on contacts.outcomes make it. The broker restart needs the local
+    broker of the test harness; against another one it is left out with a warning."""
     harness, exits = pipeline
     started = time.monotonic()
     await harness.start(exits, CHAOS, env=ENV)
@@ -81,13 +84,15 @@ async def test_no_loss_and_no_stale_overwrite_under_faults_and_crashes(pipeline,
     report = await harness.settled_lag()
     assert report.lag == 0, (report.to_json(), harness.logs())
 
+    trail = [Outcome.model_validate_json(m.value) for m in await harness.messages(harness.catalog.outcomes)]
+    shown = await statuses_shown(harness, {outcome.record_id for outcome in trail})
+    assert shown == statuses_of_trail(trail), harness.logs()
+
     letters = await harness.messages(harness.catalog.dlq)
     poison = {m.value for m in letters if from_headers(DeadLetter, m.headers).stage == "validate"}
     assert poison == {e.value for e in events if e.kind in INVALID_KINDS}
 
-    outcomes = Counter(
-        Outcome.model_validate_json(m.value).state for m in await harness.messages(harness.catalog.outcomes)
-    )
+    outcomes = Counter(outcome.state for outcome in trail)
     injected = await injected_faults(harness)
     assert sum(injected.values()) >= 20, injected
     print("chaos figures:", json.dumps({
@@ -106,6 +111,32 @@ async def broker_restart(broker: SessionBroker, *, after_s: float, down_s: float
         warnings.warn(f"chaos test ran without its broker restart: {reason}", stacklevel=2)
         return None
     return round(await broker.outage(down_s), 1)
+
+
+Shown = dict[str, dict[str, tuple[str, int]]]  # record id -> provider -> (state, version)
+
+
+async def statuses_shown(harness, record_ids: set[str]) -> Shown:  # type: ignore[no-untyped-def]
+    """What GET /records/{id} of the last worker (started on an empty data dir: its status rows came
+    back from the changelog) shows for each record, per provider."""
+    url = f"http://127.0.0.1:{harness.workers[-1].web_port}"
+    shown: Shown = {}
+    async with httpx.AsyncClient(timeout=30) as client:
+        for record_id in sorted(record_ids):
+            answer = (await client.get(f"{url}/records/{record_id}")).json()
+            shown[record_id] = {name: (row["state"], row["version"]) for name, row in answer["providers"].items()}
+    return shown
+
+
+def statuses_of_trail(trail: list[Outcome]) -> Shown:
+    """Each record's status as one row fed its outcomes in the order of ``contacts.outcomes`` shows it."""
+    statuses: dict[str, RecordStatus] = {}
+    for outcome in trail:
+        statuses[outcome.record_id] = apply_entry(
+            statuses.get(outcome.record_id, RecordStatus()), outcome.provider, entry_of(outcome)
+        )
+    return {record_id: {name: (row.state, row.version) for name, row in status.providers.items()}
+            for record_id, status in statuses.items()}
 
 
 def victim_data_dir(harness):  # type: ignore[no-untyped-def]

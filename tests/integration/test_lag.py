@@ -40,7 +40,7 @@ async def test_lag_per_partition_and_stage_matches_the_committed_offsets(kafka_b
     ]
     assert (transform.lag, transform.committed, transform.end) == (5, 7, 12)
     assert report.lag == 5 and all(s.lag == 0 for name, s in stages.items() if name != "transform")
-    assert list(stages)[:4] == ["validate", "transform", "route", "dispatch-hubspot"] and "status" in stages
+    assert list(stages)[:4] == ["validate", "transform", "route", "dispatch-hubspot"] and "conflict" in stages
 
 
 async def test_lag_command_prints_the_broker_figures_as_table_and_json(kafka_bootstrap: str, catalog) -> None:

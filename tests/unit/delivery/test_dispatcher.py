@@ -10,11 +10,13 @@ from typing import Any
 import pytest
 
 from pipeline.delivery.dispatcher import FLUSH_CHECK_S, Dispatcher
+from pipeline.delivery.outcomes import OutcomeRecorder
 from pipeline.delivery.rate_limit import ProviderLane
 from pipeline.errors import DeliveryError, PermanentError, RetryableError, ThrottledError
 from pipeline.kafka.dead_letters import now_ms
 from pipeline.kafka.producing import Outgoing
 from pipeline.kafka.topics import TopicCatalog
+from pipeline.ops.metrics import OutcomeCounts
 from pipeline.providers import DeliveryResult
 from pipeline.settings import HubSpotSettings, KafkaSettings
 from pipeline.stages.dispatch import Pending
@@ -29,6 +31,7 @@ pytestmark = pytest.mark.timeout(10)  # a dispatcher that never stops resending 
 CATALOG = TopicCatalog.load(KafkaSettings().topics_file, "t.")
 DISPATCH = CATALOG.dispatch("hubspot")
 CHANGELOG = CATALOG.delivered_version_changelog("hubspot")
+STATUS_CHANGELOG = CATALOG.record_status_changelog
 
 Answer = Callable[[Sequence[DispatchRecord]], list[DeliveryResult]]
 
@@ -88,7 +91,9 @@ def dispatcher(
 ) -> tuple[Dispatcher, WriteAhead]:
     write_ahead = WriteAhead(provider.journal)
     table: Any = guard if guard is not None else MemoryTable(CHANGELOG)  # stands in for a faust.Table
-    return Dispatcher(provider, provider.lane, CATALOG, table, write_ahead, linger_s=linger_s), write_ahead
+    status: Any = MemoryTable(STATUS_CHANGELOG)
+    recorder = OutcomeRecorder(CATALOG.outcomes, status, "dispatch", OutcomeCounts())
+    return Dispatcher(provider, provider.lane, CATALOG, table, write_ahead, recorder, linger_s=linger_s), write_ahead
 
 
 def pending(

@@ -208,8 +208,8 @@ def test_every_outcome_of_a_record_names_the_fields_dropped_from_its_contact() -
     message without the field decodes with none."""
     phone = DroppedField(field="phone", reason="too short (default region US)")
     record = pending("a", 4).record.model_copy(update={"dropped_fields": (phone,)})
-    message = record_outcome("outcomes", DispatchRecord.model_validate_json(record.model_dump_json()), "delivered", attempts=1)
-    assert Outcome.model_validate_json(message.value).dropped_fields == (phone,)
+    outcome = record_outcome(DispatchRecord.model_validate_json(record.model_dump_json()), "delivered", attempts=1)
+    assert Outcome.model_validate_json(outcome.model_dump_json()).dropped_fields == (phone,)
     old = pending("a", 4).record.model_dump_json(exclude={"dropped_fields"})
     assert DispatchRecord.model_validate_json(old).dropped_fields == ()
 
