@@ -415,4 +415,3 @@ async def next_offset_from(reader: AIOKafkaConsumer, partition: TopicPartition, 
         return first
     reached: int = await asyncio.wait_for(reader.position(partition), 5)
     return reached if reached > offset else None
-
