@@ -59,6 +59,7 @@ def create_app(settings: Settings) -> tuple[faust.App, StageTopics, StageTables]
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.session_timeout_s / 4,
         table_cleanup_interval=60.0,
+        table_standby_replicas=settings.standby_replicas,
         # A stage's inbox (pipeline/kafka/inbox.py) pauses fetching its partitions once it holds
         # this many messages, and resumes at half. 2,048 instead left the 200 k drain's peak RSS as
         # it was (214 against 213 MB): the inbox is not what holds a worker's memory.

@@ -8,6 +8,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 from pydantic_settings import SettingsError
 
+from pipeline.context import create_app
 from pipeline.errors import ConfigError
 from pipeline.providers import check_credentials
 from pipeline.settings import (
@@ -57,6 +58,7 @@ def test_each_bootstrap_entry_must_be_host_and_port(servers: str) -> None:
         ({"log_level": "loud"}, "CONTACTSYNC_LOG_LEVEL", "'DEBUG', 'INFO'"),
         ({"app_id": "my app"}, "CONTACTSYNC_APP_ID", "should match pattern"),
         ({"session_timeout_s": 1}, "CONTACTSYNC_SESSION_TIMEOUT_S", "greater than or equal to 6"),
+        ({"standby_replicas": -1}, "CONTACTSYNC_STANDBY_REPLICAS", "greater than or equal to 0"),
         ({"batch_within_s": float("inf")}, "CONTACTSYNC_BATCH_WITHIN_S", "finite number"),
         ({"routing": {"default_phone_region": "ZZ"}}, "CONTACTSYNC_ROUTING__DEFAULT_PHONE_REGION",
          "'ZZ' is not a region phonenumbers knows"),
@@ -176,3 +178,8 @@ def test_routing_rules_check_their_phone_region() -> None:
     """The rules document the admin endpoint validates refuses an unknown region the same way."""
     with pytest.raises(ValidationError, match="'ZZ' is not a region phonenumbers knows"):
         RoutingSettings(default_phone_region="ZZ")
+
+
+def test_the_standby_replicas_setting_reaches_the_faust_app() -> None:
+    app, _, _ = create_app(Settings(standby_replicas=0))
+    assert app.conf.table_standby_replicas == 0
