@@ -61,7 +61,10 @@ async def test_a_broker_outage_writes_tens_of_lines_not_thousands(pipeline, rest
 
     assert harness.workers[0].running, harness.logs()
     assert len(during) < 100, Counter(str(line["event"])[:60] for line in during).most_common(10)
-    assert any("repeated" in line for line in during), during
+    # aiokafka, once it notices, says the same few things every second; so the lines carry how many
+    # were held back. (In one run of three on 2026-12-07 it said nothing at all while the broker was away.)
+    if any(str(line.get("logger")).startswith("aiokafka") for line in during):
+        assert any("repeated" in line for line in during), during
     assert await wait_until_consuming(harness.bootstrap, harness.app_id, 1, 120), harness.logs()
     events = list(generate_events(200, records=100, seed=4))
     await harness.publish(events)
