@@ -69,6 +69,7 @@ class WorkerProcess:
 
     def __init__(self, stack: StackConfig, data_dir: Path, web_port: int, log_file: Path) -> None:
         self.log_file = log_file
+        self.data_dir = data_dir
         self.web_port = web_port
         self._env = {**_clean_environ(), **stack.worker_env(data_dir, web_port)}
         self.process: subprocess.Popen[bytes] | None = None

@@ -6,7 +6,8 @@ bookkeeping to keep commits safe; ``pipeline.kafka.tables`` sets Faust's current
 ``pipeline.kafka.transport`` also takes a stage's fetched records before Faust's fetch loop sees them,
 and, through its own consumer thread, caps what one fetch may bring where Faust builds aiokafka's
 consumer and seeks to the commits; ``pipeline.kafka.tables`` starts Faust's table manager without
-its fixed sleep.
+its fixed sleep; ``pipeline.kafka.standby_rows`` keeps a standby table copy with the bookkeeping of
+Faust's recovery.
 All of them live in this package and nowhere else. If a Faust upgrade renamed one of them, Faust
 would silently stop calling our override and the message loss it prevents would return, so a worker
 refuses to start instead (pyproject.toml also bounds faust-streaming to the series checked here).
@@ -18,6 +19,7 @@ import faust
 import faust.streams
 import faust.tables
 from faust.stores import rocksdb
+from faust.tables import recovery
 from faust.transport import conductor, consumer
 from faust.transport.drivers import aiokafka
 
@@ -34,6 +36,8 @@ TABLE_MANAGER_HOOKS = ("on_start", "_update_channels", "recovery")
 # Bookkeeping of Faust's consumer that the overrides read.
 CONSUMER_STATE = ("_acked", "_gap", "_acked_index", "_committed_offset", "_unacked_messages", "_paused_partitions",
                   "_buffered_partitions", "_read_offset")
+# Bookkeeping of Faust's table recovery that pipeline.kafka.standby_rows reads and moves.
+RECOVERY_STATE = ("standby_tps", "standby_offsets", "tp_to_table")
 
 
 def missing_internals() -> list[str]:
@@ -45,6 +49,7 @@ def missing_internals() -> list[str]:
     missing += [f"AIOKafkaConsumerThread.{name}" for name in CONSUMER_THREAD_HOOKS
                 if not _defines(aiokafka.AIOKafkaConsumerThread, name)]
     missing += [f"TableManager.{name}" for name in TABLE_MANAGER_HOOKS if not _defines(faust.tables.TableManager, name)]
+    missing += [f"Recovery.{name}" for name in RECOVERY_STATE if not _declares(recovery.Recovery, name)]
     if not _declares(conductor.Conductor, "_tp_index"):
         missing.append("Conductor._tp_index")
     if not hasattr(faust.streams, "_current_event"):

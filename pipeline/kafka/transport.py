@@ -30,7 +30,8 @@ Here:
   fetch can leave a partition undelivered, and only this read gets it going again.)
 
 And the fetched messages of a stage's partitions go to the stage's inbox, a list per partition and
-fetch, instead of one by one through Faust's conductor and stream (``pipeline.kafka.inbox``).
+fetch, instead of one by one through Faust's conductor and stream (``pipeline.kafka.inbox``); the
+rows of a standby table copy go to its table a fetch at a time (``pipeline.kafka.standby_rows``).
 
 Used through the ``faust.transports`` entry point (pyproject.toml) as the ``contactsync://`` scheme.
 """
@@ -52,6 +53,7 @@ from mode import Service
 
 from pipeline.errors import ConfigError
 from pipeline.kafka.inbox import Inbox
+from pipeline.kafka.standby_rows import apply_standby_rows, holds_as_standby
 
 log = structlog.get_logger(__name__)
 
@@ -176,14 +178,18 @@ class Consumer(aiokafka.Consumer):
         return tp.topic in self._routes().by_topic
 
     async def _hand_to_inboxes(self, records: Mapping[TP, list[Any]]) -> dict[TP, list[Any]]:
-        """Hand each stage partition's records to its stage's inbox; what no inbox reads is returned
-        for Faust's own path. Read offsets as Faust's fetch loop keeps them (``_drain_messages``)."""
+        """Hand each stage partition's records to its stage's inbox, and a standby copy's rows to
+        its table (``pipeline.kafka.standby_rows``); the rest is returned for Faust's own path.
+        Read offsets as Faust's fetch loop keeps them (``_drain_messages``)."""
         inboxes_of = self._routes().by_topic
         rest: dict[TP, list[Any]] = {}
         for tp, tp_records in records.items():
             inboxes = inboxes_of.get(tp.topic)
-            if not inboxes:  # a topic no agent reads (a table's changelog while it recovers)
-                rest[tp] = tp_records
+            if not inboxes:  # a table's changelog: a standby copy's rows, or a recovery's
+                if holds_as_standby(self.app, tp):
+                    apply_standby_rows(self.app, tp, await self._new_messages(tp, tp_records))
+                else:
+                    rest[tp] = tp_records
                 continue
             messages = await self._new_messages(tp, tp_records)
             if not messages:

@@ -141,7 +141,7 @@ def statuses_of_trail(trail: list[Outcome]) -> Shown:
 
 def victim_data_dir(harness):  # type: ignore[no-untyped-def]
     """The data dir of the worker that was just killed: a restart in place keeps its RocksDB."""
-    return harness.tmp / f"data-{len(harness.workers) - 1}"
+    return harness.workers[-1].data_dir
 
 
 async def injected_faults(harness) -> Counter[str]:  # type: ignore[no-untyped-def]
