@@ -194,7 +194,6 @@ class MailchimpSettings(ProviderSettings):
     )
     batch_size: int = Field(default=500, gt=0, le=500)
     max_in_flight: int = Field(default=4, gt=0, le=10)  # Mailchimp refuses an 11th connection
-    delete_linger_requests: int = Field(default=0, ge=0, le=10_000)  # one request per member: nothing to fill
     api_key: SecretStr = SecretStr("")
     list_id: str = "contacts"
     batch_operations_min: int = Field(
