@@ -14,9 +14,10 @@ operation with no result, and every operation of a batch not finished within
 ``settings.batch_timeout_s``, fails retryably (it may still run later: every member request the
 adapter makes may be made again).
 
-``GET /batches`` lists the account's batches, newest first: a poll asks for the newest 1,000 (the
-most a page holds), so a batch of ours is missed only if the account starts 1,000 others meanwhile
-(then it times out and is retried).
+A poll asks for one page of 1,000 batches (the most a page holds). Mailchimp does not document the
+list's order; the simulator lists the newest first, and so, it is assumed here, does Mailchimp. If
+it lists the oldest first, an account that keeps more than 1,000 batches would hide ours: they
+would time out and their records be retried (unverified against the real API).
 """
 
 from __future__ import annotations
