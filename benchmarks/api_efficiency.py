@@ -188,7 +188,8 @@ def _ratio(part: int, whole: int) -> float | None:
 
 def _deletes_by(provider: str, request: dict[str, Any]) -> bool:
     """Whether ``request`` deletes records at ``provider`` (HubSpot's batch archive, Salesforce's
-    collection delete, Mailchimp's member archive, which also removes members left at old addresses)."""
+    collection delete, Mailchimp's member archive, which also removes members left at old addresses,
+    directly or as operations of a ``POST /batches``)."""
     method, path = str(request["method"]), str(request["path"])
     match provider:
         case "hubspot":
@@ -196,12 +197,13 @@ def _deletes_by(provider: str, request: dict[str, Any]) -> bool:
         case "salesforce":
             return method == "DELETE" and path.endswith("/composite/sobjects")
         case _:
-            return method == "DELETE"
+            return method == "DELETE" or "DELETE" in request.get("operations", {})
 
 
 def _looks_up(provider: str, request: dict[str, Any]) -> bool:
     """Whether ``request`` looks a record up before a delete: HubSpot's batch read of ids,
-    Salesforce's query, Mailchimp's GET of the member (is it still the deleted record's?)."""
+    Salesforce's query, Mailchimp's GET of the member (is it still the deleted record's?), directly
+    or as operations of a ``POST /batches``."""
     method, path = str(request["method"]), str(request["path"])
     match provider:
         case "hubspot":
@@ -209,7 +211,7 @@ def _looks_up(provider: str, request: dict[str, Any]) -> bool:
         case "salesforce":
             return path.endswith("/query")
         case _:
-            return method == "GET" and "/members/" in path
+            return method == "GET" and "/members/" in path or "GET" in request.get("operations", {})
 
 
 def _limited(sims: SimulatorsConfig, provider: str, limit_per_s: float, burst: int) -> SimulatorsConfig:
@@ -228,11 +230,13 @@ def _limited(sims: SimulatorsConfig, provider: str, limit_per_s: float, burst: i
 
 def _by_call(requests: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """How many requests, and records per request, by API call (method and the path's last two
-    parts, a Mailchimp member's hash as ``{member}``)."""
+    parts, a Mailchimp member's hash as ``{member}``; a batch operations request also by the methods
+    of its operations, like ``POST /batches [GET,PATCH]``)."""
     calls: dict[str, list[int]] = {}
     for request in requests:
         tail = ["{member}" if _MEMBER_HASH.match(part) else part for part in request["path"].split("/")[-2:]]
-        calls.setdefault(f"{request['method']} {'/'.join(tail)}", []).append(request["record_count"])
+        operations = f" [{','.join(sorted(request['operations']))}]" if request.get("operations") else ""
+        calls.setdefault(f"{request['method']} {'/'.join(tail)}{operations}", []).append(request["record_count"])
     return {
         call: {"count": len(counts), "records_per_request": round(sum(counts) / len(counts), 1)}
         for call, counts in sorted(calls.items())

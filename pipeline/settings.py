@@ -194,9 +194,18 @@ class MailchimpSettings(ProviderSettings):
     )
     batch_size: int = Field(default=500, gt=0, le=500)
     max_in_flight: int = Field(default=4, gt=0, le=10)  # Mailchimp refuses an 11th connection
-    delete_linger_requests: int = Field(default=0, ge=0, le=10_000)  # one request per member: nothing to fill
     api_key: SecretStr = SecretStr("")
     list_id: str = "contacts"
+    batch_operations_min: int = Field(
+        default=3, ge=1,
+        description="Fewest member requests (moves, archive guards, archives) sent together as one POST "
+        "/batches; fewer go one by one. A batch costs its POST and at least one GET /batches poll.",
+    )
+    batch_poll_s: float = Field(default=1.0, gt=0, le=60, description="Wait before each GET /batches poll.")
+    batch_timeout_s: float = Field(
+        default=60.0, gt=0, le=600,
+        description="Longest wait for a batch to finish; its members' records then fail retryably.",
+    )
 
 
 class ProvidersSettings(_Section):

@@ -109,6 +109,10 @@ class ProviderClient:
             return response
         raise self._classify(response)
 
+    def build_request(self, method: str, url: str, *, params: Mapping[str, str] | None = None) -> httpx.Request:
+        """The request ``request`` would send (not sent): what an answer that came another way answers."""
+        return self._client.build_request(method, url, params=params)
+
     async def aclose(self) -> None:
         await self._client.aclose()
 

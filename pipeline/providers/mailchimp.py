@@ -2,9 +2,11 @@
 
 Upserts: batch subscribe ``POST /lists/{list_id}`` with ``update_existing`` (per-member failures in
 the 200 body's ``errors[]``); a member whose email changed is first moved to the new address with
-``PATCH /lists/{list_id}/members/{old_hash}``. Deletes: ``DELETE /lists/{list_id}/members/{subscriber_hash}`` (archive),
-one request per member, run together but never more than ``settings.max_in_flight`` at once for the
-whole adapter (Mailchimp refuses an 11th simultaneous connection); 404 means already gone.
+``PATCH /lists/{list_id}/members/{old_hash}``. Deletes: ``DELETE /lists/{list_id}/members/{subscriber_hash}`` (archive);
+404 means already gone. These per-member requests go through :mod:`.mailchimp_batches`: a few one by
+one (never more than ``settings.max_in_flight`` at once for the whole adapter: Mailchimp refuses an
+11th simultaneous connection), more together as one ``POST /batches``, each answered by its own
+operation's result.
 
 The member id is the MD5 of the email, so a record whose email changed lives under a new id. Besides
 the member the record is held under (``previous_key``), an earlier send whose outcome is unknown
@@ -17,8 +19,9 @@ is archived only while it is still the deleted record's: a ``GET`` of the member
 and record id merge field) comes before each ``DELETE``, and a member another record holds now is
 left alone. That costs one GET per live member archived; a member already gone costs one request
 as before (the GET's 404 instead of the DELETE's), since Mailchimp's DELETE answers 204 with no body
-and cannot be made conditional. A write of the other record between the GET and the DELETE (a few
-milliseconds) is not covered.
+and cannot be made conditional. A write of the other record between the GET and the DELETE is not
+covered: a few milliseconds with direct requests, the round of a batch (its poll and the next
+batch's start, seconds) when the GETs and DELETEs go as batch operations.
 """
 
 from __future__ import annotations
@@ -33,8 +36,9 @@ from pydantic import BaseModel, TypeAdapter
 from pipeline.errors import ConfigError, DeliveryError, MappingError, PermanentError, RetryableError
 from pipeline.providers.base import DeliveryResult
 from pipeline.providers.credentials import credential
-from pipeline.providers.http import Answer, ProviderClient, classify_status, clip, error_body, parse
+from pipeline.providers.http import Answer, ProviderClient, classify_status, clip, error_body, http_transport, parse
 from pipeline.providers.ledger import Entry, Ledger
+from pipeline.providers.mailchimp_batches import MemberRequests
 from pipeline.providers.mapping import ChangeMapper, FieldMap, MappingFile, apply_fields, load_mapping
 from pipeline.settings import MailchimpSettings
 from schemas.contact import Contact, ContactChange, ContactField
@@ -112,12 +116,20 @@ def credentials(settings: MailchimpSettings) -> tuple[str, str]:
 
 
 class MailchimpProvider:
-    """Delivers dispatch records to one Mailchimp audience (``settings.list_id``)."""
+    """Delivers dispatch records to one Mailchimp audience (``settings.list_id``).
+
+    ``transport`` carries API requests (the dispatcher's is rate-limited by the lane);
+    ``storage_transport`` the fetch of batch results from storage, which is not the API.
+    """
 
     name = NAME
 
     def __init__(
-        self, settings: MailchimpSettings, *, transport: httpx.AsyncBaseTransport | None = None
+        self,
+        settings: MailchimpSettings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        storage_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         key, base_url = credentials(settings)
         self._list_path = f"/lists/{settings.list_id}"
@@ -129,6 +141,8 @@ class MailchimpProvider:
             auth=httpx.BasicAuth("contactsync", key),
             transport=transport,
         )
+        self._storage = httpx.AsyncClient(timeout=settings.timeout_s, transport=storage_transport or http_transport())
+        self._members = MemberRequests(settings, self._http, self._storage, _classify)
 
     async def deliver(self, batch: Sequence[DispatchRecord]) -> list[DeliveryResult]:
         ledger = Ledger(batch)
@@ -137,6 +151,8 @@ class MailchimpProvider:
         return ledger.results()
 
     async def aclose(self) -> None:
+        await self._members.aclose()
+        await self._storage.aclose()
         await self._http.aclose()
 
     async def _move_then_subscribe(self, entries: Sequence[Entry[MailchimpMember]]) -> list[DeliveryResult]:
@@ -175,7 +191,7 @@ class MailchimpProvider:
         """
         old = f"{self._list_path}/members/{entry.record.previous_key}"
         try:
-            await self._http.request("PATCH", old, json=entry.payload.model_dump())
+            await self._members.request("PATCH", old, json=entry.payload.model_dump())
             return entry.ok(subscriber_hash(entry.payload.email_address))
         except DeliveryError as error:
             if error.status == 404:
@@ -183,7 +199,7 @@ class MailchimpProvider:
             if error.status != 400:
                 return entry.failed(error)
             try:
-                await self._http.request("DELETE", old)
+                await self._members.request("DELETE", old)
             except DeliveryError as archive_error:
                 return None if archive_error.status == 404 else entry.failed(archive_error)
         return None
@@ -221,22 +237,26 @@ class MailchimpProvider:
     async def _archive_members(
         self, members: Sequence[str], record_id: str
     ) -> tuple[list[str], DeliveryError | None]:
-        """Archive each member in turn that ``record_id`` still holds (``may_archive``): those
+        """Archive each member that ``record_id`` still holds (``may_archive``), all at once: those
         archived, and the first error that is not a 404 (not in the audience: already gone, like a
         delete that finds nothing elsewhere)."""
-        archived: list[str] = []
+        outcomes = await asyncio.gather(*(self._archive_member(member, record_id) for member in members))
+        archived = [member for member, outcome in zip(members, outcomes, strict=True) if outcome is True]
+        errors = [outcome for outcome in outcomes if isinstance(outcome, DeliveryError)]
+        return archived, errors[0] if errors else None
+
+    async def _archive_member(self, member: str, record_id: str) -> bool | DeliveryError:
+        """True: archived; False: gone, or another record's; else the error."""
+        path = f"{self._list_path}/members/{member}"
         fields = {"fields": f"status,merge_fields.{self._record_id_tag}"}
-        for member in members:
-            path = f"{self._list_path}/members/{member}"
-            try:
-                holder = parse(await self._http.request("GET", path, params=fields), _HOLDER)
-                if may_archive(holder, record_id, self._record_id_tag):
-                    await self._http.request("DELETE", path)
-                    archived.append(member)
-            except DeliveryError as error:
-                if error.status != 404:
-                    return archived, error
-        return archived, None
+        try:
+            holder = parse(await self._members.request("GET", path, params=fields), _HOLDER)
+            if not may_archive(holder, record_id, self._record_id_tag):
+                return False
+            await self._members.request("DELETE", path)
+        except DeliveryError as error:
+            return False if error.status == 404 else error
+        return True
 
 
 def _classify(response: httpx.Response) -> DeliveryError:

@@ -3,7 +3,8 @@
 Arrival (logged, counted in flight; concurrency limit, auth, rate windows and the fault draw
 are decided here) -> latency -> the refusal or injected fault, else the provider's handler ->
 limit headers on the answer. Everything under ``/_sim/`` (served both at the root and under the API
-prefix, so ``{base_url}/_sim/...`` always works) skips that path (see ``inspection``).
+prefix, so ``{base_url}/_sim/...`` always works) skips that path (see ``inspection``), and so does
+what a provider serves outside its API (``outside_api``).
 
 A provider subclass names its routes and supplies the platform's answers: error bodies
 (``error_response``), the throttle body (``throttle_response``), auth, windows and headers.
@@ -91,6 +92,11 @@ class ProviderSimulator(ABC, Generic[ConfigT]):
         """Requests that skip auth, limits and faults (the Salesforce token endpoint)."""
         return False
 
+    def outside_api(self, request: web.Request) -> bool:
+        """Requests that are not the platform's API (a download from its storage): not logged,
+        not counted, no auth, no faults."""
+        return False
+
     def notifications(self, record: StoredRecord, operation: Operation, changed: dict[str, Any]) -> list[Notification]:
         """What the platform sends its webhook subscribers about one write (none by default)."""
         return []
@@ -175,7 +181,7 @@ class ProviderSimulator(ABC, Generic[ConfigT]):
 
     @web.middleware
     async def _api_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith(("/_sim/", f"{self.api_prefix}/_sim/")):
+        if request.path.startswith(("/_sim/", f"{self.api_prefix}/_sim/")) or self.outside_api(request):
             return await handler(request)
         entry = self.log.open(request.method, request.path, request.query_string, time.time())
         request[LOG_ENTRY] = entry

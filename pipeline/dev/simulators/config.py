@@ -93,6 +93,9 @@ class MailchimpSimConfig(BaseSimConfig):
     max_connections: int = Field(default=10, gt=0, description="Simultaneous requests; the next gets 429.")
     requests_per_second: int | None = Field(default=None, gt=0)
     max_batch_members: int = Field(default=500, gt=0)
+    batch_delay_s: float = Field(
+        default=0.5, ge=0, description="How long a POST /batches waits before its operations run."
+    )
     merge_fields: tuple[str, ...] = ("FNAME", "LNAME", "PHONE", "COMPANY", "CSID", "CSVERSION")
 
 

@@ -57,12 +57,12 @@ def member_json(record: StoredRecord, list_id: str, merge_fields: tuple[str, ...
         "status": "archived" if record.archived else record.fields["status"],
         "merge_fields": values,
         "list_id": list_id,
-        "timestamp_signup": _iso(record.created_at),
-        "last_changed": _iso(record.updated_at),
+        "timestamp_signup": iso(record.created_at),
+        "last_changed": iso(record.updated_at),
         "tags": [],
         "_links": [],
     }
 
 
-def _iso(epoch: float) -> str:
+def iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")

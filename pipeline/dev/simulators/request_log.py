@@ -35,6 +35,7 @@ class LoggedRequest:
     answered_at: float | None = None
     outcome: str = "pending"
     records: list[RecordRef] = field(default_factory=list)
+    operations: dict[str, int] = field(default_factory=dict)  # a batch request's operations by method
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -48,6 +49,7 @@ class LoggedRequest:
             "outcome": self.outcome,
             "record_count": len(self.records),
             "records": [{"record_id": ref.record_id, "version": ref.version} for ref in self.records],
+            "operations": self.operations,
         }
 
 

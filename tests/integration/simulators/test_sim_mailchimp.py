@@ -1,9 +1,12 @@
-"""The Mailchimp simulator over real HTTP: batch subscribe, member calls, auth and connection limit."""
+"""The Mailchimp simulator over real HTTP: batch subscribe, member calls, batch operations, auth and limits."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
+import json
+import tarfile
 from typing import Any
 
 import httpx
@@ -113,3 +116,82 @@ async def test_eleventh_simultaneous_connection_gets_429(mailchimp: httpx.AsyncC
     assert len(throttled) == 1 and sorted({r.status_code for r in responses}) == [404, 429]
     assert throttled[0].json()["title"] == "Too Many Requests"
     assert throttled[0].json()["detail"] == "You have exceeded the limit of 10 simultaneous connections."
+
+
+async def _finished(mailchimp: httpx.AsyncClient, batch_id: str) -> dict[str, Any]:
+    """The listing of batch ``batch_id`` (id, status, results URL only) once it is finished (≤ 10 s)."""
+    fields = {"fields": "batches.id,batches.status,batches.response_body_url", "count": "1000"}
+    for _ in range(100):
+        listed = (await mailchimp.get("/batches", params=fields)).json()
+        (batch,) = [batch for batch in listed["batches"] if batch["id"] == batch_id]
+        if batch["status"] == "finished":
+            return batch
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"batch {batch_id} did not finish")
+
+
+def _results(archive: bytes) -> dict[str, dict[str, Any]]:
+    """A results archive's results by operation id."""
+    found: dict[str, dict[str, Any]] = {}
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+        for item in tar.getmembers():
+            content = tar.extractfile(item)
+            assert content is not None
+            found.update({result["operation_id"]: result for result in json.loads(content.read())})
+    return found
+
+
+async def test_batch_operations_run_later_like_direct_requests(mailchimp: httpx.AsyncClient) -> None:
+    """POST /batches answers pending; its operations then run as the direct calls do (a move, a 404,
+    Member Exists, a guard GET, an archive, a body that breaks the spec), the listing gives only the
+    fields asked for, the results archive downloads without auth, and the request log names the
+    records the batch carried and its operations, not the download."""
+    await mailchimp.post(BATCH, json={"members": [member("r1", 1), member("r2", 1), member("r3", 1)]})
+    moved = {"email_address": "new@example.com", "merge_fields": {"CSID": "r1", "CSVERSION": "2"}}
+    operations = [
+        {"method": "PATCH", "path": f"{BATCH}/members/{md5('r1@example.com')}", "operation_id": "move",
+         "body": json.dumps(moved)},
+        {"method": "PATCH", "path": f"{BATCH}/members/{md5('nobody@example.com')}", "operation_id": "missing",
+         "body": json.dumps({"status": "unsubscribed"})},
+        {"method": "PATCH", "path": f"{BATCH}/members/{md5('r2@example.com')}", "operation_id": "taken",
+         "body": json.dumps({"email_address": "r3@example.com"})},
+        {"method": "GET", "path": f"{BATCH}/members/{md5('r2@example.com')}", "operation_id": "guard",
+         "params": {"fields": "status,merge_fields.CSID"}},
+        {"method": "DELETE", "path": f"{BATCH}/members/{md5('r3@example.com')}", "operation_id": "archive"},
+        {"method": "PATCH", "path": f"{BATCH}/members/{md5('r2@example.com')}", "operation_id": "invalid",
+         "body": json.dumps({"status": "maybe"})},
+    ]
+    started = await mailchimp.post("/batches", json={"operations": operations})
+    assert started.status_code == 200 and started.json()["status"] == "pending"
+    batch = await _finished(mailchimp, started.json()["id"])
+    assert set(batch) == {"id", "status", "response_body_url"}
+    async with httpx.AsyncClient() as storage:
+        download = await storage.get(batch["response_body_url"])
+    assert download.status_code == 200 and "Authorization" not in download.request.headers
+    results = _results(download.content)
+    statuses = {operation_id: result["status_code"] for operation_id, result in results.items()}
+    assert statuses == {"move": 200, "missing": 404, "taken": 400, "guard": 200, "archive": 204, "invalid": 400}
+    assert json.loads(results["move"]["response"])["id"] == md5("new@example.com")
+    assert json.loads(results["taken"]["response"])["title"] == "Member Exists"
+    assert json.loads(results["guard"]["response"])["merge_fields"]["CSID"] == "r2"
+    assert results["archive"]["response"] == ""
+    held = (await mailchimp.get("/_sim/records")).json()["records"]
+    assert held["r1"]["native_id"] == md5("new@example.com") and held["r3"]["archived"] is True
+    log = (await mailchimp.get("/_sim/requests")).json()["requests"]
+    calls = [(r["method"], r["path"]) for r in log]
+    after = calls[calls.index(("POST", "/3.0/batches")) + 1 :]
+    assert after and set(after) == {("GET", "/3.0/batches")}  # the polls; the download is not the API
+    (posted,) = [r for r in log if r["path"] == "/3.0/batches" and r["method"] == "POST"]
+    assert posted["operations"] == {"PATCH": 4, "GET": 1, "DELETE": 1}
+    assert sorted(ref["record_id"] for ref in posted["records"]) == ["r1", "r2", "r2", "r3"]
+
+
+async def test_batches_are_validated_and_limited_like_any_request(mailchimp: httpx.AsyncClient) -> None:
+    """A body that breaks BatchesBody is a 400 Invalid Resource problem; POST and GET /batches
+    count against the requests-per-second window like any API request."""
+    refused = await mailchimp.post("/batches", json={"operations": [{"path": BATCH}]})
+    assert refused.status_code == 400 and refused.json()["errors"][0]["field"] == "operations/0"
+    await mailchimp.put("/_sim/config", json={"requests_per_second": 1})
+    await asyncio.sleep(1.0)
+    assert (await mailchimp.post("/batches", json={"operations": []})).status_code == 200
+    assert (await mailchimp.get("/batches")).status_code == 429

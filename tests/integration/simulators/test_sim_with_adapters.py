@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import httpx
 import pytest
 
@@ -25,6 +27,15 @@ def change(record_id: str, version: int, op: str = "upsert", contact_type: str =
     return ContactChange.model_validate(
         {"record_id": record_id, "op": op, "version": version, **times, "contact": contact}
     )
+
+
+def _md5(email: str) -> str:
+    return hashlib.md5(email.encode()).hexdigest()  # noqa: S324
+
+
+def _new_email(item: ContactChange, email: str) -> ContactChange:
+    assert item.contact is not None
+    return item.model_copy(update={"contact": item.contact.model_copy(update={"email": email})})
 
 
 def adapter_settings(sims: RunningSimulators) -> ProvidersSettings:
@@ -60,3 +71,32 @@ async def test_adapter_upserts_updates_and_deletes(sims: RunningSimulators, prov
         records = (await client.get("/_sim/records")).json()["records"]
     assert (records["r1"]["version"], records["r1"]["archived"]) == ("12", False)
     assert records["r2"]["archived"] is True and "gone" not in records
+
+
+async def test_mailchimp_moves_and_archives_through_batch_operations(sims: RunningSimulators) -> None:
+    """Mailchimp's adapter sends three moves and three archives (guards, then DELETEs) as batch
+    operations, fetches their results from the simulator's storage URL, and the audience ends up
+    as the direct requests would leave it; the log shows no direct member request."""
+    sims.mailchimp.reconfigure({"batch_delay_s": 0.05})
+    settings = adapter_settings(sims)
+    settings = settings.model_copy(update={"mailchimp": settings.mailchimp.model_copy(update={"batch_poll_s": 0.05})})
+    mapper = build_mappers(settings)["mailchimp"]
+    adapter = build_provider(settings, "mailchimp")
+    try:
+        created = await adapter.deliver([mapper(change(f"r{n}", 1)) for n in range(6)])
+        after = sims.mailchimp.log.entries()[-1]["seq"]
+        moves = [mapper(_new_email(change(f"r{n}", 2), f"new-r{n}@example.com")) for n in range(3)]
+        moved = await adapter.deliver([record.model_copy(update={"previous_key": _md5(f"r{n}@example.com")})
+                                       for n, record in enumerate(moves)])
+        deleted = await adapter.deliver([mapper(change(f"r{n}", 3, "delete")) for n in range(3, 6)])
+    finally:
+        await adapter.aclose()
+    assert all(result.ok for result in [*created, *moved, *deleted])
+    held = sims.mailchimp.store.current_records()
+    assert [held[f"r{n}"]["native_id"] for n in range(3)] == [_md5(f"new-r{n}@example.com") for n in range(3)]
+    assert all(held[f"r{n}"]["archived"] for n in range(3, 6))
+    log = sims.mailchimp.log.entries(after_seq=after)
+    calls = [(r["method"], r["path"].rsplit("/", 1)[-1], r["operations"]) for r in log]
+    assert [call for call in calls if call[1] != "batches"] == []
+    posted = [call[2] for call in calls if call[0] == "POST"]
+    assert posted == [{"PATCH": 3}, {"GET": 3}, {"DELETE": 3}]

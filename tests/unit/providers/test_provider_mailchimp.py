@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import io
 import json
+import tarfile
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -13,10 +17,11 @@ from pydantic import SecretStr
 
 from pipeline.errors import ConfigError, PermanentError, RetryableError
 from pipeline.providers.mailchimp import MailchimpMapper, MailchimpProvider, MemberHolder, may_archive
-from tests.unit.providers.wire import MAILCHIMP, answer, change, mailchimp, records, spec_validator
+from tests.unit.providers.wire import MAILCHIMP, Recorder, answer, change, mailchimp, records, spec_validator
 
 SPEC = "mailchimp-lists-members.openapi.json"
 MAPPER = MailchimpMapper(MAILCHIMP)
+DIRECT = MAILCHIMP.model_copy(update={"batch_operations_min": 1000})  # every member request on its own
 
 
 def _md5(email: str) -> str:
@@ -106,7 +111,7 @@ async def test_deletes_archive_each_member_and_404_is_done() -> None:
             return answer(status)
         return _held_by("r0") if request.method == "GET" else answer(204)
 
-    provider, wire = mailchimp(handle)
+    provider, wire = mailchimp(handle, DIRECT)
     batch = records(MAPPER, *(change(f"r{i}", "delete", email=f"{c}@x.org") for i, c in enumerate("abc")))
     results = await provider.deliver(batch)
     await provider.aclose()
@@ -149,7 +154,7 @@ async def test_deletes_never_exceed_max_in_flight() -> None:
         active -= 1
         return _held_by(None) if request.method == "GET" else httpx.Response(204)
 
-    provider, wire = mailchimp(handle, MAILCHIMP.model_copy(update={"max_in_flight": 3}))
+    provider, wire = mailchimp(handle, DIRECT.model_copy(update={"max_in_flight": 3}))
     batches = [records(MAPPER, *(change(f"r{b}-{i}", "delete", email=f"{b}-{i}@x.org")
                                  for i in range(12))) for b in range(2)]
     outcomes = await asyncio.gather(*(provider.deliver(batch) for batch in batches))
@@ -241,7 +246,7 @@ async def test_stray_members_are_archived_once_the_record_is_upserted() -> None:
         status = statuses[_member(request)]
         return _held_by("r1") if request.method == "GET" and status == 204 else answer(status)
 
-    provider, wire = mailchimp(handle)
+    provider, wire = mailchimp(handle, DIRECT)
     hooli, stuck = records(MAPPER, change("r1", email="hooli@x.org"), change("r2", email="b@x.org"))
     results = await provider.deliver([_strays(hooli, "gmail@x.org", "lost@x.org", "hooli@x.org"),
                                       _strays(stuck, "stuck@x.org")])
@@ -267,7 +272,7 @@ async def test_delete_archives_the_stray_members_too() -> None:
     """A delete archives its member, the held one and every stray; those already gone answer 404."""
     gone = {_md5("gmail@x.org")}
     provider, wire = mailchimp(lambda request: answer(404) if _member(request) in gone
-                               else _held_by("r1") if request.method == "GET" else answer(204))
+                               else _held_by("r1") if request.method == "GET" else answer(204), DIRECT)
     (record,) = records(MAPPER, change("r1", "delete", email="hooli@x.org"))
     results = await provider.deliver([_strays(_moved(record, "outlook@x.org"), "gmail@x.org", "yahoo@x.org")])
     await provider.aclose()
@@ -276,3 +281,154 @@ async def test_delete_archives_the_stray_members_too() -> None:
     assert asked == sorted(_md5(f"{n}@x.org") for n in ("hooli", "outlook", "gmail", "yahoo"))
     assert deleted == sorted(_md5(f"{n}@x.org") for n in ("hooli", "outlook", "yahoo"))
     assert results[0].ok and results[0].provider_id == _md5("hooli@x.org")
+
+
+# --- batch operations ------------------------------------------------------------------------------
+
+BATCHED = MAILCHIMP.model_copy(update={"batch_poll_s": 0.01, "batch_timeout_s": 5.0})
+STORAGE = "https://mailchimp-api-batch.s3.amazonaws.com"
+Operation = Callable[[str, str, dict[str, Any] | None], httpx.Response]
+
+
+def _archive(results: list[dict[str, Any]]) -> bytes:
+    """A results archive as Mailchimp stores it: a gzipped tar of JSON files of results."""
+    data = json.dumps(results).encode()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        info = tarfile.TarInfo("b1/0.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+class Batches:
+    """Mailchimp's batch endpoints for an adapter under test: each operation answered by
+    ``operation(method, path, body)``, results stored at ``STORAGE``; ``finishes=False``: never done."""
+
+    def __init__(self, operation: Operation, *, finishes: bool = True) -> None:
+        self.posted: list[list[dict[str, Any]]] = []
+        self.storage = Recorder(self._stored)
+        self._operation = operation
+        self._finishes = finishes
+        self._archives: dict[str, bytes] = {}
+
+    def api(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/3.0/batches" and request.method == "POST":
+            operations = json.loads(request.content)["operations"]
+            batch_id = f"b{len(self.posted)}"
+            self.posted.append(operations)
+            self._archives[batch_id] = _archive([self._result(op) for op in operations])
+            return answer(200, {"id": batch_id, "status": "pending", "total_operations": len(operations)})
+        if request.url.path == "/3.0/batches":
+            status = "finished" if self._finishes else "started"
+            return answer(200, {"batches": [
+                {"id": batch_id, "status": status, "response_body_url": f"{STORAGE}/{batch_id}.tar.gz"}
+                for batch_id in reversed(self._archives)], "total_items": len(self._archives)})
+        body = json.loads(request.content) if request.content else None
+        return self._operation(request.method, request.url.path.removeprefix("/3.0"), body)
+
+    def _result(self, operation: dict[str, Any]) -> dict[str, Any]:
+        body = json.loads(operation["body"]) if "body" in operation else None
+        response = self._operation(operation["method"], operation["path"], body)
+        return {"status_code": response.status_code, "operation_id": operation["operation_id"],
+                "response": response.text}
+
+    def _stored(self, request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=self._archives[request.url.path.strip("/").removesuffix(".tar.gz")])
+
+    def methods(self) -> list[list[str]]:
+        """The methods of each batch's operations, in order."""
+        return [[op["method"] for op in operations] for operations in self.posted]
+
+
+def _on_member(statuses: dict[str, int], holder: str = "r1") -> Operation:
+    """Member operations answered by the member's status in ``statuses`` (200 when absent; 400 to a
+    PATCH only); a GET
+    names ``holder`` as the record holding the member; batch subscribe subscribes everyone sent."""
+
+    def operate(method: str, path: str, body: dict[str, Any] | None) -> httpx.Response:
+        if path == "/lists/list1":
+            assert body is not None
+            return _subscribed(*(m["email_address"] for m in body["members"]))
+        status = statuses.get(path.rsplit("/", 1)[-1], 200)
+        if status == 400 and method == "PATCH":  # the new address is taken; the old member can go
+            return answer(400, {"title": "Member Exists", "status": 400, "detail": "taken"})
+        if status not in (200, 400):
+            return answer(status, {"title": "Failed", "status": status, "detail": "?"})
+        return _held_by(holder) if method == "GET" else answer(204) if method == "DELETE" else answer(200, {})
+
+    return operate
+
+
+async def test_moves_go_as_one_batch_each_settled_by_its_own_result() -> None:
+    """Three moves are one POST /batches (per spec); their results map like direct answers: 200
+    moved, 404 subscribed instead, 400 old member archived then subscribed, 503 retried."""
+    old = {name: _md5(f"old-{name}@x.org") for name in ("moved", "gone", "taken", "down")}
+    batches = Batches(_on_member({old["gone"]: 404, old["taken"]: 400, old["down"]: 503}))
+    provider, wire = mailchimp(batches.api, BATCHED, storage=batches.storage)
+    batch = [_moved(record, f"old-{name}@x.org") for name, record in zip(old, records(
+        MAPPER, *(change(f"r{i}", email=f"{name}@x.org") for i, name in enumerate(old))), strict=True)]
+    results = await provider.deliver(batch)
+    await provider.aclose()
+    spec_validator(SPEC, "BatchesBody", closed=("BatchesBody", "Operations")).validate({"operations": batches.posted[0]})
+    assert batches.methods() == [["PATCH"] * 4]
+    assert json.loads(batches.posted[0][0]["body"]) == batch[0].payload
+    assert [r.method for r in wire.requests if r.url.path.endswith(old["taken"])] == ["DELETE"]  # one: direct
+    subscribed = [m["email_address"] for body in wire.bodies("/lists/list1") for m in body["members"]]
+    assert subscribed == ["gone@x.org", "taken@x.org"]
+    assert [r.ok for r in results] == [True, True, True, False]
+    assert results[0].provider_id == _md5("moved@x.org")
+    assert isinstance(results[3].error, RetryableError) and results[3].error.status == 503
+
+
+async def test_batch_results_are_fetched_from_storage_without_the_key() -> None:
+    """The poll asks GET /batches only for id, status and result URL; the archive is fetched
+    through the storage client (not the API's), with no Authorization header."""
+    batches = Batches(_on_member({}))
+    provider, wire = mailchimp(batches.api, BATCHED, storage=batches.storage)
+    batch = [_moved(record, f"old{i}@x.org") for i, record in enumerate(records(
+        MAPPER, *(change(f"r{i}", email=f"new{i}@x.org") for i in range(3))))]
+    results = await provider.deliver(batch)
+    await provider.aclose()
+    polls = [r for r in wire.requests if r.method == "GET" and r.url.path == "/3.0/batches"]
+    assert polls and polls[0].url.params["fields"] == "batches.id,batches.status,batches.response_body_url"
+    assert not [r for r in wire.requests if r.url.host != "us6.api.mailchimp.com"]
+    (fetched,) = batches.storage.requests
+    assert str(fetched.url) == f"{STORAGE}/b0.tar.gz" and "Authorization" not in fetched.headers
+    assert all(r.ok for r in results)
+
+
+async def test_batched_guards_archive_only_the_records_own_members() -> None:
+    """Deletes' guard GETs go as one batch, then the DELETEs of the members each record still holds
+    as a second; a member another record holds now is left alone and its delete is done."""
+    emails = [f"{n}@x.org" for n in ("a", "b", "c", "d")]
+    held_by_other = _md5("d@x.org")
+
+    def operate(method: str, path: str, body: dict[str, Any] | None) -> httpx.Response:
+        record = "r30" if path.endswith(held_by_other) else "r" + "abcd"[[_md5(e) for e in emails].index(path[-32:])]
+        return _held_by(record) if method == "GET" else answer(204)
+
+    batches = Batches(operate)
+    provider, wire = mailchimp(batches.api, BATCHED, storage=batches.storage)
+    batch = records(MAPPER, *(change(f"r{e[0]}", "delete", email=e) for e in emails))
+    results = await provider.deliver(batch)
+    await provider.aclose()
+    assert batches.methods() == [["GET"] * 4, ["DELETE"] * 3]
+    assert batches.posted[0][0]["params"] == {"fields": "status,merge_fields.CSID"}
+    assert held_by_other not in {op["path"][-32:] for op in batches.posted[1]}
+    assert [(r.ok, r.provider_id) for r in results] == [
+        (True, _md5("a@x.org")), (True, _md5("b@x.org")), (True, _md5("c@x.org")), (True, None)]
+
+
+async def test_a_batch_that_never_finishes_fails_its_records_retryably() -> None:
+    """A batch still unfinished at batch_timeout_s fails every record it carried for another try;
+    none is reported delivered, and none is subscribed on a move's unknown result."""
+    batches = Batches(_on_member({}), finishes=False)
+    settings = BATCHED.model_copy(update={"batch_timeout_s": 0.2})
+    provider, wire = mailchimp(batches.api, settings, storage=batches.storage)
+    batch = [_moved(record, f"old{i}@x.org") for i, record in enumerate(records(
+        MAPPER, *(change(f"r{i}", email=f"new{i}@x.org") for i in range(3))))]
+    results = await provider.deliver(batch)
+    await provider.aclose()
+    assert all(isinstance(r.error, RetryableError) and r.error.code == "batch_unfinished" for r in results)
+    assert not wire.bodies("/lists/list1") and not batches.storage.requests

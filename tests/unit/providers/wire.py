@@ -134,10 +134,12 @@ def salesforce(
 
 
 def mailchimp(
-    handler: Handler, settings: MailchimpSettings = MAILCHIMP
+    handler: Handler, settings: MailchimpSettings = MAILCHIMP, *, storage: Recorder | None = None
 ) -> tuple[MailchimpProvider, Recorder]:
+    """The adapter on ``handler``; batch results fetched through ``storage`` (by default, nowhere)."""
     recorder = Recorder(handler)
-    return MailchimpProvider(settings, transport=recorder.transport), recorder
+    storage = storage or Recorder(raising(httpx.ConnectError("no storage in this test")))
+    return MailchimpProvider(settings, transport=recorder.transport, storage_transport=storage.transport), recorder
 
 
 def records(mapper: Mapper, *changes: ContactChange) -> list[DispatchRecord]:
