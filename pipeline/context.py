@@ -65,6 +65,12 @@ def create_app(settings: Settings) -> tuple[faust.App, StageTopics, StageTables]
         # it was (214 against 213 MB): the inbox is not what holds a worker's memory.
         stream_buffer_maxsize=8192,
         broker_max_poll_records=500,
+        # One record batch of a partition's outputs (pipeline/kafka/producing.py), not one per 16 KiB
+        # (Faust's default): aiokafka sends one batch per partition per request and waits for the
+        # answer before the next, so a stage's 1,000 outputs went out in ~7 round trips, and the next
+        # stage fetched them in as many small pieces (batches of 26-100 events). At the consumer's
+        # fetch size per partition (below), and within every topic's max.message.bytes.
+        producer_max_batch_size=catalog.record_batch_limit(256 * 1024),
         # What one fetch may bring of each partition (Faust's default 1 MiB), held until the stages
         # take it; a larger message still comes whole. 256 KiB: see benchmarks/README.md, "Memory".
         consumer_max_fetch_size=256 * 1024,

@@ -181,6 +181,13 @@ class TopicCatalog:
         """Kafka Connect's own topic: ``configs``, ``offsets`` or ``status``."""
         return self._named(f"connect_{kind}")
 
+    def record_batch_limit(self, most: int) -> int:
+        """The largest record batch every topic takes, at most ``most`` bytes: the smallest
+        ``max.message.bytes`` set here (a topic without one takes the broker's, 1 MiB by default).
+        A record batch, not a message, is what the broker holds against that limit."""
+        limits = [int(spec.config["max.message.bytes"]) for spec in self.specs() if "max.message.bytes" in spec.config]
+        return min([most, *limits])
+
     def specs(self) -> list[TopicSpec]:
         """Every concrete topic, templates expanded per provider and retry tier."""
         specs: list[TopicSpec] = []

@@ -183,3 +183,8 @@ def test_routing_rules_check_their_phone_region() -> None:
 def test_the_standby_replicas_setting_reaches_the_faust_app() -> None:
     app, _, _ = create_app(Settings(standby_replicas=0))
     assert app.conf.table_standby_replicas == 0
+
+
+def test_the_producer_sends_a_partition_s_outputs_in_record_batches_of_256_kib() -> None:
+    app, _, _ = create_app(Settings())
+    assert app.conf.producer_max_batch_size == 256 * 1024

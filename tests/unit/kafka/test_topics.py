@@ -133,3 +133,10 @@ def test_names_come_from_the_file_by_role(tmp_path: Path) -> None:
 def test_a_role_twice_or_unknown_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"twice \['cdc'\], unknown \['cdc_v2'\]"):
         TopicCatalog.load(_write(tmp_path, _SMALL + "  - role: cdc\n    name: x\n  - role: cdc_v2\n    name: y\n"))
+
+
+def test_a_record_batch_is_no_larger_than_the_smallest_topic_limit(tmp_path: Path) -> None:
+    """The producer's record batches fit every topic: the smallest max.message.bytes in the file, if below."""
+    assert TopicCatalog.load(_write(tmp_path, _SMALL)).record_batch_limit(262_144) == 262_144
+    limited = _SMALL.replace('retention.ms: "1000"}', 'retention.ms: "1000", max.message.bytes: "20000"}')
+    assert TopicCatalog.load(_write(tmp_path, limited)).record_batch_limit(262_144) == 20_000
