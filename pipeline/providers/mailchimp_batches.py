@@ -3,8 +3,9 @@
 The adapter asks for one member request at a time (:meth:`MemberRequests.request`, which answers
 like :meth:`ProviderClient.request`: a 2xx response, else a classified ``DeliveryError``). The
 requests asked for within ``GATHER_S`` of each other, across the concurrent deliveries of one
-adapter, go out together: fewer than ``settings.batch_operations_min`` as direct requests, more as
-one ``POST /batches``. A batch runs later on Mailchimp's side: one poller per adapter reads
+adapter, go out together: as one ``POST /batches`` when they are worth a batch
+(:func:`batch_threshold`: the lane would take longer to send them one by one than a batch takes to
+come back), else as direct requests. A batch runs later on Mailchimp's side: one poller per adapter reads
 ``GET /batches`` (only the id, status and result URL of each batch) for every batch in flight, and
 once its batch is ``finished`` fetches the results from ``response_body_url``, a gzipped tar of
 JSON files, each an array of ``{"status_code", "operation_id", "response"}``. That URL is storage,
@@ -25,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import math
 import tarfile
 import time
 from collections.abc import Callable, Coroutine, Mapping
@@ -62,6 +64,15 @@ class _Result(Answer):
 _BATCH = TypeAdapter(_Batch)
 _BATCHES = TypeAdapter(_Batches)
 _RESULTS = TypeAdapter(list[_Result])
+
+
+def batch_threshold(settings: MailchimpSettings) -> int:
+    """Fewest member requests sent as one batch. A batch costs two of the lane's requests (its POST
+    and a poll) and at least ``batch_poll_s`` of waiting, where n direct requests cost n ÷
+    ``rate_per_second`` of the lane: batching pays past ``rate_per_second × batch_poll_s + 2``, and
+    never below ``batch_operations_min``. On an unlimited lane nothing waits for a batch."""
+    worth_it = math.floor(settings.rate_per_second * settings.batch_poll_s) + 3
+    return max(settings.batch_operations_min, worth_it)
 
 
 @dataclass
@@ -110,6 +121,7 @@ class MemberRequests:
         classify: Callable[[httpx.Response], DeliveryError],
     ) -> None:
         self._settings = settings
+        self._batch_from = batch_threshold(settings)
         self._http = http
         self._storage = storage
         self._classify = classify
@@ -144,7 +156,7 @@ class MemberRequests:
         await asyncio.sleep(GATHER_S)
         gathered, self._gathering = self._gathering, []
         try:
-            if len(gathered) < self._settings.batch_operations_min:
+            if len(gathered) < self._batch_from:
                 await asyncio.gather(*(self._direct(asked) for asked in gathered))
             else:
                 await self._start_batch(gathered)

@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from pipeline.errors import ConfigError, PermanentError, RetryableError
 from pipeline.providers.mailchimp import MailchimpMapper, MailchimpProvider, MemberHolder, may_archive
+from pipeline.providers.mailchimp_batches import batch_threshold
 from tests.unit.providers.wire import MAILCHIMP, Recorder, answer, change, mailchimp, records, spec_validator
 
 SPEC = "mailchimp-lists-members.openapi.json"
@@ -432,3 +433,17 @@ async def test_a_batch_that_never_finishes_fails_its_records_retryably() -> None
     await provider.aclose()
     assert all(isinstance(r.error, RetryableError) and r.error.code == "batch_unfinished" for r in results)
     assert not wire.bodies("/lists/list1") and not batches.storage.requests
+
+
+@pytest.mark.parametrize(
+    ("rate_per_second", "poll_s", "threshold"),
+    [(0.4, 1.0, 3), (10.0, 1.0, 13), (10.0, 0.01, 3), (10_000.0, 1.0, 10_003)],
+)
+def test_member_requests_go_as_a_batch_only_where_the_lane_would_send_them_one_by_one_slower(
+    rate_per_second: float, poll_s: float, threshold: int
+) -> None:
+    """A batch costs two lane requests and a poll's wait: on the API-efficiency benchmark's 0.4/s lane
+    three moves are worth one; at the default 10/s only a burst of more than a second's worth; on an
+    unlimited lane (the latency benchmark's) never, so a move is not held a second for a poll."""
+    settings = MAILCHIMP.model_copy(update={"rate_per_second": rate_per_second, "batch_poll_s": poll_s})
+    assert batch_threshold(settings) == threshold
