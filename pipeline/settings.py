@@ -365,8 +365,8 @@ class Settings(BaseSettings):
         default=1, ge=0, le=10,
         description="Warm copies of each table partition kept by other workers, so a worker taking over "
         "a crashed one's partitions need not rebuild its tables from the changelogs first. Each copy "
-        "costs the worker keeping it CPU for every row the owner writes (benchmarks/README.md, \"Seventh "
-        "session\": two workers drained 200,000 changes at 950-980 changes/s with 1, 1,669/s with 0).",
+        "costs the worker keeping it a RocksDB write batch per fetch of the owner's changelog rows "
+        "(pipeline/kafka/standby_rows.py; benchmarks/README.md, \"Eighth session\").",
     )
     session_timeout_s: float = Field(
         default=10.0, ge=6, le=1800,  # the range a Kafka broker accepts by default (group.min/max.session.timeout.ms)
