@@ -3,10 +3,11 @@
 Upserts: batch subscribe ``POST /lists/{list_id}`` with ``update_existing`` (per-member failures in
 the 200 body's ``errors[]``); a member whose email changed is first moved to the new address with
 ``PATCH /lists/{list_id}/members/{old_hash}``. Deletes: ``DELETE /lists/{list_id}/members/{subscriber_hash}`` (archive);
-404 means already gone. These per-member requests go through :mod:`.mailchimp_batches`: a few one by
-one (never more than ``settings.max_in_flight`` at once for the whole adapter: Mailchimp refuses an
-11th simultaneous connection), more together as one ``POST /batches``, each answered by its own
-operation's result.
+404 means already gone. These per-member requests go through :mod:`.mailchimp_batches`: one by one
+(never more than ``settings.max_in_flight`` at once for the whole adapter: Mailchimp refuses an 11th
+simultaneous connection), or, where the lane would send them one by one slower than a batch comes
+back (``batch_threshold``), together as one ``POST /batches``, each answered by its own operation's
+result.
 
 The member id is the MD5 of the email, so a record whose email changed lives under a new id. Besides
 the member the record is held under (``previous_key``), an earlier send whose outcome is unknown
