@@ -198,8 +198,8 @@ class MailchimpSettings(ProviderSettings):
     list_id: str = "contacts"
     batch_operations_min: int = Field(
         default=3, ge=1,
-        description="Fewest member requests (moves, archive guards, archives) sent together as one POST "
-        "/batches; fewer go one by one. A batch costs its POST and at least one GET /batches poll, so "
+        description="Fewest member requests (moves, archive guards, archives, batch subscribes of up to 500) "
+        "sent together as one POST /batches; fewer go one by one. A batch costs its POST and at least one GET /batches poll, so "
         "it is used only past rate_per_second × batch_poll_s + 2 requests as well (13 at 10/s): below "
         "that the lane sends them one by one sooner than a batch comes back.",
     )

@@ -3,11 +3,24 @@
 Upserts: batch subscribe ``POST /lists/{list_id}`` with ``update_existing`` (per-member failures in
 the 200 body's ``errors[]``); a member whose email changed is first moved to the new address with
 ``PATCH /lists/{list_id}/members/{old_hash}``. Deletes: ``DELETE /lists/{list_id}/members/{subscriber_hash}`` (archive);
-404 means already gone. These per-member requests go through :mod:`.mailchimp_batches`: one by one
+404 means already gone. These requests go through :mod:`.mailchimp_batches`: one by one
 (never more than ``settings.max_in_flight`` at once for the whole adapter: Mailchimp refuses an 11th
 simultaneous connection), or, where the lane would send them one by one slower than a batch comes
 back (``batch_threshold``), together as one ``POST /batches``, each answered by its own operation's
-result.
+result (a batch subscribe's operation by the same body as the direct call's).
+
+Order. Mailchimp does not promise to run a batch's operations in order, so a delivery asks for its
+batch subscribe together with its moves (they may share a batch) only for the members whose address
+no move of the same delivery leaves or takes; those, and the moved members whose move answered 404
+(no old member) or 400 (new address taken: the old one is archived), are subscribed once the moves
+are answered, as every subscribe was before. Guaranteed: within one ``deliver`` call, a move and a
+subscribe of the same address run in that order. Not guaranteed: that order between the adapter's
+concurrent deliveries (the dispatcher sends the chunks of a wave together): a subscribe of an
+address another chunk's move leaves may run before that move, or beside it in one batch, and the
+move then carries the subscribed member to the new address. This was so before subscribes joined
+batches too (a chunk without moves subscribed at once while another chunk's moves waited for their
+batch). It needs an address one record leaves and another takes in the same dispatch (a swap, an
+email reused at once), which the records' own order does not cover: they are different records.
 
 The member id is the MD5 of the email, so a record whose email changed lives under a new id. Besides
 the member the record is held under (``previous_key``), an earlier send whose outcome is unknown
@@ -158,22 +171,21 @@ class MailchimpProvider:
 
     async def _move_then_subscribe(self, entries: Sequence[Entry[MailchimpMember]]) -> list[DeliveryResult]:
         """Members whose email changed are moved to it, so the old address is not left subscribed;
-        the rest (and those with no old member to move) are subscribed in one batch."""
+        the rest are subscribed in one call asked for with the moves (so it may ride in their batch),
+        except those whose address a move of this delivery leaves or takes, and the moved members
+        that had no old member to move (or whose new address was taken): those are subscribed once
+        the moves are answered."""
         moving = [entry for entry in entries if entry.record.previous_key not in (None, entry.record.key)]
-        moved = {
-            entry.index: result
-            for entry, result in zip(moving, await asyncio.gather(*(self._move(e) for e in moving)), strict=True)
-            if result is not None
-        }
-        ready = [entry for entry in entries if entry.index not in moved]
-        try:
-            subscribed = iter(await self._subscribe(ready) if ready else [])
-        except DeliveryError as error:  # the moves that went through stand
-            subscribed = iter([entry.failed(error) for entry in ready])
-        upserted = [moved[entry.index] if entry.index in moved else next(subscribed) for entry in entries]
-        return list(await asyncio.gather(*(
-            self._archive_strays(entry, result) for entry, result in zip(entries, upserted, strict=True)
-        )))
+        touched = {key for entry in moving for key in (entry.record.previous_key, entry.record.key)}
+        free = [entry for entry in entries if entry.record.key not in touched]
+        moves, subscribed = await asyncio.gather(
+            asyncio.gather(*(self._move(entry) for entry in moving)), self._subscribe_all(free)
+        )
+        upserted = {entry.index: result for entry, result in zip(moving, moves, strict=True) if result is not None}
+        upserted |= {entry.index: result for entry, result in zip(free, subscribed, strict=True)}
+        after = [entry for entry in entries if entry.index not in upserted]
+        upserted |= {entry.index: result for entry, result in zip(after, await self._subscribe_all(after), strict=True)}
+        return list(await asyncio.gather(*(self._archive_strays(entry, upserted[entry.index]) for entry in entries)))
 
     async def _archive_strays(self, entry: Entry[MailchimpMember], upserted: DeliveryResult) -> DeliveryResult:
         """Once the record is upserted, archive the members an unconfirmed earlier send may have
@@ -205,9 +217,19 @@ class MailchimpProvider:
                 return None if archive_error.status == 404 else entry.failed(archive_error)
         return None
 
+    async def _subscribe_all(self, entries: Sequence[Entry[MailchimpMember]]) -> list[DeliveryResult]:
+        """One batch subscribe of ``entries`` (none: no request); a failure of the whole call is each
+        entry's result, and the moves that went through beside it stand."""
+        if not entries:
+            return []
+        try:
+            return await self._subscribe(entries)
+        except DeliveryError as error:
+            return [entry.failed(error) for entry in entries]
+
     async def _subscribe(self, entries: Sequence[Entry[MailchimpMember]]) -> list[DeliveryResult]:
         body = {"members": [entry.payload.model_dump() for entry in entries], "update_existing": True}
-        answer = parse(await self._http.request("POST", self._list_path, json=body), _BATCH_ANSWER)
+        answer = parse(await self._members.request("POST", self._list_path, json=body), _BATCH_ANSWER)
         sent = {entry.payload.email_address.lower() for entry in entries}
         failed = {error.email_address.lower(): error for error in answer.errors}
         # An error naming no member of the batch might be about any of them: none is confirmed.

@@ -1,7 +1,8 @@
-"""Mailchimp's per-member requests, sent one by one when few, else together as batch operations.
+"""Mailchimp's member requests, sent one by one when few, else together as batch operations.
 
-The adapter asks for one member request at a time (:meth:`MemberRequests.request`, which answers
-like :meth:`ProviderClient.request`: a 2xx response, else a classified ``DeliveryError``). The
+The adapter asks for one request at a time (:meth:`MemberRequests.request`, which answers like
+:meth:`ProviderClient.request`: a 2xx response, else a classified ``DeliveryError``): a member's
+move, guard ``GET`` or archive, or a batch subscribe of up to 500 members (counted as one). The
 requests asked for within ``GATHER_S`` of each other, across the concurrent deliveries of one
 adapter, go out together: as one ``POST /batches`` when they are worth a batch
 (:func:`batch_threshold`: the lane would take longer to send them one by one than a batch takes to

@@ -382,6 +382,55 @@ async def test_moves_go_as_one_batch_each_settled_by_its_own_result() -> None:
     assert isinstance(results[3].error, RetryableError) and results[3].error.status == 503
 
 
+async def test_a_batch_subscribe_rides_in_the_moves_batch_answered_per_member() -> None:
+    """The other members' batch subscribe is an operation of the moves' POST /batches (no direct
+    request); its result is read like the direct answer: a member named in errors[] fails alone."""
+    def operate(method: str, path: str, body: dict[str, Any] | None) -> httpx.Response:
+        if path != "/lists/list1":
+            return answer(200, {})
+        assert body is not None
+        refused = {"email_address": "bad@x.org", "error": "Invalid FNAME", "error_code": "ERROR_GENERIC",
+                   "field": "FNAME"}
+        return _subscribed("good@x.org", errors=[refused])
+
+    batches = Batches(operate)
+    provider, wire = mailchimp(batches.api, BATCHED, storage=batches.storage)
+    moved = [_moved(record, f"old{i}@x.org") for i, record in enumerate(records(
+        MAPPER, *(change(f"m{i}", email=f"new{i}@x.org") for i in range(2))))]
+    plain = records(MAPPER, change("r1", email="good@x.org"), change("r2", email="bad@x.org"))
+    results = await provider.deliver([*moved, *plain])
+    await provider.aclose()
+    (operations,) = batches.posted
+    spec_validator(SPEC, "BatchesBody", closed=("BatchesBody", "Operations")).validate({"operations": operations})
+    assert sorted(batches.methods()[0]) == ["PATCH", "PATCH", "POST"]
+    (subscribe,) = [json.loads(op["body"]) for op in operations if op["method"] == "POST"]
+    assert [m["email_address"] for m in subscribe["members"]] == ["good@x.org", "bad@x.org"]
+    assert not wire.bodies("/lists/list1")
+    assert [r.ok for r in results] == [True, True, True, False]
+    assert results[2].provider_id == _md5("good@x.org")
+    assert isinstance(results[3].error, PermanentError) and results[3].error.code == "ERROR_GENERIC"
+
+
+async def test_a_subscribe_of_an_address_a_move_leaves_waits_for_the_move() -> None:
+    """A member subscribed at the address another record's move leaves (or takes) is not asked for
+    with the moves, whose batch may run in any order: it is subscribed once they are answered."""
+    batches = Batches(_on_member({}))
+    provider, wire = mailchimp(batches.api, BATCHED, storage=batches.storage)
+    moving = [_moved(record, f"{name}-old@x.org") for name, record in zip("ab", records(
+        MAPPER, change("ra", email="a-new@x.org"), change("rb", email="b-new@x.org")), strict=True)]
+    takes_a_old, plain = records(MAPPER, change("rc", email="a-old@x.org"), change("rd", email="d@x.org"))
+    results = await provider.deliver([*moving, takes_a_old, plain])
+    await provider.aclose()
+    (operations,) = batches.posted
+    in_batch = [m["email_address"] for op in operations if op["method"] == "POST"
+                for m in json.loads(op["body"])["members"]]
+    assert in_batch == ["d@x.org"]
+    apart = [i for i, r in enumerate(wire.requests) if r.url.path == "/3.0/lists/list1"]
+    assert [m["email_address"] for m in wire.bodies("/lists/list1")[0]["members"]] == ["a-old@x.org"]
+    assert apart and apart[0] > min(i for i, r in enumerate(wire.requests) if r.method == "GET")
+    assert all(r.ok for r in results)
+
+
 async def test_batch_results_are_fetched_from_storage_without_the_key() -> None:
     """The poll asks GET /batches only for id, status and result URL; the archive is fetched
     through the storage client (not the API's), with no Authorization header."""
