@@ -140,15 +140,17 @@ def confirmed(held: Delivered | None, record: DispatchRecord, provider_ids: tupl
     """The guard row once ``record`` (sent with ``with_held_keys``) is delivered: its version, key
     and the provider's ids for it as the answer gave them.
 
-    The adapter cleaned the stray keys the record carried; its own key is the held key now. Strays
-    learnt since the record was sent stay.
+    The adapter cleaned the stray keys the record carried; an upsert's own key is the held key now,
+    and after a delete the provider holds the record under none (so an upsert under another key
+    later has nothing to move: Mailchimp subscribes it rather than moving an archived member, which
+    costs a 404 and a subscribe after it, or a member another record holds now). Strays learnt
+    since the record was sent stay.
     """
     cleaned = {record.key, *record.stray_keys}
     strays = tuple(key for key in held.stray_keys if key not in cleaned) if held is not None else ()
     sent = held.sent_version if held is not None else None
-    return Delivered(
-        version=record.version, key=record.key, stray_keys=strays, sent_version=sent, provider_ids=provider_ids
-    )
+    key = record.key if record.op == "upsert" else None
+    return Delivered(version=record.version, key=key, stray_keys=strays, sent_version=sent, provider_ids=provider_ids)
 
 
 def unconfirmed(held: Delivered | None, record: DispatchRecord, error: DeliveryError) -> Delivered | None:

@@ -367,7 +367,7 @@ async def test_a_record_created_and_deleted_in_one_batch_is_settled_without_a_re
     assert provider.calls == [["old"]]
     assert outcomes(outgoing) == {("new", 1): ("superseded", 0), ("new", 2): ("superseded", 0),
                                   ("new", 3): ("delivered", 0), ("old", 2): ("delivered", 1)}
-    assert guard_rows(outgoing)["new"] == Delivered(version=3, key="new", provider_ids=())
+    assert guard_rows(outgoing)["new"] == Delivered(version=3, key=None, provider_ids=())
     late = await dispatch.dispatch([pending("new", 2)])  # back from a retry tier, say
     assert outcomes(late) == {("new", 2): ("superseded", 0)} and provider.calls == [["old"]]
 

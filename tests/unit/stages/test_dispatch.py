@@ -186,6 +186,16 @@ def test_a_confirmed_delivery_forgets_the_strays_it_cleaned() -> None:
     assert confirmed(None, _sent(None, "gmail"), None) == Delivered(version=9, key="gmail")
 
 
+def test_after_a_confirmed_delete_a_new_key_has_nothing_to_move() -> None:
+    """Mailchimp: a record deleted at one address and created again at another is subscribed there,
+    not moved from the archived member (a 404, then a subscribe of its own)."""
+    held = Delivered(version=3, key="gmail")
+    row = confirmed(held, _sent(held, "gmail", version=4, op="delete"), ())
+    assert (row.version, row.key) == (4, None)
+    assert _sent(row, "outlook", version=5).previous_key is None
+    assert _sent(held, "outlook", version=5).previous_key == "gmail"  # a move while it is held
+
+
 def test_deletes_and_upserts_go_in_separate_requests() -> None:
     """Deletes are gathered into requests of their own, so their extra calls are made once per wave."""
     items = [pending("a", 1), pending("b", 1, op="delete"), pending("c", 1), pending("d", 1, op="delete"), pending("e", 1)]
