@@ -96,6 +96,11 @@ class MailchimpSimConfig(BaseSimConfig):
     batch_delay_s: float = Field(
         default=0.5, ge=0, description="How long a POST /batches waits before its operations run."
     )
+    batch_operations_reversed: bool = Field(
+        default=False,
+        description="Run a batch's operations last first: Mailchimp does not promise their order, and a "
+        "client that relies on the order it posted them in shows it.",
+    )
     merge_fields: tuple[str, ...] = ("FNAME", "LNAME", "PHONE", "COMPANY", "CSID", "CSVERSION")
 
 

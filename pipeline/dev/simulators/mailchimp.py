@@ -7,9 +7,10 @@ address moves the member: the old hash is archived, the new one created with the
 ``application/problem+json``; per-member failures of a batch come in a 200 body's ``errors``.
 
 ``POST /batches`` takes operations of the calls above (validated like the direct requests), runs
-them later through the same handlers and logs the records they carried on the POST's log entry;
-``GET /batches`` lists the batches (``fields``, ``count``, ``offset``); a finished batch's results are
-served, without auth and outside the API's log and limits, at its ``response_body_url``
+them later (in the order posted, or last first with ``batch_operations_reversed``) through the same
+handlers and logs the records they carried on the POST's log entry; ``GET /batches`` lists the
+batches (``fields``, ``count``, ``offset``); a finished batch's results are served, without auth and
+outside the API's log and limits, at its ``response_body_url``
 (``/batch-results/{id}.tar.gz``, like Mailchimp's storage URL). See ``mailchimp_batches``.
 """
 
@@ -231,7 +232,8 @@ class MailchimpSimulator(ProviderSimulator[MailchimpSimConfig]):
             entry.records.extend(records)
             return response.status, response.text or ""
 
-        batch = self._batches.start(operations, run, self.config.batch_delay_s)
+        last_first = self.config.batch_operations_reversed
+        batch = self._batches.start(operations, run, self.config.batch_delay_s, last_first=last_first)
         return web.json_response(batch.as_json(self._results_url(batch.id)))
 
     async def list_batches(self, request: web.Request) -> web.Response:

@@ -1,7 +1,8 @@
 """The simulated Mailchimp batch operations: the batches an account started, and their results archives.
 
-A batch is ``pending`` when posted; ``batch_delay_s`` later its operations run, one after the other,
-through the same handlers as the direct requests (``run`` is given them), then it is ``finished``
+A batch is ``pending`` when posted; ``batch_delay_s`` later its operations run, one after the other
+(in the order posted, or last first: Mailchimp promises none), through the same handlers as the
+direct requests (``run`` is given them), then it is ``finished``
 and its results wait at ``response_body_url`` as Mailchimp stores them: a gzipped tar of one JSON
 file holding an array of ``{"status_code", "operation_id", "response"}`` (``response``: the body a
 direct request would have had, as a string).
@@ -62,12 +63,14 @@ class Batches:
         self._tasks: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
 
-    def start(self, operations: list[dict[str, Any]], run: OperationRunner, delay_s: float) -> Batch:
+    def start(
+        self, operations: list[dict[str, Any]], run: OperationRunner, delay_s: float, *, last_first: bool = False
+    ) -> Batch:
         batch = Batch(f"{next(self._ids):010x}", len(operations), time.time())
         self._batches[batch.id] = batch
         while len(self._batches) > KEPT:
             self._batches.popitem(last=False)
-        task = asyncio.ensure_future(self._run(batch, operations, run, delay_s))
+        task = asyncio.ensure_future(self._run(batch, operations[::-1] if last_first else operations, run, delay_s))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return batch

@@ -9,6 +9,7 @@ import pytest
 
 from pipeline.dev.simulators import RunningSimulators
 from pipeline.providers import build_mappers, build_provider
+from pipeline.providers.base import Mapper, Provider
 from pipeline.settings import HubSpotSettings, MailchimpSettings, ProvidersSettings, SalesforceSettings
 from schemas.contact import Contact, ContactChange
 
@@ -73,15 +74,19 @@ async def test_adapter_upserts_updates_and_deletes(sims: RunningSimulators, prov
     assert records["r2"]["archived"] is True and "gone" not in records
 
 
+def _batching_mailchimp(sims: RunningSimulators, **sim_config: object) -> tuple[Mapper, Provider]:
+    """Mailchimp's mapper and adapter, batches run and polled every 0.05 s (``sim_config``: more)."""
+    sims.mailchimp.reconfigure({"batch_delay_s": 0.05, **sim_config})
+    settings = adapter_settings(sims)
+    settings = settings.model_copy(update={"mailchimp": settings.mailchimp.model_copy(update={"batch_poll_s": 0.05})})
+    return build_mappers(settings)["mailchimp"], build_provider(settings, "mailchimp")
+
+
 async def test_mailchimp_moves_and_archives_through_batch_operations(sims: RunningSimulators) -> None:
     """Mailchimp's adapter sends three moves and three archives (guards, then DELETEs) as batch
     operations, fetches their results from the simulator's storage URL, and the audience ends up
     as the direct requests would leave it; the log shows no direct member request."""
-    sims.mailchimp.reconfigure({"batch_delay_s": 0.05})
-    settings = adapter_settings(sims)
-    settings = settings.model_copy(update={"mailchimp": settings.mailchimp.model_copy(update={"batch_poll_s": 0.05})})
-    mapper = build_mappers(settings)["mailchimp"]
-    adapter = build_provider(settings, "mailchimp")
+    mapper, adapter = _batching_mailchimp(sims)
     try:
         created = await adapter.deliver([mapper(change(f"r{n}", 1)) for n in range(6)])
         after = sims.mailchimp.log.entries()[-1]["seq"]
@@ -100,3 +105,33 @@ async def test_mailchimp_moves_and_archives_through_batch_operations(sims: Runni
     assert [call for call in calls if call[1] != "batches"] == []
     posted = [call[2] for call in calls if call[0] == "POST"]
     assert posted == [{"PATCH": 3}, {"GET": 3}, {"DELETE": 3}]
+
+
+async def test_mailchimp_subscribes_in_the_moves_batch_except_at_an_address_a_move_leaves(
+    sims: RunningSimulators,
+) -> None:
+    """With the simulator running a batch's operations last first (Mailchimp promises no order), a
+    delivery's batch subscribe rides in its moves' POST /batches, while the member taking the
+    address a move leaves is subscribed after the moves: it ends live there, and the moved record
+    at its new address."""
+    mapper, adapter = _batching_mailchimp(sims, batch_operations_reversed=True)
+    try:
+        created = await adapter.deliver([mapper(change(f"r{n}", 1)) for n in range(3)])
+        after = sims.mailchimp.log.entries()[-1]["seq"]
+        moves = [mapper(_new_email(change(f"r{n}", 2), f"new-r{n}@example.com")) for n in range(3)]
+        takes_r0s_address = mapper(_new_email(change("r6", 1), "r0@example.com"))
+        upserted = await adapter.deliver([
+            *(record.model_copy(update={"previous_key": _md5(f"r{n}@example.com")}) for n, record in enumerate(moves)),
+            takes_r0s_address, mapper(change("r7", 1)),
+        ])
+    finally:
+        await adapter.aclose()
+    assert all(result.ok for result in [*created, *upserted])
+    held = sims.mailchimp.store.current_records()
+    assert (held["r6"]["native_id"], held["r6"]["archived"]) == (_md5("r0@example.com"), False)
+    assert [held[f"r{n}"]["native_id"] for n in range(3)] == [_md5(f"new-r{n}@example.com") for n in range(3)]
+    assert held["r7"]["archived"] is False
+    log = sims.mailchimp.log.entries(after_seq=after)
+    posted = [(r["method"], r["path"].rsplit("/", 1)[-1], r["operations"], r["record_count"]) for r in log
+              if r["method"] == "POST"]
+    assert posted == [("POST", "batches", {"PATCH": 3, "POST": 1}, 4), ("POST", "contacts", {}, 1)]
