@@ -199,9 +199,9 @@ class MailchimpSettings(ProviderSettings):
     batch_operations_min: int = Field(
         default=3, ge=1,
         description="Fewest member requests (moves, archive guards, archives, batch subscribes of up to 500) "
-        "sent together as one POST /batches; fewer go one by one. A batch costs its POST and at least one GET /batches poll, so "
-        "it is used only past rate_per_second × batch_poll_s + 2 requests as well (13 at 10/s): below "
-        "that the lane sends them one by one sooner than a batch comes back.",
+        "sent together as one POST /batches; fewer go one by one. A batch costs its POST and at least one "
+        "GET /batches poll, so it is used only past rate_per_second × batch_poll_s + 2 requests as well "
+        "(13 at 10/s): below that the lane sends them one by one sooner than a batch comes back.",
     )
     batch_poll_s: float = Field(default=1.0, gt=0, le=60, description="Wait before each GET /batches poll.")
     batch_timeout_s: float = Field(
@@ -352,6 +352,12 @@ class Settings(BaseSettings):
         "largest is flushed. Less costs CPU per write (4 MiB: about a third more per put).",
     )
     batch_max: int = Field(default=1000, gt=0, le=100_000, description="Events a stage takes at once.")
+    events_in_flight_max: int = Field(
+        default=2000, ge=100, le=1_000_000,
+        description="Events a worker has taken from its inputs and not yet acknowledged, past which the stages "
+        "that feed others (validate, transform, route, retry) take smaller batches, down to 100; the dispatchers' "
+        "batches are never cut. Bounds a worker's memory under a backlog (benchmarks/README.md, \"Ninth session\").",
+    )
     batch_within_s: float = Field(
         default=0.2, gt=0, le=60,
         description="Longest a batch waits for more events after its first (it goes as soon as its input pauses).",

@@ -56,7 +56,8 @@ class Delivered(BaseModel):
     timeout or a 5xx: the provider may have applied it). The dispatcher hands them to the adapter
     with the next send, which removes whatever lives there (Mailchimp archives those members); a
     confirmed delivery forgets the strays it cleaned. ``version`` and ``key`` are None while no
-    version of the record has been confirmed; ``key`` is None after a confirmed delete too. Rows written before stray keys existed read with none.
+    version of the record has been confirmed; ``key`` is None after a confirmed delete too. Rows
+    written before stray keys existed read with none.
 
     ``sent_version`` is the newest version ever sent, written (and its changelog acknowledged)
     before the request goes out: after a crash between a send and its answer, the provider may hold
