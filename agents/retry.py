@@ -68,7 +68,6 @@ def retry_agent(provider: str, tier: str) -> None:
         await run_stage(
             app, stream, stage, forward_when_due,
             faults=context.faults, batch_max=context.settings.batch_max, within_s=context.settings.batch_within_s,
-            worker_most=context.settings.events_in_flight_max,
         )
 
     app.agent(context.topics.retry[provider][tier], name=stage)(retry)

@@ -71,5 +71,4 @@ async def transform_stage(stream: StreamT[bytes]) -> None:
     await run_stage(
         app, stream, STAGE, OUTCOMES.recording(per_event(STAGE, context.topics.catalog.dlq, transform_event)),
         faults=context.faults, batch_max=context.settings.batch_max, within_s=context.settings.batch_within_s,
-        worker_most=context.settings.events_in_flight_max,
     )

@@ -38,5 +38,4 @@ async def validate(stream: StreamT[bytes]) -> None:
     await run_stage(
         app, stream, STAGE, per_event(STAGE, context.topics.catalog.dlq, validate_event),
         faults=context.faults, batch_max=context.settings.batch_max, within_s=context.settings.batch_within_s,
-        worker_most=context.settings.events_in_flight_max,
     )

@@ -352,12 +352,6 @@ class Settings(BaseSettings):
         "largest is flushed. Less costs CPU per write (4 MiB: about a third more per put).",
     )
     batch_max: int = Field(default=1000, gt=0, le=100_000, description="Events a stage takes at once.")
-    events_in_flight_max: int = Field(
-        default=2000, ge=100, le=1_000_000,
-        description="Events a worker has taken from its inputs and not yet acknowledged, past which the stages "
-        "that feed others (validate, transform, route, retry) take smaller batches, down to 100; the dispatchers' "
-        "batches are never cut. Bounds a worker's memory under a backlog (benchmarks/README.md, \"Ninth session\").",
-    )
     batch_within_s: float = Field(
         default=0.2, gt=0, le=60,
         description="Longest a batch waits for more events after its first (it goes as soon as its input pauses).",

@@ -6,15 +6,6 @@ done. ``batches`` starts a batch once something arrived and hands it over once n
 ``QUIET_S``, or it holds ``max_events``, or ``within_s`` passed. Under load a batch grows for as long
 as messages keep coming; an idle stage does not wake up at all until a message arrives.
 
-What a worker holds of its input is bounded twice. A stage's inbox holds one batch besides the one
-being handled (its ``maxsize`` is the stage's ``max_events``): a full inbox pauses the fetch of
-its partitions, so a stage slower than its input leaves the backlog in Kafka, not in memory. And a
-stage that feeds others (``worker_most``: validate, transform, route, retry) takes smaller batches,
-down to ``FEEDER_MIN``, while the worker has ``worker_most`` events taken and not acknowledged
-across its stages: it does not run full batches ahead of the dispatchers, whose own batches are
-what a rate-limited request is filled from and are never cut (benchmarks/README.md, "Ninth
-session").
-
 The messages come from the stage's inbox, one list per fetch (``pipeline.kafka.inbox``), not
 through Faust's per-event stream; they are tracked when taken, as Faust's stream tracks them, and
 acknowledged when the stage asks for the next batch.
@@ -34,7 +25,6 @@ from pipeline.kafka.inbox import Inbox
 from pipeline.kafka.transport import Consumer
 
 QUIET_S = 0.002  # how long a batch waits for more once its input pauses: short next to a hop's ~5–20 ms
-FEEDER_MIN = 100  # the smallest batch a stage that feeds others takes, however much the worker holds
 
 
 class Holder(Protocol):
@@ -52,22 +42,14 @@ class Holder(Protocol):
 
 
 async def batches(
-    stream: StreamT[bytes],
-    max_events: int,
-    within_s: float,
-    holder: Holder | None = None,
-    *,
-    worker_most: int | None = None,
+    stream: StreamT[bytes], max_events: int, within_s: float, holder: Holder | None = None
 ) -> AsyncIterator[list[EventT[bytes]]]:
     """The stream's messages in batches of at most ``max_events``, each handed over once its input
     went quiet, or at most ``within_s`` after it began; acknowledged when the next is asked for,
-    except those the ``holder`` still holds. An empty batch when the holder's due time comes first.
-    With ``worker_most``, a batch is cut to what the worker has left of that many events in flight
-    (module docstring)."""
+    except those the ``holder`` still holds. An empty batch when the holder's due time comes first."""
     app = stream.app
     consumer = cast(Consumer, app.consumer)
     inbox = consumer.inbox(cast(TopicT, stream.channel).topics)
-    inbox.maxsize = max_events
     loop = asyncio.get_running_loop()
     kept: list[EventT[bytes]] = []  # handed over, held by the holder, not acknowledged yet
     while not stream.should_stop:
@@ -75,17 +57,12 @@ async def batches(
             await _until_quiet(inbox, max_events, loop.time() + within_s)
         elif not await _due_before_arrival(inbox, holder.due_at() if holder else None):
             continue
-        batch = _taken(app, inbox.take(max_events if worker_most is None else _room(consumer, max_events, worker_most)))
+        batch = _taken(app, inbox.take(max_events))
         yield batch
         still_held = {id(event) for event in holder.held()} if holder else set()
         done = [event for event in (*kept, *batch) if id(event) not in still_held]
         kept = [event for event in (*kept, *batch) if id(event) in still_held]
         _acknowledge(app, done)
-
-
-def _room(consumer: Consumer, max_events: int, worker_most: int) -> int:
-    """How many events a stage that feeds others takes now: what is left of ``worker_most``."""
-    return max(min(FEEDER_MIN, max_events), min(max_events, worker_most - len(consumer.unacked)))
 
 
 def _taken(app: AppT, messages: list[Message]) -> list[EventT[bytes]]:

@@ -51,13 +51,11 @@ async def run_stage(
     batch_max: int,
     within_s: float,
     holder: Holder | None = None,
-    worker_most: int | None = None,
 ) -> None:
     """Run ``handle`` on the stream's batches. A ``holder`` (the stage behind ``handle``) may keep
-    events for a later batch; it gets an empty batch when they are due and nothing else came. A
-    stage that feeds others passes ``worker_most`` (``pipeline.kafka.batches``)."""
+    events for a later batch; it gets an empty batch when they are due and nothing else came."""
     structlog.contextvars.bind_contextvars(stage=stage)  # the agent's own task: every line it logs
-    async for events in batches(stream, batch_max, within_s, holder, worker_most=worker_most):
+    async for events in batches(stream, batch_max, within_s, holder):
         started = time.perf_counter()
         oldest = min((e.message.timestamp for e in events), default=None)
         age_ms = None if oldest is None else round((time.time() - oldest) * 1000, 1)  # the oldest's wait

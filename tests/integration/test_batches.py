@@ -16,7 +16,7 @@ import faust
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from pipeline.kafka.batches import FEEDER_MIN, batches
+from pipeline.kafka.batches import batches
 from pipeline.kafka.clients import admin_client
 from pipeline.kafka.topics import TopicCatalog
 from pipeline.kafka.transport import STUCK_AFTER_S
@@ -128,47 +128,6 @@ async def test_a_backlog_comes_in_batches_that_grow_up_to_the_most_a_stage_takes
     assert max(sizes) == 100
     assert len(sizes) < 60  # mostly full batches, not one event at a time
 
-
-
-async def test_a_stage_that_feeds_others_takes_small_batches_while_the_worker_holds_its_most(
-    kafka_bootstrap: str, catalog: TopicCatalog, tmp_path: Path
-) -> None:
-    """While another stage of the worker holds 300 events unacknowledged and the worker's most is
-    350, a stage that feeds others takes batches of ``FEEDER_MIN`` (100), not the 1,000 it may
-    take otherwise; it still gets through its whole backlog."""
-    app = _app(f"batches-{uuid.uuid4().hex[:8]}", kafka_bootstrap, tmp_path)
-    keeper = Keeper(hold_s=20.0)  # a dispatcher waiting for its lane, longer than the feeding takes
-    sizes: list[int] = []
-    values: list[bytes] = []
-    held = app.topic(catalog.validated, key_type=bytes, value_type=bytes, key_serializer="raw",
-                     value_serializer="raw", partitions=catalog.partitions)
-
-    @app.agent(held)
-    async def deliver(stream: Any) -> None:
-        async for events in batches(stream, 1000, WITHIN_S, keeper):
-            keeper.take(events)
-
-    @app.agent(_topic(app, catalog))
-    async def feed(stream: Any) -> None:
-        async for events in batches(stream, 1000, WITHIN_S, worker_most=350):
-            sizes.append(len(events))
-            values.extend(event.value for event in events)
-            await asyncio.sleep(0.05)  # a stage's work: the backlog waits in the inbox meanwhile
-
-    await _publish(kafka_bootstrap, catalog.validated, 300)
-    await app.start()
-    try:
-        await _until(lambda: len(keeper.kept) == 300, 60)
-        await _publish(kafka_bootstrap, catalog.cdc, 600)
-        await _until(lambda: len(values) == 600, 60)
-        still_held = len(keeper.kept)
-        await _until(lambda: not keeper.kept, 60)  # a stopping app waits for what is in flight
-    finally:
-        await app.stop()
-
-    assert sorted(values, key=int) == [str(n).encode() for n in range(600)]
-    assert still_held == 300
-    assert max(sizes) == FEEDER_MIN
 
 
 class Keeper:

@@ -264,7 +264,7 @@ async def test_a_stage_binds_its_name_for_every_line_it_logs(monkeypatch: pytest
 
     app = faust.App("unit-logging")  # its (empty) table registry only: nothing is started
 
-    async def one_batch(stream, batch_max: int, within_s: float, holder=None, worker_most=None):  # type: ignore[no-untyped-def]
+    async def one_batch(stream, batch_max: int, within_s: float, holder=None):  # type: ignore[no-untyped-def]
         message = Message("t", 0, 0, 1.0, 0, [], b"k", b"v", None)
         yield [faust.Event(app, b"k", b"v", [], message)]
 

@@ -60,7 +60,6 @@ def test_each_bootstrap_entry_must_be_host_and_port(servers: str) -> None:
         ({"session_timeout_s": 1}, "CONTACTSYNC_SESSION_TIMEOUT_S", "greater than or equal to 6"),
         ({"standby_replicas": -1}, "CONTACTSYNC_STANDBY_REPLICAS", "greater than or equal to 0"),
         ({"batch_within_s": float("inf")}, "CONTACTSYNC_BATCH_WITHIN_S", "finite number"),
-        ({"events_in_flight_max": 10}, "CONTACTSYNC_EVENTS_IN_FLIGHT_MAX", "greater than or equal to 100"),
         ({"routing": {"default_phone_region": "ZZ"}}, "CONTACTSYNC_ROUTING__DEFAULT_PHONE_REGION",
          "'ZZ' is not a region phonenumbers knows"),
         ({"providers": {"hubspot": {"base_url": "not-a-url"}}}, "CONTACTSYNC_PROVIDERS__HUBSPOT__BASE_URL",
@@ -184,11 +183,6 @@ def test_routing_rules_check_their_phone_region() -> None:
 def test_the_standby_replicas_setting_reaches_the_faust_app() -> None:
     app, _, _ = create_app(Settings(standby_replicas=0))
     assert app.conf.table_standby_replicas == 0
-
-
-def test_an_inbox_holds_one_batch_until_its_stage_starts() -> None:
-    app, _, _ = create_app(Settings(batch_max=500))
-    assert app.conf.stream_buffer_maxsize == 500
 
 
 def test_the_producer_sends_a_partition_s_outputs_in_record_batches_of_256_kib() -> None:
