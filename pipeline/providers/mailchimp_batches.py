@@ -6,8 +6,10 @@ move, guard ``GET`` or archive, or a batch subscribe of up to 500 members (count
 requests asked for within ``GATHER_S`` of each other, across the concurrent deliveries of one
 adapter, go out together: as one ``POST /batches`` when they are worth a batch
 (:func:`batch_threshold`: the lane would take longer to send them one by one than a batch takes to
-come back), else as direct requests. A batch runs later on Mailchimp's side: one poller per adapter reads
-``GET /batches`` (only the id, status and result URL of each batch) for every batch in flight, and
+come back), else as direct requests. Where no batch can come of them (:func:`gathers`: a lane of
+thousands of requests a second) they go at once, without the wait. A batch runs later on
+Mailchimp's side: one poller per adapter reads ``GET /batches`` (only the id, status and result URL
+of each batch) for every batch in flight, and
 once its batch is ``finished`` fetches the results from ``response_body_url``, a gzipped tar of
 JSON files, each an array of ``{"status_code", "operation_id", "response"}``. That URL is storage,
 not the API: it is fetched with a plain client, without the API key and outside the lane's rate.
@@ -76,6 +78,14 @@ def batch_threshold(settings: MailchimpSettings) -> int:
     return max(settings.batch_operations_min, worth_it)
 
 
+def gathers(settings: MailchimpSettings) -> bool:
+    """Whether member requests wait ``GATHER_S`` for each other: only where a batch may come of them.
+    One dispatch asks for about as many member requests as it holds records (a move or an archive's
+    guard and ``DELETE`` each, a subscribe per 500); past twice that, the threshold is out of reach
+    (a lane of thousands of requests a second, the latency benchmark's), and waiting only delays."""
+    return batch_threshold(settings) <= 2 * settings.batch_size * settings.max_in_flight
+
+
 @dataclass
 class _Asked:
     """One member request waiting for its answer."""
@@ -123,6 +133,7 @@ class MemberRequests:
     ) -> None:
         self._settings = settings
         self._batch_from = batch_threshold(settings)
+        self._gathers = gathers(settings)
         self._http = http
         self._storage = storage
         self._classify = classify
@@ -135,6 +146,8 @@ class MemberRequests:
         self, method: str, path: str, *, json: Any = None, params: Mapping[str, str] | None = None
     ) -> httpx.Response:
         """One member request (``path`` under the API's base URL); answers like ``ProviderClient.request``."""
+        if not self._gathers:
+            return await self._http.request(method, path, json=json, params=params)
         asked = _Asked(method, path, params, json)
         if not self._gathering:
             self._spawn(self._send_gathered())

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 from pipeline.errors import ConfigError, PermanentError, RetryableError
 from pipeline.providers.mailchimp import MailchimpMapper, MailchimpProvider, MemberHolder, may_archive
-from pipeline.providers.mailchimp_batches import batch_threshold
+from pipeline.providers.mailchimp_batches import batch_threshold, gathers
 from tests.unit.providers.wire import MAILCHIMP, Recorder, answer, change, mailchimp, records, spec_validator
 
 SPEC = "mailchimp-lists-members.openapi.json"
@@ -496,3 +496,12 @@ def test_member_requests_go_as_a_batch_only_where_the_lane_would_send_them_one_b
     unlimited lane (the latency benchmark's) never, so a move is not held a second for a poll."""
     settings = MAILCHIMP.model_copy(update={"rate_per_second": rate_per_second, "batch_poll_s": poll_s})
     assert batch_threshold(settings) == threshold
+
+
+@pytest.mark.parametrize(("rate_per_second", "waits"), [(0.4, True), (10.0, True), (3_000.0, True), (10_000.0, False)])
+def test_member_requests_wait_for_each_other_only_where_a_batch_may_come_of_them(
+    rate_per_second: float, waits: bool
+) -> None:
+    """At the default 500 × 4 a dispatch asks for up to ~2,000 member requests at once: a lane of
+    10,000 requests a second would batch only past 10,003, so its requests go at once, unwaited."""
+    assert gathers(MAILCHIMP.model_copy(update={"rate_per_second": rate_per_second})) is waits
