@@ -68,7 +68,9 @@ def dispatcher_agent(name: str) -> None:
             flushing=lambda: not app.flow_control.is_active(),
         )
         built_for = lane.generation
-        batch_max = lane.settings.batch_size * lane.settings.max_in_flight
+        # enough for every request in flight, but no more than any stage takes: what a dispatch has
+        # decoded at once (records, guard rows, request bodies) is most of a worker's peak memory
+        batch_max = min(lane.settings.batch_size * lane.settings.max_in_flight, context.settings.batch_max)
 
         async def handle(events: Sequence[EventT[bytes]]) -> list[Outgoing]:
             nonlocal built_for

@@ -61,9 +61,11 @@ def create_app(settings: Settings) -> tuple[faust.App, StageTopics, StageTables]
         table_cleanup_interval=60.0,
         table_standby_replicas=settings.standby_replicas,
         # A stage's inbox (pipeline/kafka/inbox.py) pauses fetching its partitions once it holds
-        # this many messages, and resumes at half. 2,048 instead left the 200 k drain's peak RSS as
-        # it was (214 against 213 MB): the inbox is not what holds a worker's memory.
-        stream_buffer_maxsize=8192,
+        # this many messages, and resumes at half: two of its stage's batches, one taken while the
+        # next arrives; the rest waits in Kafka. What a worker holds fetched and taken sets its peak
+        # memory (8,192 before: the bottleneck stage's inbox filled to it; benchmarks/README.md,
+        # "Tenth session").
+        stream_buffer_maxsize=2 * settings.batch_max,
         broker_max_poll_records=500,
         # One record batch of a partition's outputs (pipeline/kafka/producing.py), not one per 16 KiB
         # (Faust's default): aiokafka sends one batch per partition per request and waits for the

@@ -351,7 +351,11 @@ class Settings(BaseSettings):
         description="RocksDB write buffers (memtables) all of a worker's tables share, MiB; past it the "
         "largest is flushed. Less costs CPU per write (4 MiB: about a third more per put).",
     )
-    batch_max: int = Field(default=1000, gt=0, le=100_000, description="Events a stage takes at once.")
+    batch_max: int = Field(
+        default=1000, gt=0, le=100_000,
+        description="Events a stage takes at once (a dispatcher too, if its lane's batch_size × max_in_flight "
+        "is larger); a stage's inbox holds twice this many fetched before it pauses the fetch.",
+    )
     batch_within_s: float = Field(
         default=0.2, gt=0, le=60,
         description="Longest a batch waits for more events after its first (it goes as soon as its input pauses).",

@@ -188,3 +188,8 @@ def test_the_standby_replicas_setting_reaches_the_faust_app() -> None:
 def test_the_producer_sends_a_partition_s_outputs_in_record_batches_of_256_kib() -> None:
     app, _, _ = create_app(Settings())
     assert app.conf.producer_max_batch_size == 256 * 1024
+
+
+def test_a_stage_s_inbox_holds_two_of_its_batches_before_the_fetch_pauses() -> None:
+    app, _, _ = create_app(Settings(batch_max=300))
+    assert app.conf.stream_buffer_maxsize == 600
