@@ -343,7 +343,7 @@ class Settings(BaseSettings):
     log_level: LogLevel = "INFO"
     table_store: TableStore = "rocksdb://"
     table_block_cache_mib: int = Field(
-        default=4, ge=1, le=4096,
+        default=2, ge=1, le=4096,
         description="RocksDB block cache all of a worker's tables share, MiB (benchmarks/README.md, \"Memory\").",
     )
     table_write_buffers_mib: int = Field(
