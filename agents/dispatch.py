@@ -24,7 +24,7 @@ from pipeline.delivery.rate_limit import ProviderLane
 from pipeline.kafka.messages import headers_of, value_of
 from pipeline.kafka.producing import Outgoing, produce_all
 from pipeline.kafka.stage_loop import decode_each, run_stage
-from pipeline.providers import Provider, build_lane_provider, request_grouping
+from pipeline.providers import Provider, build_lane_provider, dispatch_batch_max, request_grouping
 from pipeline.stages.dispatch import Pending
 from schemas.dispatch import DispatchRecord
 from schemas.headers import from_headers
@@ -68,9 +68,7 @@ def dispatcher_agent(name: str) -> None:
             flushing=lambda: not app.flow_control.is_active(),
         )
         built_for = lane.generation
-        # enough for every request in flight, but no more than any stage takes: what a dispatch has
-        # decoded at once (records, guard rows, request bodies) is most of a worker's peak memory
-        batch_max = min(lane.settings.batch_size * lane.settings.max_in_flight, context.settings.batch_max)
+        batch_max = dispatch_batch_max(name, lane.settings, context.settings.batch_max)
 
         async def handle(events: Sequence[EventT[bytes]]) -> list[Outgoing]:
             nonlocal built_for

@@ -20,6 +20,7 @@ from pipeline.providers import hubspot, mailchimp, salesforce, salesforce_api
 from pipeline.providers.base import DeliveryResult, Mapper, Provider, RequestOf, by_operation
 from pipeline.providers.hubspot import HubSpotMapper, HubSpotProvider
 from pipeline.providers.mailchimp import MailchimpMapper, MailchimpProvider
+from pipeline.providers.mailchimp_batches import gathers
 from pipeline.providers.salesforce import SalesforceMapper, SalesforceProvider
 from pipeline.settings import (
     HubSpotSettings,
@@ -31,7 +32,7 @@ from pipeline.settings import (
 
 __all__ = [
     "DeliveryResult", "Mapper", "Provider", "build_lane_provider", "build_mappers", "build_provider",
-    "build_providers", "check_credentials", "check_lane_credentials", "request_grouping",
+    "build_providers", "check_credentials", "check_lane_credentials", "dispatch_batch_max", "request_grouping",
 ]
 
 S = TypeVar("S", bound=ProviderSettings)
@@ -44,6 +45,8 @@ class _Adapter(Generic[S]):
     mapper: Callable[[S], Mapper]
     credentials: Callable[[S], object]  # what the adapter authenticates with; ConfigError when it cannot
     request_of: RequestOf = by_operation  # which of its calls carries a record
+    # whether it gathers a dispatch's requests into batch operations on this lane (Mailchimp's /batches)
+    gathers: Callable[[S], bool] = lambda lane: False  # noqa: E731  (no adapter but Mailchimp's does)
 
 
 _ADAPTERS: dict[str, _Adapter[Any]] = {
@@ -51,7 +54,9 @@ _ADAPTERS: dict[str, _Adapter[Any]] = {
     "salesforce": _Adapter(
         SalesforceSettings, SalesforceProvider, SalesforceMapper, salesforce_api.credentials, salesforce.request_of
     ),
-    "mailchimp": _Adapter(MailchimpSettings, MailchimpProvider, MailchimpMapper, mailchimp.credentials),
+    "mailchimp": _Adapter(
+        MailchimpSettings, MailchimpProvider, MailchimpMapper, mailchimp.credentials, gathers=gathers
+    ),
 }
 
 
@@ -78,6 +83,15 @@ def build_lane_provider(
 def request_grouping(name: str, lane: ProviderSettings) -> RequestOf:
     """Which of provider ``name``'s calls carries a record (the dispatcher fills requests by it)."""
     return _adapter(name, lane).request_of
+
+
+def dispatch_batch_max(name: str, lane: ProviderSettings, stage_batch_max: int) -> int:
+    """Events one dispatch of provider ``name`` takes from Kafka: enough to fill every request in
+    flight (``batch_size × max_in_flight``), but no more than any stage takes (``stage_batch_max``),
+    since what a dispatch has decoded is most of a worker's peak memory; except on a lane where the
+    adapter gathers the dispatch's requests into batch operations, which are as full as the dispatch."""
+    whole = lane.batch_size * lane.max_in_flight
+    return whole if _adapter(name, lane).gathers(lane) else min(whole, stage_batch_max)
 
 
 def build_providers(settings: ProvidersSettings) -> dict[str, Provider]:

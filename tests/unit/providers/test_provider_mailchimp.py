@@ -16,8 +16,10 @@ import pytest
 from pydantic import SecretStr
 
 from pipeline.errors import ConfigError, PermanentError, RetryableError
+from pipeline.providers import dispatch_batch_max
 from pipeline.providers.mailchimp import MailchimpMapper, MailchimpProvider, MemberHolder, may_archive
 from pipeline.providers.mailchimp_batches import batch_threshold, gathers
+from pipeline.settings import ProvidersSettings
 from tests.unit.providers.wire import MAILCHIMP, Recorder, answer, change, mailchimp, records, spec_validator
 
 SPEC = "mailchimp-lists-members.openapi.json"
@@ -505,3 +507,15 @@ def test_member_requests_wait_for_each_other_only_where_a_batch_may_come_of_them
     """At the default 500 × 4 a dispatch asks for up to ~2,000 member requests at once: a lane of
     10,000 requests a second would batch only past 10,003, so its requests go at once, unwaited."""
     assert gathers(MAILCHIMP.model_copy(update={"rate_per_second": rate_per_second})) is waits
+
+
+@pytest.mark.parametrize(("name", "rate_per_second", "events"), [
+    ("mailchimp", 0.4, 2_000),  # its /batches carry what one dispatch holds: all it can send at once
+    ("mailchimp", 10_000.0, 1_000),  # nothing gathers: no more than any stage takes
+    ("hubspot", 0.4, 400),  # 100 × 4 in flight, under the stages' 1,000
+])
+def test_a_dispatch_takes_more_than_a_stage_only_where_its_requests_are_gathered_into_batches(
+    name: str, rate_per_second: float, events: int
+) -> None:
+    lane = getattr(ProvidersSettings(), name).model_copy(update={"rate_per_second": rate_per_second})
+    assert dispatch_batch_max(name, lane, stage_batch_max=1_000) == events
