@@ -61,10 +61,10 @@ def create_app(settings: Settings) -> tuple[faust.App, StageTopics, StageTables]
         table_cleanup_interval=60.0,
         table_standby_replicas=settings.standby_replicas,
         # A stage's inbox (pipeline/kafka/inbox.py) pauses fetching its partitions once it holds
-        # this many messages, and resumes at half: two of its stage's batches, one taken while the
-        # next arrives; the rest waits in Kafka. What a worker holds fetched and taken sets its peak
-        # memory (8,192 before: the bottleneck stage's inbox filled to it; benchmarks/README.md,
-        # "Tenth session").
+        # this many messages, and resumes at half: two batches of batch_max, one taken while the next
+        # arrives (one, for a Mailchimp dispatch that gathers its requests); the rest waits in
+        # Kafka. What a worker holds fetched and taken sets its peak memory (8,192 before: the
+        # bottleneck stage's inbox filled to it; benchmarks/README.md, "Tenth session").
         stream_buffer_maxsize=2 * settings.batch_max,
         broker_max_poll_records=500,
         # One record batch of a partition's outputs (pipeline/kafka/producing.py), not one per 16 KiB

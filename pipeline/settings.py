@@ -354,7 +354,8 @@ class Settings(BaseSettings):
     batch_max: int = Field(
         default=1000, gt=0, le=100_000,
         description="Events a stage takes at once (a dispatcher too, if its lane's batch_size × max_in_flight "
-        "is larger); a stage's inbox holds twice this many fetched before it pauses the fetch.",
+        "is larger, unless it gathers its requests into batch operations); a stage's inbox holds twice this "
+        "many fetched before it pauses the fetch.",
     )
     batch_within_s: float = Field(
         default=0.2, gt=0, le=60,

@@ -46,7 +46,7 @@ class _Adapter(Generic[S]):
     credentials: Callable[[S], object]  # what the adapter authenticates with; ConfigError when it cannot
     request_of: RequestOf = by_operation  # which of its calls carries a record
     # whether it gathers a dispatch's requests into batch operations on this lane (Mailchimp's /batches)
-    gathers: Callable[[S], bool] = lambda lane: False  # noqa: E731  (no adapter but Mailchimp's does)
+    gathers: Callable[[S], bool] = lambda lane: False
 
 
 _ADAPTERS: dict[str, _Adapter[Any]] = {
