@@ -11,6 +11,9 @@ table's store, each fetch in one RocksDB write batch (``Table.apply_changelog_ba
 recovery calls per buffer), and moves Faust's standby offset with them, from which the next
 rebalance seeks and which skips a row seen already. A partition this worker recovers as its
 owner's, after a rebalance, still goes Faust's way: its end signals that recovery is over.
+
+RocksDB stores the raw bytes of each row's message; the in-memory store (``memory://``) keeps keys
+and values decoded, so its rows are decoded as the changelog topic decodes them for Faust's recovery.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NamedTuple, cast
 
+from faust.stores.rocksdb import Store as RocksDBStore
 from faust.types import TP, AppT, EventT, Message
 
 
 class _Row(NamedTuple):
-    """What a store's ``apply_changelog_batch`` reads of a changelog event: its message."""
+    """What the RocksDB store's ``apply_changelog_batch`` reads of a changelog event: its message."""
 
     message: Message
 
@@ -32,12 +36,19 @@ def holds_as_standby(app: AppT, tp: TP) -> bool:
     return tp in cast(Any, app.tables).recovery.standby_tps
 
 
-def apply_standby_rows(app: AppT, tp: TP, messages: Sequence[Message]) -> None:
+async def apply_standby_rows(app: AppT, tp: TP, messages: Sequence[Message]) -> None:
     """Write the rows of ``messages`` (one standby changelog partition, in offset order) that the
     copy does not hold yet to its table, and record the last as applied."""
     recovery = cast(Any, app.tables).recovery
     seen = recovery.standby_offsets.get(tp)
-    rows = [_Row(message) for message in messages if seen is None or message.offset > seen]
-    if rows:
-        recovery.tp_to_table[tp].apply_changelog_batch(cast(list[EventT[bytes]], rows))
-        recovery.standby_offsets[tp] = rows[-1].message.offset
+    new = [message for message in messages if seen is None or message.offset > seen]
+    if not new:
+        return
+    table = recovery.tp_to_table[tp]
+    rows: list[Any]
+    if isinstance(table.data, RocksDBStore):
+        rows = [_Row(message) for message in new]
+    else:
+        rows = [await table.changelog_topic.decode(message, propagate=True) for message in new]
+    table.apply_changelog_batch(cast(list[EventT[bytes]], rows))
+    recovery.standby_offsets[tp] = new[-1].offset

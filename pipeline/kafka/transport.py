@@ -187,7 +187,7 @@ class Consumer(aiokafka.Consumer):
             inboxes = inboxes_of.get(tp.topic)
             if not inboxes:  # a table's changelog: a standby copy's rows, or a recovery's
                 if holds_as_standby(self.app, tp):
-                    apply_standby_rows(self.app, tp, await self._new_messages(tp, tp_records))
+                    await apply_standby_rows(self.app, tp, await self._new_messages(tp, tp_records))
                 else:
                     rest[tp] = tp_records
                 continue

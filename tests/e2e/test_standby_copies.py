@@ -43,6 +43,22 @@ async def test_both_workers_hold_every_table_partition_as_its_changelog_says(pip
                 assert held == _latest_rows(in_log), (worker.data_dir, table, partition)
 
 
+@pytest.mark.timeout(300)
+async def test_tables_kept_in_memory_are_copied_from_the_changelog_too(pipeline) -> None:
+    """With tables in memory (``CONTACTSYNC_TABLE_STORE=memory://``), whose store keeps keys and values
+    decoded, each worker's standby copy takes the other's changelog rows and both workers keep
+    running: every change arrives, none stale, and no worker stopped on a row it could not read."""
+    harness, exits = pipeline
+    await harness.start(exits, workers=2, env={"CONTACTSYNC_TABLE_STORE": "memory://"})
+    events = list(generate_events(3000, records=600, seed=5))
+    await harness.publish(events)
+    verdict = await harness.settle(events, timeout_s=180)
+    assert (verdict.lost, verdict.stale) == ([], []), harness.logs()
+    await asyncio.sleep(3)  # the last rows reach the copies a fetch later
+    assert all(worker.running for worker in harness.workers), harness.logs()
+    assert not [w.log_file for w in harness.workers if "Crashed" in w.log_file.read_text()], harness.logs()
+
+
 def _changelogs(catalog) -> dict[str, str]:  # type: ignore[no-untyped-def]
     """Table name -> its changelog topic (``pipeline.kafka.tables.create_tables``)."""
     return {
