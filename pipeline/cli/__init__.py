@@ -5,6 +5,12 @@ from __future__ import annotations
 import os
 import sys
 
+# rich draws typer's help panels and structlog's console tracebacks. structlog imports it whenever it
+# is installed (typer requires it), and a worker then keeps its modules, ~3 MB of RSS, for its
+# lifetime (benchmarks/README.md, "Eleventh session"). Without it, help and tracebacks are plain
+# text; nothing of contactsync's own output changes. A process that imported rich already keeps it.
+sys.modules.setdefault("rich", None)  # type: ignore[arg-type]  # None: `import rich` raises ImportError
+
 import typer
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
@@ -16,7 +22,11 @@ from pipeline.settings import Settings
 from pipeline.settings_env import json_problem, unknown_variables, validation_problems
 
 app = typer.Typer(
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: rich is kept out (above)
+    context_settings={"max_content_width": 120},  # a wider terminal shows more of each command's help
     help="Keep HubSpot, Salesforce and Mailchimp in sync with a contacts database.",
 )
 
