@@ -94,7 +94,8 @@ async def one_run(bench: Bench, options: Options, dsn: str) -> dict[str, Any]:
         try:
             async with sample_processes({"connect": state.pid}) as samples:
                 result = await _phases(pipeline, connect, dsn, mix, load_source_mapping(mapping_file), options)
-            steady = samples.memory(*result.pop("steady_window_ms"), prefix="connect")
+            start_ms, end_ms = result.pop("steady_window_ms")
+            steady = samples.memory(start_ms, end_ms, prefix="connect")
             first = round(samples.samples["connect"][0].rss_mb, 1) if samples.samples["connect"] else None
         finally:
             connect.stop()

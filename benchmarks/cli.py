@@ -15,7 +15,6 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from benchmarks.harness import Bench, open_bench
-from benchmarks.report import Results
 
 OptionsT = TypeVar("OptionsT")
 
@@ -40,7 +39,7 @@ def parse_options(options: type[OptionsT], description: str, argv: list[str] | N
 
 
 def run_alone(
-    name: str, options: type[OptionsT], run: Callable[[Bench, OptionsT], Coroutine[Any, Any, Results]], description: str
+    name: str, options: type[OptionsT], run: Callable[[Bench, OptionsT], Coroutine[Any, Any, object]], description: str
 ) -> None:
     chosen = parse_options(options, description)
     with open_bench(name) as bench:

@@ -16,7 +16,7 @@ import asyncio
 import sys
 import tempfile
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from typing import Any, cast
 
 import faust
 
@@ -51,9 +51,10 @@ def relay_app(bootstrap: str, app_id: str, topics: Sequence[str], datadir: str) 
     return app
 
 
-def _forwarder(app: faust.App, target: str) -> Callable[[faust.StreamT], Coroutine[Any, Any, None]]:
-    async def forward(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(TAKE_MAX, within=TAKE_WITHIN_S):
+def _forwarder(app: faust.App, target: str) -> Callable[[faust.StreamT[bytes]], Coroutine[Any, Any, None]]:
+    async def forward(stream: faust.StreamT[bytes]) -> None:
+        # Faust hands an agent a Stream; its interface StreamT does not declare take_events.
+        async for events in cast(faust.Stream[bytes], stream).take_events(TAKE_MAX, within=TAKE_WITHIN_S):
             futures = [
                 await app.producer.send(target, event.message.key, event.message.value, None, None, None)
                 for event in events
