@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple, cast
 
 from faust.stores.rocksdb import Store as RocksDBStore
-from faust.types import TP, AppT, EventT, Message
+from faust.types import TP, AppT, Message
 
 
 class _Row(NamedTuple):
@@ -45,10 +45,9 @@ async def apply_standby_rows(app: AppT, tp: TP, messages: Sequence[Message]) -> 
     if not new:
         return
     table = recovery.tp_to_table[tp]
-    rows: list[Any]
     if isinstance(table.data, RocksDBStore):
-        rows = [_Row(message) for message in new]
+        rows: list[Any] = [_Row(message) for message in new]
     else:
         rows = [await table.changelog_topic.decode(message, propagate=True) for message in new]
-    table.apply_changelog_batch(cast(list[EventT[bytes]], rows))
+    table.apply_changelog_batch(rows)
     recovery.standby_offsets[tp] = new[-1].offset
